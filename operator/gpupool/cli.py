@@ -1,0 +1,65 @@
+"""The `gpupool` command: operator, dev cluster, benchmarks and reports.
+
+Who calls this: people at a shell, the Makefile and the demo script. Each subcommand is a
+thin shim that imports its implementation lazily, so `gpupool dev up` does not pay for
+importing kopf and `gpupool bench` does not need a cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _bench(args: argparse.Namespace, rest: list[str]) -> int:
+    if args.what == "placement":
+        from gpupool.sim import placement_bench
+
+        return placement_bench.main(rest)
+    from gpupool.sim import cycle_bench
+
+    return cycle_bench.main(rest)
+
+
+def _dev(args: argparse.Namespace, rest: list[str]) -> int:
+    from gpupool.devcluster import command
+
+    return command.main(args.action, rest)
+
+
+def _operator(args: argparse.Namespace, rest: list[str]) -> int:
+    from gpupool.controllers import runner
+
+    return runner.main(rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser; subcommands own their own flags (passed through as `rest`)."""
+    parser = argparse.ArgumentParser(prog="gpupool", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bench = sub.add_parser("bench", help="benchmarks over the scheduling core", add_help=False)
+    bench.add_argument("what", choices=["placement", "cycle"])
+    bench.set_defaults(handler=_bench)
+
+    dev = sub.add_parser("dev", help="the local control plane (etcd, apiserver, ..., kwok)", add_help=False)
+    dev.add_argument("action", choices=["build", "up", "down", "status", "nodes"])
+    dev.set_defaults(handler=_dev)
+
+    op = sub.add_parser("operator", help="run the operator", add_help=False)
+    op.add_argument("action", choices=["run"])
+    op.set_defaults(handler=_operator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `gpupool` console script."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    handler = args.handler
+    return int(handler(args, rest))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,287 @@
+"""Value types the scheduling core reads and returns.
+
+Who uses this: the operator's adapter (`gpupool.cluster`) converts Kubernetes objects into
+these values to build a `Snapshot`; `gpupool.core.schedule` turns a snapshot into
+`Decisions`; the trace simulator (`gpupool.sim`) builds the same values from CSV rows.
+Everything here is an immutable value with no I/O, so identical input gives identical
+decisions.
+
+Units: GPUs are counted in milli-GPU (1000 = one whole GPU), cpu in millicores, memory in
+bytes, time in seconds since the epoch (the clock is an input, never read here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+MILLI_PER_GPU = 1000
+
+
+class PoolClass(StrEnum):
+    """Where a node lives: bought hardware or rented capacity."""
+
+    ON_PREM = "OnPrem"
+    CLOUD = "Cloud"
+
+
+class PlacementPolicy(StrEnum):
+    """Which pools a job accepts (GPUJob `spec.placement`)."""
+
+    ON_PREM_ONLY = "OnPremOnly"
+    CLOUD_ALLOWED = "CloudAllowed"
+    SPOT_ALLOWED = "SpotAllowed"
+
+
+class QueueingStrategy(StrEnum):
+    """Head-of-line policy of a queue."""
+
+    STRICT_FIFO = "StrictFIFO"
+    BEST_EFFORT_FIFO = "BestEffortFIFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Taint:
+    """A node taint; only `NoSchedule` and `NoExecute` keep jobs off a node."""
+
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+
+@dataclass(frozen=True, slots=True)
+class Toleration:
+    """A pod toleration with Kubernetes semantics (`Equal` or `Exists`; empty effect = any)."""
+
+    key: str = ""
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+
+    def tolerates(self, taint: Taint) -> bool:
+        """True when this toleration lets a pod onto a node carrying `taint`."""
+        if self.effect and self.effect != taint.effect:
+            return False
+        if self.operator == "Exists":
+            return self.key == "" or self.key == taint.key
+        return self.key == taint.key and self.value == taint.value
+
+
+@dataclass(frozen=True, slots=True)
+class GpuNode:
+    """A schedulable node with identical GPUs, as the core sees it.
+
+    `gpu_used_milli` is not stored here: allocation is derived from the running jobs of a
+    snapshot (plus `reserved_*` for capacity held by pods gpupool does not manage), so a
+    snapshot can never disagree with itself.
+    """
+
+    name: str
+    gpu_model: str
+    gpus: int
+    cpu_milli: int
+    memory_bytes: int
+    pool: str = ""
+    pool_class: PoolClass = PoolClass.ON_PREM
+    spot: bool = False
+    taints: tuple[Taint, ...] = ()
+    ready: bool = True
+    reserved_cpu_milli: int = 0
+    reserved_memory_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerShape:
+    """What one worker of a job asks for.
+
+    `gpu_milli` is either a share of one GPU (1..999) or a whole number of GPUs
+    (a multiple of 1000); 0 means a CPU-only worker.
+    """
+
+    gpu_milli: int
+    cpu_milli: int = 0
+    memory_bytes: int = 0
+
+    @property
+    def is_fractional(self) -> bool:
+        """True for a share of a single GPU."""
+        return 0 < self.gpu_milli < MILLI_PER_GPU
+
+    @property
+    def whole_gpus(self) -> int:
+        """Whole GPUs per worker (0 for a share or a CPU-only worker)."""
+        return self.gpu_milli // MILLI_PER_GPU if self.gpu_milli >= MILLI_PER_GPU else 0
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSlice:
+    """`milli` milli-GPU of the GPU at `index` (counting from 0 within its node)."""
+
+    index: int
+    milli: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPlacement:
+    """Where worker number `worker` of a job runs and which GPU slices it holds."""
+
+    worker: int
+    node: str
+    gpus: tuple[GpuSlice, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A GPUJob as the core sees it: pending when `placements` is empty, else holding them.
+
+    `key` is unique and stable (`namespace/name`). `submitted_at` orders equal-priority
+    work (FIFO); `admitted_at` is when the current attempt was admitted (used for
+    `minRuntime` and for choosing the most recently started victim).
+    """
+
+    key: str
+    queue: str
+    shape: WorkerShape
+    workers: int = 1
+    priority: int = 0
+    gpu_models: tuple[str, ...] = ()
+    placement_policy: PlacementPolicy = PlacementPolicy.ON_PREM_ONLY
+    preemptible: bool = True
+    submitted_at: float = 0.0
+    tolerations: tuple[Toleration, ...] = ()
+    admitted_at: float | None = None
+    placements: tuple[WorkerPlacement, ...] = ()
+
+    @property
+    def total_gpu_milli(self) -> int:
+        """milli-GPU the whole gang holds when running."""
+        return self.shape.gpu_milli * self.workers
+
+    @property
+    def is_running(self) -> bool:
+        """True when the job holds placements (admitted, possibly still starting)."""
+        return bool(self.placements)
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """Nominal GPUs a queue owns of one flavor: a GPU model or a pool (exactly one is set).
+
+    `borrowing_limit` caps how many GPUs beyond nominal the queue may borrow from its
+    cohort (None = unlimited); `lending_limit` caps how many of its idle nominal GPUs the
+    cohort may borrow (None = all of them).
+    """
+
+    nominal_gpus: int
+    gpu_model: str | None = None
+    pool: str | None = None
+    borrowing_limit_gpus: int | None = None
+    lending_limit_gpus: int | None = None
+
+    @property
+    def flavor(self) -> str:
+        """The name this quota is keyed by: `pool:<name>` or `model:<name>`."""
+        return f"pool:{self.pool}" if self.pool is not None else f"model:{self.gpu_model}"
+
+
+@dataclass(frozen=True, slots=True)
+class PreemptionRules:
+    """GPUQueue `spec.preemption`."""
+
+    reclaim_within_cohort: bool = True
+    within_queue: bool = True
+    min_runtime_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """A GPUQueue: quotas, cohort, fair-share weight and what history the core needs.
+
+    `decayed_usage_gpu_seconds` is the queue's GPU usage decayed with the configured
+    half-life up to the snapshot's clock; the adapter keeps it (see
+    `gpupool.core.fairshare`). `budget_exhausted` is decided by the cost layer.
+    """
+
+    name: str
+    quotas: tuple[Quota, ...] = ()
+    cohort: str | None = None
+    weight: float = 1.0
+    max_priority: int | None = None
+    strategy: QueueingStrategy = QueueingStrategy.BEST_EFFORT_FIFO
+    preemption: PreemptionRules = field(default_factory=PreemptionRules)
+    allow_cloud: bool = True
+    allow_spot: bool = False
+    decayed_usage_gpu_seconds: float = 0.0
+    budget_exhausted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """Knobs of one scheduling cycle; the operator fills it from its settings."""
+
+    placement_policy: str = "default"
+    fair_share_half_life_seconds: float = 3600.0
+    max_admissions_per_cycle: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one scheduling cycle may look at, frozen at `now`."""
+
+    now: float
+    nodes: tuple[GpuNode, ...]
+    queues: tuple[Queue, ...]
+    running: tuple[Job, ...] = ()
+    pending: tuple[Job, ...] = ()
+    seed: int = 0
+
+
+class WaitCode(StrEnum):
+    """Why a job was left waiting; `message` on `Waiting` carries the human sentence."""
+
+    QUEUE_NOT_FOUND = "QueueNotFound"
+    QUOTA_EXHAUSTED = "QuotaExhausted"
+    NO_FITTING_NODE = "NoFittingNode"
+    INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+    BEHIND_HIGHER_PRIORITY = "BehindHigherPriority"
+    BLOCKED_BY_HEAD_OF_LINE = "BlockedByHeadOfLine"
+    BUDGET_EXHAUSTED = "BudgetExhausted"
+    PRIORITY_ABOVE_QUEUE_MAX = "PriorityAboveQueueMax"
+    WAITING_FOR_PREEMPTION = "WaitingForPreemption"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Admit `job_key` with these placements (one per worker). `borrowed_gpus` > 0 when
+    the admission uses capacity borrowed from the cohort."""
+
+    job_key: str
+    placements: tuple[WorkerPlacement, ...]
+    borrowed_gpus: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Preemption:
+    """Evict `victim_key` so that `preemptor_key` can run; `message` says who and why."""
+
+    victim_key: str
+    preemptor_key: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """`job_key` stays queued for `code`; `message` is a sentence a person can act on."""
+
+    job_key: str
+    code: WaitCode
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decisions:
+    """The output of one cycle: values only; the operator's loop applies them."""
+
+    admissions: tuple[Admission, ...] = ()
+    preemptions: tuple[Preemption, ...] = ()
+    waiting: tuple[Waiting, ...] = ()
