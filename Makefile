@@ -1,0 +1,54 @@
+# gpupool developer entry points. Quick start: `make demo`, then `make test`.
+# Everything installs itself: the virtualenv (.venv), the Python packages, and the
+# control-plane binaries, built once per machine from Go modules into ~/.cache/gpupool.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PYTEST_ARGS ?=
+
+.PHONY: help venv build crds crds-check lint test test-unit test-cluster demo down clean
+
+help:
+	@echo "make demo   - build and start a local cluster, run the operator and example jobs"
+	@echo "make test   - lint, type-check, layering contract and the full test suite (real cluster)"
+	@echo "make down   - stop the local cluster and the operator started by the demo"
+	@echo "make crds   - regenerate crds/ from the pydantic API models"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+build: venv
+	$(BIN)/gpupool dev build
+
+crds: venv
+	$(PY) -m gpupool.api.crdgen --out crds
+
+crds-check: venv
+	$(PY) -m gpupool.api.crdgen --out crds --check
+
+lint: venv
+	$(BIN)/ruff check operator tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test-unit: venv
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test: lint crds-check build
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+demo: build
+	$(BIN)/gpupool demo $(DEMO_ARGS)
+
+down: venv
+	$(BIN)/gpupool dev down
+
+clean: down
+	rm -rf $(VENV)
