@@ -11,24 +11,14 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import kubectl
 from kubernetes.client.exceptions import ApiException
 
+from conftest import kubectl
 from gpupool.devcluster.nodes import GPU_RESOURCE, LABEL_GPU_MODEL, GpuNodeSpec, NodeTaint, create_gpu_node
 from gpupool.devcluster.versions import KUBERNETES_VERSION
+from kube_helpers import wait_for
 
 pytestmark = pytest.mark.cluster
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll `predicate` until it returns something truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def sleeper_pod(name: str, node: str, annotations: dict[str, str]) -> dict[str, Any]:
@@ -38,9 +28,7 @@ def sleeper_pod(name: str, node: str, annotations: dict[str, str]) -> dict[str, 
             "nodeName": node,
             "restartPolicy": "Never",
             "tolerations": [{"key": "gpupool.io/test", "operator": "Exists"}],
-            "containers": [
-                {"name": "main", "image": "busybox", "resources": {"limits": {GPU_RESOURCE: "1"}}}
-            ],
+            "containers": [{"name": "main", "image": "busybox", "resources": {"limits": {GPU_RESOURCE: "1"}}}],
         },
     }
 
@@ -56,8 +44,13 @@ def test_apiserver_reports_the_pinned_version(kubeconfig: str) -> None:
 
 def test_kwok_gpu_node_is_ready_with_gpu_capacity_labels_and_taints(core_api: Any) -> None:
     spec = GpuNodeSpec(
-        name="it-node-labels", gpus=4, gpu_model="H100", pool="cloud-h100", node_class="Cloud",
-        spot=True, taints=(NodeTaint("gpupool.io/test", "x"),),
+        name="it-node-labels",
+        gpus=4,
+        gpu_model="H100",
+        pool="cloud-h100",
+        node_class="Cloud",
+        spot=True,
+        taints=(NodeTaint("gpupool.io/test", "x"),),
     )
     create_gpu_node(core_api, spec)
 
@@ -97,9 +90,7 @@ def test_pod_on_kwok_node_runs_then_succeeds_after_its_annotated_delay(core_api:
 def test_pod_annotated_to_fail_ends_failed(core_api: Any, namespace: str) -> None:
     create_gpu_node(core_api, GpuNodeSpec(name="it-node-fail", gpus=8))
     core_api.create_namespaced_pod(namespace, sleeper_pod("crash", "it-node-fail", {"gpupool.io/sim-fail-after": "1s"}))
-    wait_for(
-        lambda: core_api.read_namespaced_pod("crash", namespace).status.phase == "Failed", 20, "the pod to fail"
-    )
+    wait_for(lambda: core_api.read_namespaced_pod("crash", namespace).status.phase == "Failed", 20, "the pod to fail")
 
 
 def test_deleted_pod_is_gone_without_a_kubelet(core_api: Any, namespace: str) -> None:
@@ -133,12 +124,19 @@ def test_rbac_denies_an_unprivileged_identity(kubeconfig: str, namespace: str) -
     assert before.returncode != 0 and "Forbidden" in before.stderr
     kubectl(kubeconfig, "create", "role", "pod-reader", "--verb=list", "--resource=pods", "-n", namespace)
     kubectl(
-        kubeconfig, "create", "rolebinding", "reader", "--role=pod-reader",
-        f"--serviceaccount={namespace}:reader", "-n", namespace,
+        kubeconfig,
+        "create",
+        "rolebinding",
+        "reader",
+        "--role=pod-reader",
+        f"--serviceaccount={namespace}:reader",
+        "-n",
+        namespace,
     )
     after = wait_for(
         lambda: (r := kubectl(kubeconfig, "get", "pods", "-n", namespace, *flags, check=False)).returncode == 0 and r,
-        15, "the role binding to take effect",
+        15,
+        "the role binding to take effect",
     )
     assert after.returncode == 0
 
@@ -147,7 +145,9 @@ def test_second_dev_up_does_not_start_another_cluster(dev_cluster: Any) -> None:
     before = [(r.name, r.pid) for r, alive in dev_cluster.running() if alive]
     result = subprocess.run(
         [sys.executable, "-m", "gpupool.cli", "dev", "up", "--state-dir", str(dev_cluster.state_dir)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "already running" in result.stdout
@@ -157,6 +157,8 @@ def test_second_dev_up_does_not_start_another_cluster(dev_cluster: Any) -> None:
 
     status = subprocess.run(
         [sys.executable, "-m", "gpupool.cli", "dev", "status", "--state-dir", str(dev_cluster.state_dir)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert status.returncode == 0 and status.stdout.count("running") == 5

@@ -73,8 +73,14 @@ def build_component(component: Component, progress: Progress = print) -> Path:
     module_dir = hack_dir() / component.module
     log_path = target.parent / f"{target.name}.build.log"
     command = [
-        "go", "build", "-trimpath", "-ldflags", component.ldflags,
-        "-o", str(staging) + os.sep, *component.packages,
+        "go",
+        "build",
+        "-trimpath",
+        "-ldflags",
+        component.ldflags,
+        "-o",
+        str(staging) + os.sep,
+        *component.packages,
     ]
     if len(component.packages) == 1 and len(component.binaries) == 1:
         command[command.index("-o") + 1] = str(staging / component.binaries[0])

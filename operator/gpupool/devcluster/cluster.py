@@ -164,8 +164,7 @@ class DevCluster:
         self.logs.mkdir(parents=True)
         certs.write_pki(self.pki)
         ports = {
-            name: free_port()
-            for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok")
+            name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok")
         }
         apiserver_url = f"https://127.0.0.1:{ports['apiserver']}"
         for identity in certs.CLIENT_IDENTITIES:
@@ -349,9 +348,7 @@ class DevCluster:
                     },
                 }
             ],
-            "contexts": [
-                {"name": "gpupool-dev", "context": {"cluster": "gpupool-dev", "user": identity.user}}
-            ],
+            "contexts": [{"name": "gpupool-dev", "context": {"cluster": "gpupool-dev", "user": identity.user}}],
             "current-context": "gpupool-dev",
         }
         path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -385,4 +382,3 @@ class DevCluster:
 def kubernetes_version() -> str:
     """The Kubernetes version this dev cluster runs."""
     return KUBERNETES_VERSION
-

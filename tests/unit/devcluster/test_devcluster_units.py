@@ -40,14 +40,21 @@ def test_completion_stages_read_the_delay_from_the_annotation_without_jitter(sta
 
 def test_gpu_node_manifest_carries_capacity_labels_taints_and_kwok_annotation() -> None:
     manifest = GpuNodeSpec(
-        name="n1", gpus=4, gpu_model="H100", pool="burst", node_class="Cloud", spot=True,
+        name="n1",
+        gpus=4,
+        gpu_model="H100",
+        pool="burst",
+        node_class="Cloud",
+        spot=True,
         taints=(NodeTaint("dedicated", "gpu"),),
     ).manifest()
     assert manifest["status"]["capacity"][GPU_RESOURCE] == "4"
     assert manifest["status"]["allocatable"] == manifest["status"]["capacity"]
     labels = manifest["metadata"]["labels"]
     assert (labels["gpupool.io/gpu-model"], labels["gpupool.io/pool"], labels["gpupool.io/class"]) == (
-        "H100", "burst", "Cloud",
+        "H100",
+        "burst",
+        "Cloud",
     )
     assert labels["gpupool.io/spot"] == "true"
     assert labels["node.kubernetes.io/instance-type"] == "h100-x4"
@@ -57,7 +64,9 @@ def test_gpu_node_manifest_carries_capacity_labels_taints_and_kwok_annotation() 
 
 def test_cluster_state_round_trips_through_json() -> None:
     state = ClusterState(
-        kubeconfig="/k", apiserver_url="https://127.0.0.1:1", ports={"etcd": 2},
+        kubeconfig="/k",
+        apiserver_url="https://127.0.0.1:1",
+        ports={"etcd": 2},
         processes=[ProcessRecord("etcd", 10, ["/bin/etcd"], "/l", "http://h")],
     )
     assert ClusterState.from_json(state.to_json()) == state

@@ -1,0 +1,132 @@
+"""`gpupool operator run`: kopf watches feeding the cache, one scheduling loop, health.
+
+Who calls this: `gpupool.cli` (and through it the demo, the Helm chart's container and the
+tests). Start-up order matters: settings and logging; then kopf's start-up handler lists
+every kind into the cache (so the loop never decides on a half-listed cluster), marks it
+synced and starts the loop thread; then kopf's watches keep the cache fresh. A periodic
+re-list repairs anything a watch missed. Stopping (SIGTERM/SIGINT) stops the loop first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import kopf
+from kubernetes import config as kube_config
+
+from gpupool.cluster.cache import ClusterCache, Kind
+from gpupool.cluster.writer import ClusterWriter
+from gpupool.controllers import handlers
+from gpupool.controllers.health import HealthServer, loop_is_live
+from gpupool.controllers.logs import configure_logging
+from gpupool.controllers.loop import SchedulingLoop
+from gpupool.settings import OperatorSettings
+
+log = logging.getLogger("gpupool.operator")
+
+RESYNC_SECONDS = 300.0
+
+
+def list_everything(cache: ClusterCache, writer: ClusterWriter) -> None:
+    """Fill the cache from fresh lists of every kind the loop reads."""
+    for kind in (Kind.JOB, Kind.QUEUE, Kind.POOL):
+        cache.replace_all(kind, writer.list_custom(kind.value))
+    cache.replace_all(Kind.NODE, writer.list_core("nodes"))
+    cache.replace_all(Kind.NAMESPACE, writer.list_core("namespaces"))
+    cache.replace_all(Kind.POD, writer.list_core("pods", label_selector="gpupool.io/job"))
+
+
+class Operator:
+    """The pieces of a running operator, wired together."""
+
+    def __init__(self, settings: OperatorSettings, kubeconfig: str | None = None) -> None:
+        self.settings = settings
+        self.cache = ClusterCache()
+        api_client = kube_config.new_client_from_config(kubeconfig) if kubeconfig else self._default_client()
+        self.writer = ClusterWriter(api_client)
+        self.loop = SchedulingLoop(self.cache, self.writer, settings)
+        self.stop = threading.Event()
+        self.started_at = time.time()
+        self.registry = kopf.OperatorRegistry()
+        handlers.register(self.registry, self.cache)
+        self._register_lifecycle()
+
+    @staticmethod
+    def _default_client() -> Any:
+        try:
+            kube_config.load_incluster_config()
+        except kube_config.ConfigException:
+            kube_config.load_kube_config()
+        from kubernetes import client
+
+        return client.ApiClient()
+
+    def _register_lifecycle(self) -> None:
+        @kopf.on.login(registry=self.registry)
+        def login(**kwargs: Any) -> Any:
+            # The same kubeconfig / in-cluster credentials as our own client.
+            return kopf.login_via_client(**kwargs)
+
+        @kopf.on.startup(registry=self.registry)
+        async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
+            settings.peering.standalone = True
+            settings.posting.enabled = False
+            settings.watching.server_timeout = 300
+            settings.watching.client_timeout = 330
+            await asyncio.to_thread(list_everything, self.cache, self.writer)
+            self.cache.mark_synced()
+            threading.Thread(target=self.loop.run, args=(self.stop,), name="scheduling-loop", daemon=True).start()
+            threading.Thread(target=self._resync, name="resync", daemon=True).start()
+            log.info("cache synced; scheduling loop started")
+
+        @kopf.on.cleanup(registry=self.registry)
+        async def stop(**_: Any) -> None:
+            self.stop.set()
+
+    def _resync(self) -> None:
+        while not self.stop.wait(RESYNC_SECONDS):
+            try:
+                list_everything(self.cache, self.writer)
+            except Exception:
+                log.exception("periodic re-list failed; will retry")
+
+    def live(self) -> bool:
+        budget = max(60.0, 10 * self.settings.schedule_interval_seconds)
+        return loop_is_live(lambda: self.loop.last_cycle_at, self.started_at, budget)
+
+    def ready(self) -> bool:
+        return self.cache.synced and self.loop.cycles > 0
+
+    def run(self) -> None:
+        """Block running kopf until a signal stops it."""
+        health = None
+        if self.settings.health_port:
+            health = HealthServer(self.settings.health_host, self.settings.health_port, self.live, self.ready)
+            health.start()
+            log.info("health endpoints up", extra={"port": health.port})
+        try:
+            kopf.run(registry=self.registry, clusterwide=True, standalone=True)
+        finally:
+            self.stop.set()
+            if health is not None:
+                health.stop()
+
+
+def main(argv: list[str]) -> int:
+    """Parse flags (settings come from GPUPOOL_* variables), then run until stopped."""
+    parser = argparse.ArgumentParser(prog="gpupool operator run", description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", default=None, help="kubeconfig to use (default: in-cluster or $KUBECONFIG)")
+    args = parser.parse_args(argv)
+    if args.kubeconfig:
+        # kopf logs in through the same kubeconfig as our own client.
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    settings = OperatorSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    Operator(settings, args.kubeconfig).run()
+    return 0

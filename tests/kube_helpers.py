@@ -1,0 +1,166 @@
+"""Builders and waits shared by the integration and e2e tests.
+
+Every scenario gets a unique GPU model name, so its nodes, queues and jobs never mix with
+another test's on the shared session cluster: queues only hold quota for that model and
+jobs only accept it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import yaml
+
+from conftest import kubectl
+from gpupool.devcluster.nodes import GpuNodeSpec, create_gpu_node
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.25) -> T:
+    """Poll `predicate` until it returns something truthy; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+
+
+def job_manifest(
+    name: str,
+    namespace: str,
+    queue: str,
+    *,
+    gpus: float = 1,
+    workers: int = 1,
+    models: list[str] | None = None,
+    duration: str | None = "30s",
+    fail_after: str | None = None,
+    priority: int = 0,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A GPUJob manifest; `duration` / `fail_after` drive the simulated pods."""
+    annotations = {}
+    if duration:
+        annotations["gpupool.io/sim-duration"] = duration
+    if fail_after:
+        annotations = {"gpupool.io/sim-fail-after": fail_after}
+    body: dict[str, Any] = {
+        "queue": queue,
+        "gpus": gpus,
+        "workers": workers,
+        "priority": priority,
+        "template": {
+            "metadata": {"annotations": annotations},
+            "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+        },
+        **spec,
+    }
+    if models:
+        body["gpuModels"] = models
+    return {
+        "apiVersion": "gpupool.io/v1alpha1",
+        "kind": "GPUJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body,
+    }
+
+
+@dataclass
+class Scenario:
+    """One test's private world: a GPU model, its nodes and queues, in one namespace."""
+
+    kubeconfig: str
+    core_api: Any
+    namespace: str
+    model: str = field(default_factory=lambda: f"T{uuid.uuid4().hex[:6].upper()}")
+
+    def apply(self, *manifests: dict[str, Any]) -> None:
+        kubectl(self.kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
+
+    def nodes(self, count: int, gpus: int = 8, cpu: str = "64", memory: str = "512Gi", prefix: str = "n") -> list[str]:
+        names = []
+        for index in range(count):
+            name = f"{self.model.lower()}-{prefix}{index}"
+            create_gpu_node(
+                self.core_api,
+                GpuNodeSpec(
+                    name=name,
+                    gpus=gpus,
+                    gpu_model=self.model,
+                    pool=f"pool-{self.model.lower()}",
+                    cpu=cpu,
+                    memory=memory,
+                ),
+            )
+            names.append(name)
+        for name in names:
+            wait_for(lambda n=name: self._node_ready(n), 60, f"node {name} to be Ready without taints")
+        return names
+
+    def _node_ready(self, name: str) -> bool:
+        node = self.core_api.read_node(name)
+        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        return ready and not any(t.key.startswith("node.kubernetes.io/") for t in node.spec.taints or [])
+
+    def queue(
+        self, name: str, nominal: int, *, cohort: str | None = None, borrowing_limit: int | None = None, **spec: Any
+    ) -> str:
+        full = f"{name}-{self.model.lower()}"
+        quota: dict[str, Any] = {"gpuModel": self.model, "nominal": nominal}
+        if borrowing_limit is not None:
+            quota["borrowingLimit"] = borrowing_limit
+        body: dict[str, Any] = {"quotas": [quota], **spec}
+        if cohort:
+            body["cohort"] = f"{cohort}-{self.model.lower()}"
+        self.apply({"apiVersion": "gpupool.io/v1alpha1", "kind": "GPUQueue", "metadata": {"name": full}, "spec": body})
+        return full
+
+    def job(self, name: str, queue: str, **kwargs: Any) -> str:
+        kwargs.setdefault("models", [self.model])
+        self.apply(job_manifest(name, self.namespace, queue, **kwargs))
+        return name
+
+    def get_job(self, name: str) -> dict[str, Any]:
+        out = kubectl(self.kubeconfig, "get", "gpujob", name, "-n", self.namespace, "-o", "json").stdout
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.get_job(name).get("status") or {}
+
+    def phase(self, name: str) -> str | None:
+        return self.status(name).get("phase")
+
+    def wait_phase(self, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+        return wait_for(
+            lambda: (s := self.status(name)).get("phase") == phase and s, timeout, f"job {name} to reach {phase}"
+        )
+
+    def pods(self, job: str | None = None) -> list[dict[str, Any]]:
+        selector = f"gpupool.io/job={job}" if job else "gpupool.io/job"
+        out = kubectl(self.kubeconfig, "get", "pods", "-n", self.namespace, "-l", selector, "-o", "json").stdout
+        items: list[dict[str, Any]] = json.loads(out)["items"]
+        return items
+
+    def events(self, name: str) -> list[str]:
+        out = kubectl(
+            self.kubeconfig,
+            "get",
+            "events",
+            "-n",
+            self.namespace,
+            "--field-selector",
+            f"involvedObject.name={name}",
+            "-o",
+            "json",
+        ).stdout
+        return [e["reason"] for e in sorted(json.loads(out)["items"], key=lambda e: e["metadata"]["creationTimestamp"])]

@@ -1,0 +1,126 @@
+"""The GPUJob lifecycle rules, one row per situation (see gpupool.cluster.lifecycle)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gpupool.api import parse_gpujob
+from gpupool.cluster.lifecycle import Step, next_step, pods_of_attempt
+from gpupool.cluster.pods import LABEL_ATTEMPT, LABEL_WORKER
+
+NOW = 1_000_000.0
+
+
+def make_job(phase: str = "Admitted", workers: int = 2, backoff_limit: int = 1, max_runtime: str | None = None) -> Any:
+    spec: dict[str, Any] = {
+        "queue": "q",
+        "workers": workers,
+        "gpus": 1,
+        "backoffLimit": backoff_limit,
+        "template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}},
+    }
+    if max_runtime:
+        spec["maxRuntime"] = max_runtime
+    return parse_gpujob(
+        {
+            "apiVersion": "gpupool.io/v1alpha1",
+            "kind": "GPUJob",
+            "metadata": {"name": "train", "namespace": "ns", "uid": "u1"},
+            "spec": spec,
+            "status": {"phase": phase, "attempts": 1},
+        }
+    )
+
+
+def make_pod(worker: int, phase: str, attempt: int = 1, deleting: bool = False, exit_code: int = 1) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": f"train-a{attempt}-w{worker}",
+        "labels": {LABEL_ATTEMPT: str(attempt), LABEL_WORKER: str(worker)},
+    }
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    status: dict[str, Any] = {"phase": phase}
+    if phase == "Failed":
+        status["containerStatuses"] = [{"state": {"terminated": {"reason": "Error", "exitCode": exit_code}}}]
+    return {"metadata": metadata, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("phase", "pods", "failures", "expected"),
+    [
+        ("Admitted", {}, 0, Step.CREATE_PODS),
+        ("Admitted", {0: make_pod(0, "Running")}, 0, Step.CREATE_PODS),
+        ("Admitted", {0: make_pod(0, "Pending"), 1: make_pod(1, "Running")}, 0, Step.NOTHING),
+        ("Admitted", {0: make_pod(0, "Running"), 1: make_pod(1, "Running")}, 0, Step.MARK_RUNNING),
+        ("Running", {0: make_pod(0, "Running"), 1: make_pod(1, "Running")}, 0, Step.NOTHING),
+        ("Running", {0: make_pod(0, "Succeeded"), 1: make_pod(1, "Running")}, 0, Step.NOTHING),
+        ("Running", {0: make_pod(0, "Succeeded"), 1: make_pod(1, "Succeeded")}, 0, Step.SUCCEED),
+        ("Running", {0: make_pod(0, "Failed"), 1: make_pod(1, "Running")}, 0, Step.RETRY),
+        ("Running", {0: make_pod(0, "Failed"), 1: make_pod(1, "Running")}, 1, Step.FAIL),
+        ("Running", {0: make_pod(0, "Running")}, 0, Step.RETRY),
+        ("Running", {0: make_pod(0, "Running"), 1: make_pod(1, "Running", deleting=True)}, 0, Step.RETRY),
+    ],
+    ids=[
+        "admitted-without-pods-creates-them",
+        "admitted-with-one-pod-missing-creates-it",
+        "admitted-while-a-worker-is-pending-waits",
+        "all-workers-running-marks-running",
+        "running-stays-running",
+        "partly-succeeded-keeps-running",
+        "all-succeeded-succeeds",
+        "a-failed-worker-restarts-the-gang-within-backoff",
+        "a-failed-worker-past-backoff-fails-the-job",
+        "a-vanished-pod-of-a-running-job-is-a-failure",
+        "a-pod-being-deleted-counts-as-failed",
+    ],
+)
+def test_next_step(phase: str, pods: dict[int, Any], failures: int, expected: Step) -> None:
+    step = next_step(make_job(phase), pods, NOW, started_at=NOW - 10, max_runtime_seconds=None, failures=failures)
+    assert step.step == expected
+
+
+def test_missing_workers_are_named() -> None:
+    step = next_step(
+        make_job("Admitted", workers=3),
+        {1: make_pod(1, "Running")},
+        NOW,
+        started_at=None,
+        max_runtime_seconds=None,
+        failures=0,
+    )
+    assert step.missing_workers == (0, 2)
+
+
+def test_failure_message_names_the_worker_pod_and_exit_code() -> None:
+    pods = {0: make_pod(0, "Running"), 1: make_pod(1, "Failed", exit_code=137)}
+    step = next_step(make_job("Running"), pods, NOW, started_at=NOW - 5, max_runtime_seconds=None, failures=0)
+    assert "worker 1 (pod train-a1-w1) failed: Error, exit code 137" in step.message
+    assert "failure 1 of backoffLimit 1" in step.message
+
+
+@pytest.mark.parametrize(
+    ("ran_for", "expected"),
+    [(3599.0, Step.NOTHING), (3601.0, Step.FAIL)],
+    ids=["within-max-runtime", "past-max-runtime"],
+)
+def test_max_runtime_is_enforced(ran_for: float, expected: Step) -> None:
+    pods = {0: make_pod(0, "Running"), 1: make_pod(1, "Running")}
+    step = next_step(
+        make_job("Running", max_runtime="1h"),
+        pods,
+        NOW,
+        started_at=NOW - ran_for,
+        max_runtime_seconds=3600.0,
+        failures=0,
+    )
+    assert step.step == expected
+    if expected == Step.FAIL:
+        assert step.reason == "MaxRuntimeExceeded" and "spec.maxRuntime (1h)" in step.message
+
+
+def test_pods_of_attempt_keeps_only_that_attempt() -> None:
+    pods = [make_pod(0, "Running", attempt=1), make_pod(0, "Failed", attempt=2), make_pod(1, "Running", attempt=2)]
+    assert sorted(pods_of_attempt(pods, 2)) == [0, 1]
+    assert pods_of_attempt(pods, 2)[0]["status"]["phase"] == "Failed"

@@ -1,0 +1,98 @@
+"""Worker pod manifests: deterministic names, binding, GPU requests and shares, owner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gpupool.api import WorkerPlacementStatus, parse_gpujob
+from gpupool.cluster.pods import GPU_RESOURCE, pod_name, worker_pod
+from gpupool.core.models import Taint
+
+
+def make_job(gpus: float, workers: int = 1, template_spec: dict[str, Any] | None = None) -> Any:
+    return parse_gpujob(
+        {
+            "apiVersion": "gpupool.io/v1alpha1",
+            "kind": "GPUJob",
+            "metadata": {"name": "train", "namespace": "ns", "uid": "uid-1"},
+            "spec": {
+                "queue": "q",
+                "workers": workers,
+                "gpus": gpus,
+                "cpu": "4",
+                "memory": "8Gi",
+                "template": {
+                    "metadata": {"annotations": {"gpupool.io/sim-duration": "5s"}, "labels": {"app": "x"}},
+                    "spec": template_spec or {"containers": [{"name": "main", "image": "img"}]},
+                },
+            },
+        }
+    )
+
+
+def placement(worker: int, indices: list[int], share: float = 1.0) -> WorkerPlacementStatus:
+    return WorkerPlacementStatus(
+        worker=worker,
+        pod=pod_name("train", 2, worker),
+        node="n1",
+        pool="p",
+        gpu_model="A100",
+        gpu_indices=indices,
+        gpu_share=share,
+    )
+
+
+def env_of(pod: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+
+
+def test_pod_names_are_deterministic_per_attempt_and_worker() -> None:
+    assert pod_name("train", 2, 3) == "train-a2-w3"
+
+
+def test_whole_gpu_worker_requests_gpus_and_is_bound_to_its_node() -> None:
+    pod = worker_pod(make_job(2, workers=2), placement(1, [4, 5]), attempt=2, pool_taints=(Taint("dedicated", "gpu"),))
+    container = pod["spec"]["containers"][0]
+    assert container["resources"]["limits"][GPU_RESOURCE] == "2"
+    assert container["resources"]["requests"] == {GPU_RESOURCE: "2", "cpu": "4", "memory": "8Gi"}
+    assert pod["spec"]["nodeName"] == "n1" and pod["spec"]["schedulerName"] == "gpupool"
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"} in pod["spec"][
+        "tolerations"
+    ]
+    assert env_of(pod)["NVIDIA_VISIBLE_DEVICES"] == "4,5"
+    assert env_of(pod)["GPUPOOL_WORKER_INDEX"] == "1"
+    owner = pod["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("GPUJob", "uid-1", True)
+    assert pod["metadata"]["labels"] == {
+        "app": "x",
+        "gpupool.io/job": "train",
+        "gpupool.io/attempt": "2",
+        "gpupool.io/worker": "1",
+    }
+    assert pod["metadata"]["annotations"]["gpupool.io/sim-duration"] == "5s"
+
+
+def test_fractional_worker_requests_no_device_and_sees_its_gpu_index_and_share() -> None:
+    pod = worker_pod(make_job(0.5), placement(0, [3], share=0.5), attempt=1)
+    container = pod["spec"]["containers"][0]
+    assert GPU_RESOURCE not in container["resources"]["requests"]
+    assert GPU_RESOURCE not in container["resources"]["limits"]
+    assert env_of(pod)["NVIDIA_VISIBLE_DEVICES"] == "3"
+    assert env_of(pod)["GPUPOOL_GPU_SHARE"] == "0.5"
+    assert pod["metadata"]["annotations"]["gpupool.io/gpu-share"] == "0.5"
+
+
+@pytest.mark.parametrize(
+    "template_spec",
+    [
+        {"containers": [{"name": "main", "image": "img", "env": [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}]}]},
+    ],
+    ids=["user-env-wins"],
+)
+def test_user_environment_is_not_overwritten(template_spec: dict[str, Any]) -> None:
+    pod = worker_pod(make_job(1, template_spec=template_spec), placement(0, [0]), attempt=1)
+    values = [e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "NVIDIA_VISIBLE_DEVICES"]
+    assert values == ["all"]
