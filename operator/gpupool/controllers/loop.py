@@ -458,39 +458,59 @@ class SchedulingLoop:
     def _update_queue_and_pool_status(self, build: SnapshotBuild, now: float) -> None:
         view = self.cache.view()
         jobs, _ = parse_jobs(view)
+        held_by_node: dict[str, float] = {}
         for name, raw in view.of(Kind.QUEUE).items():
             mine = [j for j in jobs.values() if j.spec.queue == name]
             holding = [j for j in mine if j.status.phase in HOLDING_PHASES]
-            usage: dict[str, float] = {}
+            used: dict[str, float] = {}
             for job in holding:
                 for worker in job.status.placement:
-                    flavor = worker.gpu_model or "unknown"
-                    usage[flavor] = usage.get(flavor, 0.0) + (
-                        len(worker.gpu_indices) * worker.gpu_share if worker.gpu_indices else 0.0
-                    )
+                    gpus = len(worker.gpu_indices) * worker.gpu_share
+                    held_by_node[worker.node] = held_by_node.get(worker.node, 0.0) + gpus
+                    node = build.nodes.get(worker.node)
+                    flavor = self._flavor_of(build, name, node.pool if node else worker.pool, worker.gpu_model)
+                    used[flavor] = used.get(flavor, 0.0) + gpus
+            nominal = self._nominal(build, name)
             status = {
                 "pendingJobs": sum(1 for j in mine if j.status.phase in (None, JobPhase.QUEUED, JobPhase.PREEMPTED)),
                 "admittedJobs": len(holding),
-                "usage": [{"flavor": f, "gpus": round(g, 3)} for f, g in sorted(usage.items())],
+                "usage": [
+                    {
+                        "flavor": flavor,
+                        "nominal": nominal.get(flavor, 0),
+                        "used": round(used.get(flavor, 0.0), 3),
+                        "borrowed": round(max(0.0, used.get(flavor, 0.0) - nominal.get(flavor, 0)), 3),
+                    }
+                    for flavor in sorted(set(nominal) | set(used))
+                ],
                 "decayedUsageGpuSeconds": round(self._usage.get(name, 0.0), 3),
             }
             self._patch_if_changed("gpuqueues", name, raw, status)
-        allocated: dict[str, float] = {}
-        for job in jobs.values():
-            if job.status.phase in HOLDING_PHASES:
-                for worker in job.status.placement:
-                    allocated[worker.node] = (
-                        allocated.get(worker.node, 0.0) + len(worker.gpu_indices) * worker.gpu_share
-                    )
         for name, raw in view.of(Kind.POOL).items():
             nodes = [n for n in build.nodes.values() if n.pool == name]
             status = {
-                "readyNodes": sum(1 for n in nodes if n.ready),
-                "provisioningNodes": 0,
-                "gpusTotal": sum(n.gpus for n in nodes),
-                "gpusAllocated": round(sum(allocated.get(n.name, 0.0) for n in nodes), 3),
+                "nodesReady": sum(1 for n in nodes if n.ready),
+                "nodesProvisioning": 0,
+                "gpusTotal": sum(n.gpus for n in nodes if n.ready),
+                "gpusAllocated": round(sum(held_by_node.get(n.name, 0.0) for n in nodes), 3),
             }
             self._patch_if_changed("gpunodepools", name, raw, status)
+
+    @staticmethod
+    def _nominal(build: SnapshotBuild, queue: str) -> dict[str, int]:
+        """Nominal GPUs by quota flavor (`model:<m>` / `pool:<p>`) of one queue."""
+        for core_queue in build.snapshot.queues:
+            if core_queue.name == queue:
+                return {q.flavor: q.nominal_gpus for q in core_queue.quotas}
+        return {}
+
+    @classmethod
+    def _flavor_of(cls, build: SnapshotBuild, queue: str, pool: str, model: str) -> str:
+        """The queue's quota entry a GPU on (pool, model) counts against (pool first, as the core does)."""
+        flavors = cls._nominal(build, queue)
+        if f"pool:{pool}" in flavors:
+            return f"pool:{pool}"
+        return f"model:{model}"
 
     def _patch_if_changed(self, plural: str, name: str, raw: RawObject, status: RawObject) -> None:
         current = raw.get("status") or {}

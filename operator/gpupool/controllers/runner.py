@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -48,8 +47,8 @@ class Operator:
     def __init__(self, settings: OperatorSettings, kubeconfig: str | None = None) -> None:
         self.settings = settings
         self.cache = ClusterCache()
-        api_client = kube_config.new_client_from_config(kubeconfig) if kubeconfig else self._default_client()
-        self.writer = ClusterWriter(api_client)
+        self.api_client = kube_config.new_client_from_config(kubeconfig) if kubeconfig else self._default_client()
+        self.writer = ClusterWriter(self.api_client)
         self.loop = SchedulingLoop(self.cache, self.writer, settings)
         self.stop = threading.Event()
         self.started_at = time.time()
@@ -69,9 +68,21 @@ class Operator:
 
     def _register_lifecycle(self) -> None:
         @kopf.on.login(registry=self.registry)
-        def login(**kwargs: Any) -> Any:
-            # The same kubeconfig / in-cluster credentials as our own client.
-            return kopf.login_via_client(**kwargs)
+        def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+            # kopf uses exactly the credentials of our own client (kubeconfig or in-cluster).
+            config = self.api_client.configuration
+            header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
+            scheme, _sep, token = (header or "").rpartition(" ")
+            return kopf.ConnectionInfo(
+                server=config.host,
+                ca_path=config.ssl_ca_cert,
+                insecure=not config.verify_ssl,
+                scheme=scheme or ("Bearer" if token else None),
+                token=token or None,
+                certificate_path=config.cert_file,
+                private_key_path=config.key_file,
+                trust_env=settings.networking.trust_env,
+            )
 
         @kopf.on.startup(registry=self.registry)
         async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -123,9 +134,6 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="gpupool operator run", description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig to use (default: in-cluster or $KUBECONFIG)")
     args = parser.parse_args(argv)
-    if args.kubeconfig:
-        # kopf logs in through the same kubeconfig as our own client.
-        os.environ["KUBECONFIG"] = args.kubeconfig
     settings = OperatorSettings()
     configure_logging(settings.log_level, settings.log_format)
     Operator(settings, args.kubeconfig).run()

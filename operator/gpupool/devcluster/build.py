@@ -9,6 +9,7 @@ outside the repository; a second run finds them there and returns in well under 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -16,8 +17,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
-from gpupool.devcluster.versions import COMPONENTS, Component, bin_dir
+from gpupool.devcluster.versions import COMPONENTS, Component, bin_dir, cache_root
 
 Progress = Callable[[str], None]
 
@@ -104,9 +106,36 @@ def build_component(component: Component, progress: Progress = print) -> Path:
 
 
 def ensure_built(progress: Progress = print) -> None:
-    """Build whatever is missing from the cache; say up front when that takes a while."""
+    """Build whatever is missing from the cache; say up front when that takes a while.
+
+    A lock file serialises concurrent callers (a demo and a test run, say): the second
+    waits for the first and then finds the binaries built.
+    """
+    if all(is_built(c) for c in COMPONENTS):
+        return
     if shutil.which("go") is None:
         raise BuildError("the Go toolchain is not on PATH; install Go 1.26 (the control plane is built from source)")
+    lock_path = cache_root() / "bin" / ".build.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        if not _try_lock(lock):
+            progress("gpupool dev: another process is building the control plane; waiting for it ...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            _build_missing(progress)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _try_lock(lock: IO[str]) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _build_missing(progress: Progress) -> None:
     missing = [c for c in COMPONENTS if not is_built(c)]
     if not missing:
         return

@@ -1,0 +1,281 @@
+"""The GPUJob kind (namespaced): a gang of identical workers that need GPUs.
+
+Who uses this: `gpupool.api.crdgen` writes `crds/gpujobs.gpupool.io.yaml` from these models;
+the operator parses GPUJob objects with `GPUJob.model_validate` (via
+`gpupool.api.parse_object`) and writes `GPUJobStatus` back with `gpupool.api.status_patch`;
+`gpupool.cluster.convert.job_from_api` turns a GPUJob into the core's `Job`.
+
+`gpus` is `type: number` in the schema (so `1`, `2` and `0.5` all read naturally) and CEL
+rules keep it to a whole number or a fraction below 1, no finer than 0.001 (the milli-GPU
+the core counts in). The lower bound is `exclusiveMinimum: 0`, not `minimum: 0.001`: the API
+server compares an integer value against an integer-truncated bound, so `gpus: 0` would pass
+`minimum: 0.001`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from gpupool.api.common import (
+    MAX_GPUS_PER_WORKER,
+    MAX_NAME_LENGTH,
+    MAX_PRIORITY,
+    MAX_WORKERS,
+    NAME_PATTERN,
+    Condition,
+    Duration,
+    Metadata,
+    Quantity,
+    SpecModel,
+    StatusModel,
+    cel,
+)
+
+
+class Placement(StrEnum):
+    """Which pools a job accepts (mirrors `gpupool.core.models.PlacementPolicy`)."""
+
+    ON_PREM_ONLY = "OnPremOnly"
+    CLOUD_ALLOWED = "CloudAllowed"
+    SPOT_ALLOWED = "SpotAllowed"
+
+
+class JobPhase(StrEnum):
+    """Where a GPUJob is in its life."""
+
+    QUEUED = "Queued"
+    ADMITTED = "Admitted"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    PREEMPTED = "Preempted"
+
+
+class PodTemplate(SpecModel):
+    """The pod every worker runs (a Kubernetes PodTemplateSpec: metadata and spec).
+
+    The schema keeps the two parts open (`x-kubernetes-preserve-unknown-fields`) because the
+    full PodTemplateSpec schema is huge; the API server validates the pods gpupool creates
+    from it, so a mistake inside the template shows up as an event on the GPUJob.
+    """
+
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Labels and annotations copied onto every worker pod.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    spec: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "A Kubernetes PodSpec: containers, env, volumes, tolerations, ... gpupool adds the GPU "
+            "requests, schedulerName and node binding; spec.tolerations let workers onto tainted pools."
+        ),
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class Provenance(SpecModel):
+    """Where the job's results come from; recorded for reproducibility, never interpreted."""
+
+    image_digest: str | None = Field(
+        default=None, description="Digest of the container image, e.g. sha256:4b1c...", max_length=512
+    )
+    code_revision: str | None = Field(
+        default=None, description="Revision of the training code, e.g. a git commit.", max_length=512
+    )
+    dataset_ref: str | None = Field(
+        default=None,
+        description="Reference to the dataset version, e.g. s3://bucket/set@v3.",
+        max_length=2048,
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Free-form hyperparameters and settings, stored as given.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class GPUJobSpec(SpecModel):
+    """What a GPUJob asks for: a gang of `workers` identical workers with `gpus` GPUs each."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.gpus) || self.gpus >= 1.0 || !has(self.workers) || self.workers == 1",
+                    "spec.gpus: a fraction of a GPU (gpus < 1) is allowed only with spec.workers = 1; "
+                    "use whole GPUs for multi-worker jobs",
+                    field_path=".gpus",
+                ),
+            ]
+        }
+    )
+
+    queue: str = Field(
+        description="Name of the GPUQueue this job is submitted to; the queue must allow this namespace.",
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        pattern=NAME_PATTERN,
+    )
+    priority: int = Field(
+        default=0,
+        ge=-MAX_PRIORITY,
+        le=MAX_PRIORITY,
+        description="Higher runs first within the queue and may preempt lower (default 0).",
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_WORKERS,
+        description=(f"Gang size: number of identical workers, placed all-or-nothing (1 to {MAX_WORKERS}, default 1)."),
+    )
+    gpus: float = Field(
+        default=1.0,
+        gt=0,
+        le=MAX_GPUS_PER_WORKER,
+        description=(
+            f"GPUs per worker: a whole number from 1 to {MAX_GPUS_PER_WORKER}, or a fraction below 1 "
+            "(such as 0.5) for a share of one GPU; fractions only when workers is 1 (default 1)."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self < 1.0 || self > 16.0 || self == double(int(self))",
+                    "spec.gpus must be a whole number (1, 2, ...) or a fraction below 1 such as 0.5",
+                ),
+                cel(
+                    "self <= 0.0 || self >= 0.001",
+                    "spec.gpus must be at least 0.001 (gpupool counts GPU shares in thousandths)",
+                ),
+            ]
+        },
+    )
+    cpu: Quantity | None = Field(
+        default=None, description='CPU per worker as a Kubernetes quantity, e.g. 4, 500m or "0.5" (quote fractions).'
+    )
+    memory: Quantity | None = Field(
+        default=None, description="Memory per worker as a Kubernetes quantity, e.g. 16Gi or 512Mi."
+    )
+    gpu_models: list[Annotated[str, Field(min_length=1, max_length=63)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="GPU models the job accepts, e.g. [H100, A100]; empty means any model.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    placement: Placement = Field(
+        default=Placement.ON_PREM_ONLY,
+        description=(
+            "Which pools may run the job: OnPremOnly, CloudAllowed (on-demand cloud too) or SpotAllowed "
+            "(spot cloud too) (default OnPremOnly)."
+        ),
+    )
+    max_runtime: Duration | None = Field(
+        default=None,
+        description="Wall-clock limit of one attempt, e.g. 30m, 2h or 1h30m; the job fails when exceeded.",
+    )
+    preemptible: bool = Field(
+        default=True, description="Whether higher-priority work may evict this job (default true)."
+    )
+    backoff_limit: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Gang restarts after a failed worker before the job fails (default 3).",
+    )
+    template: PodTemplate = Field(description="The pod each worker runs: containers, env, volumes, tolerations.")
+    provenance: Provenance | None = Field(
+        default=None,
+        description="Image digest, code revision, dataset reference and parameters, recorded as given.",
+    )
+
+    @model_validator(mode="after")
+    def _gpus_whole_or_single_share(self) -> Self:
+        """Mirror the CRD's CEL rules so an object built in Python fails the same way."""
+        if self.gpus < 0.001:
+            raise ValueError(f"spec.gpus={self.gpus} must be at least 0.001 (gpupool counts GPU shares in thousandths)")
+        if self.gpus >= 1 and self.gpus != int(self.gpus):
+            raise ValueError(
+                f"spec.gpus={self.gpus} must be a whole number (1, 2, ...) or a fraction below 1 such as 0.5"
+            )
+        if self.gpus < 1 and self.workers != 1:
+            raise ValueError(
+                f"spec.gpus={self.gpus} is a fraction of a GPU, allowed only with spec.workers = 1 "
+                f"(got {self.workers}); use whole GPUs for multi-worker jobs"
+            )
+        return self
+
+
+class WorkerPlacementStatus(StatusModel):
+    """Where one worker runs and which GPUs it holds."""
+
+    worker: int = Field(ge=0, description="Worker index, from 0 to workers-1.")
+    pod: str = Field(description="Name of the worker's pod.")
+    node: str = Field(description="Node the worker is bound to.")
+    pool: str = Field(default="", description="GPUNodePool of the node, if any.")
+    gpu_model: str = Field(default="", description="GPU model of the node.")
+    gpu_indices: list[int] = Field(
+        default_factory=list, max_length=16, description="Indices of the GPUs the worker holds on its node."
+    )
+    gpu_share: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="Share of each listed GPU the worker holds (1 for whole GPUs, e.g. 0.5).",
+    )
+
+
+class GPUJobStatus(StatusModel):
+    """What gpupool has done with the job; written only by the operator."""
+
+    phase: JobPhase | None = Field(
+        default=None, description="Queued, Admitted, Running, Succeeded, Failed or Preempted."
+    )
+    message: str | None = Field(
+        default=None, description="A sentence a person can act on, e.g. why the job is still waiting."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Kubernetes-style conditions (Admitted, Running, Finished, ...).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    queued_at: datetime | None = Field(default=None, description="When the job was first queued.")
+    admitted_at: datetime | None = Field(default=None, description="When the current attempt was admitted.")
+    started_at: datetime | None = Field(
+        default=None, description="When all workers of the current attempt were running."
+    )
+    finished_at: datetime | None = Field(default=None, description="When the job succeeded or failed.")
+    placement: list[WorkerPlacementStatus] = Field(
+        default_factory=list,
+        max_length=MAX_WORKERS,
+        description="Per worker: pod, node, pool, GPU model, GPU indices and share.",
+    )
+    attempts: int = Field(
+        default=0, ge=0, description="Attempts started so far (restarts after failure or preemption)."
+    )
+    failures: int = Field(
+        default=0, ge=0, description="Attempts that ended with a failed worker; counted against spec.backoffLimit."
+    )
+    gpu_seconds: float = Field(default=0.0, ge=0, description="GPU-seconds consumed over all attempts.")
+    cost: float = Field(default=0.0, ge=0, description="Cost so far, in the currency of the queue's budget.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation this status was computed from."
+    )
+
+
+class GPUJob(BaseModel):
+    """A whole GPUJob object as the API server returns it (metadata, spec, status)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    KIND: ClassVar[str] = "GPUJob"
+
+    api_version: str = Field(default="gpupool.io/v1alpha1", description="gpupool.io/v1alpha1")
+    kind: str = Field(default="GPUJob", description="GPUJob")
+    metadata: Metadata = Field(default_factory=dict, description="Standard object metadata.")
+    spec: GPUJobSpec
+    status: GPUJobStatus = Field(default_factory=GPUJobStatus)

@@ -1,0 +1,150 @@
+"""The GPUNodePool kind (cluster-scoped): a set of identical GPU nodes, on-prem or cloud.
+
+Who uses this: `gpupool.api.crdgen` writes `crds/gpunodepools.gpupool.io.yaml` from these
+models; the operator parses pools to label-match nodes, price GPU time and (later) scale;
+`gpupool.cluster.convert.gpu_node_from_k8s` uses pools to fill in a node's pool, class and
+model when its labels do not say.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from gpupool.api.common import (
+    MAX_GPUS_PER_NODE,
+    MAX_LIST_ITEMS,
+    MAX_NODES_PER_POOL,
+    Condition,
+    LabelSelector,
+    Metadata,
+    Quantity,
+    SpecModel,
+    StatusModel,
+    TaintSpec,
+    cel,
+)
+
+
+class PoolClass(StrEnum):
+    """Where a pool's nodes live (mirrors `gpupool.core.models.PoolClass`)."""
+
+    ON_PREM = "OnPrem"
+    CLOUD = "Cloud"
+
+
+class Provider(StrEnum):
+    """What creates and removes the pool's nodes."""
+
+    STATIC = "Static"
+    KWOK = "Kwok"
+
+
+class NodePrice(SpecModel):
+    """Price of one node-hour: amortised for on-prem, onDemand (and spot) for cloud."""
+
+    amortised: float | None = Field(
+        default=None,
+        ge=0,
+        description="On-prem: purchase and running cost spread over an hour of one node (>= 0).",
+    )
+    on_demand: float | None = Field(default=None, ge=0, description="Cloud: on-demand price of one node-hour (>= 0).")
+    spot: float | None = Field(default=None, ge=0, description="Cloud: spot price of one node-hour, if offered (>= 0).")
+
+
+class GPUNodePoolSpec(SpecModel):
+    """A set of identical GPU nodes: their hardware, how to find them, price and size limits."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.minNodes) || !has(self.maxNodes) || self.minNodes <= self.maxNodes",
+                    "spec.minNodes must be less than or equal to spec.maxNodes",
+                    field_path=".minNodes",
+                ),
+            ]
+        }
+    )
+
+    pool_class: PoolClass = Field(
+        validation_alias="class",
+        serialization_alias="class",
+        description="OnPrem (bought hardware) or Cloud (rented capacity).",
+    )
+    gpu_model: str = Field(min_length=1, max_length=63, description="GPU model of every node, e.g. H100.")
+    gpus_per_node: int = Field(ge=1, le=MAX_GPUS_PER_NODE, description=f"GPUs per node (1 to {MAX_GPUS_PER_NODE}).")
+    cpu_per_node: Quantity | None = Field(default=None, description="Allocatable CPU per node, e.g. 96 or 96000m.")
+    memory_per_node: Quantity | None = Field(
+        default=None, description="Allocatable memory per node, e.g. 1Ti or 768Gi."
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels that identify the pool's nodes, e.g. {gpupool.io/pool: onprem-h100}.",
+    )
+    taints: list[TaintSpec] = Field(
+        default_factory=list, max_length=MAX_LIST_ITEMS, description="Taints every node of the pool carries."
+    )
+    price_per_node_hour: NodePrice | None = Field(
+        default=None, description="Price of a node-hour, for cost accounting and cheapest-first placement."
+    )
+    min_nodes: int = Field(default=0, ge=0, le=MAX_NODES_PER_POOL, description="Fewest nodes to keep (default 0).")
+    max_nodes: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_NODES_PER_POOL,
+        description="Most nodes the pool may have; unset = no limit.",
+    )
+    provider: Provider = Field(
+        default=Provider.STATIC,
+        description="What creates the nodes: Static (nodes exist) or Kwok (simulated); default Static.",
+    )
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> Self:
+        """Mirror the CRD's CEL rule so an object built in Python fails the same way."""
+        if self.max_nodes is not None and self.min_nodes > self.max_nodes:
+            raise ValueError(
+                f"spec.minNodes={self.min_nodes} must be less than or equal to spec.maxNodes={self.max_nodes}"
+            )
+        return self
+
+    def selects(self, labels: dict[str, str]) -> bool:
+        """True when a node with `labels` belongs to this pool; the node converter calls this."""
+        return bool(self.node_selector) and LabelSelector(match_labels=self.node_selector).matches(labels)
+
+
+class GPUNodePoolStatus(StatusModel):
+    """The pool's nodes and GPUs now; written only by the operator."""
+
+    nodes_ready: int = Field(default=0, ge=0, description="Nodes of the pool that are Ready.")
+    nodes_provisioning: int = Field(default=0, ge=0, description="Nodes requested and not yet Ready.")
+    gpus_total: int = Field(default=0, ge=0, description="GPUs on the pool's Ready nodes.")
+    gpus_allocated: float = Field(
+        default=0.0, ge=0, description="GPUs held by admitted GPUJobs (shares count as fractions)."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Kubernetes-style conditions.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation this status was computed from."
+    )
+
+
+class GPUNodePool(BaseModel):
+    """A whole GPUNodePool object as the API server returns it (metadata, spec, status)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    KIND: ClassVar[str] = "GPUNodePool"
+
+    api_version: str = Field(default="gpupool.io/v1alpha1", description="gpupool.io/v1alpha1")
+    kind: str = Field(default="GPUNodePool", description="GPUNodePool")
+    metadata: Metadata = Field(default_factory=dict, description="Standard object metadata.")
+    spec: GPUNodePoolSpec
+    status: GPUNodePoolStatus = Field(default_factory=GPUNodePoolStatus)

@@ -1,0 +1,444 @@
+"""Conversion from Kubernetes objects to the scheduling core's values, and back for status.
+
+Who calls this: the operator's cache turns every watched GPUJob, GPUQueue and Node into the
+core's `Job`, `Queue` and `GpuNode` (`job_from_api`, `queue_from_api`, `gpu_node_from_k8s`)
+when it builds a `Snapshot`; the writer turns admitted placements into the GPUJob status
+(`placement_status`). The parsers (`parse_cpu_milli`, `parse_memory_bytes`,
+`parse_duration_seconds`, `parse_timestamp`) are also what the rest of the adapter uses to
+read quantities, durations and timestamps.
+
+Units follow the core: milli-GPU, millicores, bytes, seconds since the epoch.
+
+Node labels read here (written by `gpupool.devcluster.nodes` and by whoever labels real
+nodes): `gpupool.io/gpu-model`, `gpupool.io/pool`, `gpupool.io/class` (`OnPrem`|`Cloud`),
+`gpupool.io/spot` (`"true"`). A node without a model label takes model, pool and class from
+the GPUNodePool whose `nodeSelector` matches it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from gpupool.api import (
+    GPUJob,
+    GPUJobSpec,
+    GPUNodePool,
+    GPUQueue,
+    JobPhase,
+    QueueQuota,
+    WorkerPlacementStatus,
+)
+from gpupool.core.models import (
+    MILLI_PER_GPU,
+    GpuNode,
+    GpuSlice,
+    Job,
+    PlacementPolicy,
+    PoolClass,
+    PreemptionRules,
+    Queue,
+    QueueingStrategy,
+    Quota,
+    Taint,
+    Toleration,
+    WorkerPlacement,
+    WorkerShape,
+)
+
+GPU_RESOURCE = "nvidia.com/gpu"
+LABEL_GPU_MODEL = "gpupool.io/gpu-model"
+LABEL_POOL = "gpupool.io/pool"
+LABEL_CLASS = "gpupool.io/class"
+LABEL_SPOT = "gpupool.io/spot"
+
+# Phases in which a job holds GPUs: its status placement is the allocation.
+HOLDING_PHASES = frozenset({JobPhase.ADMITTED, JobPhase.RUNNING})
+
+
+class ConversionError(ValueError):
+    """A Kubernetes value cannot be turned into a core value; the message names the object,
+    the field and the accepted forms, so a person can fix the object."""
+
+
+# --- quantities -----------------------------------------------------------------------------
+
+_QUANTITY_RE = re.compile(
+    r"^(?P<sign>[+-]?)(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<decimal>[numkMGTPE])|[eE](?P<exponent>[+-]?[0-9]+))?$"
+)
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+
+
+def parse_quantity(value: str | int | float, *, what: str = "quantity") -> Decimal:
+    """The exact value of a Kubernetes quantity (`"500m"` -> 0.5, `"16Gi"` -> 17179869184).
+
+    `what` names the field in the error message (e.g. `"spec.cpu of GPUJob team-a/train"`).
+    """
+    if isinstance(value, bool):
+        raise ConversionError(f"{what}: expected a quantity such as 4, 500m or 16Gi, got a boolean")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConversionError(f"{what}: {value} is not a finite quantity")
+        return Decimal(repr(value))
+    match = _QUANTITY_RE.match(value.strip())
+    if match is None:
+        raise ConversionError(
+            f"{what}: {value!r} is not a Kubernetes quantity; use forms such as 4, 500m, 1.5, 16Gi or 1G"
+        )
+    try:
+        number = Decimal(match["number"])
+    except InvalidOperation as err:  # pragma: no cover - the regex admits only valid decimals
+        raise ConversionError(f"{what}: {value!r} is not a number") from err
+    if match["sign"] == "-":
+        number = -number
+    if match["binary"]:
+        return number * _BINARY[match["binary"]]
+    if match["decimal"]:
+        return number.scaleb(_DECIMAL[match["decimal"]])
+    if match["exponent"]:
+        return number.scaleb(int(match["exponent"]))
+    return number
+
+
+def _non_negative(value: Decimal, what: str, raw: object) -> Decimal:
+    if value < 0:
+        raise ConversionError(f"{what}: {raw!r} is negative; use a value >= 0")
+    return value
+
+
+def parse_cpu_milli(value: str | int | float, *, what: str = "cpu") -> int:
+    """CPU quantity -> millicores, rounded up as Kubernetes does (`"500m"` -> 500, `"2"` -> 2000)."""
+    cores = _non_negative(parse_quantity(value, what=what), what, value)
+    return math.ceil(cores * 1000)
+
+
+def parse_memory_bytes(value: str | int | float, *, what: str = "memory") -> int:
+    """Memory quantity -> bytes, rounded up (`"16Gi"` -> 17179869184, `"1G"` -> 10**9)."""
+    return math.ceil(_non_negative(parse_quantity(value, what=what), what, value))
+
+
+# --- durations and timestamps ----------------------------------------------------------------
+
+_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|h|m|s)")
+_DURATION_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_duration_seconds(value: str, *, what: str = "duration") -> float:
+    """A Go-style duration -> seconds (`"1h30m"` -> 5400.0, `"90s"` -> 90.0, `"0"` -> 0.0).
+
+    Accepts what the CRDs accept (`30s`, `90m`, `2h`, `1h30m`) and the rest of Go's
+    `time.ParseDuration` syntax (`1.5h`, `300ms`), so settings can use the same parser.
+    """
+    text = value.strip()
+    if text == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    while pos < len(text):
+        match = _DURATION_PART_RE.match(text, pos)
+        if match is None:
+            raise ConversionError(f"{what}: {value!r} is not a duration; use forms such as 30s, 90m, 2h or 1h30m")
+        total += float(match[1]) * _DURATION_UNIT_SECONDS[match[2]]
+        pos = match.end()
+    if not text:
+        raise ConversionError(f"{what}: empty duration; use forms such as 30s, 90m, 2h or 1h30m")
+    return total
+
+
+def parse_timestamp(value: str | datetime | None) -> float | None:
+    """An RFC 3339 timestamp (as in `metadata.creationTimestamp`) -> seconds since the epoch.
+
+    A timestamp without a zone is taken as UTC, as the API server writes them; None stays None.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as err:
+            raise ConversionError(f"{value!r} is not an RFC 3339 timestamp such as 2026-01-31T12:00:00Z") from err
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+def gpu_milli(gpus: float) -> int:
+    """GPUs per worker -> milli-GPU: a whole number n -> n*1000, a fraction f -> round(f*1000).
+
+    A fraction that rounds to 0 or to a whole GPU is refused, since the core would read it as
+    a CPU-only worker or as a whole GPU; the CRD already rejects such values.
+    """
+    if gpus >= 1:
+        if gpus != int(gpus):
+            raise ConversionError(f"gpus={gpus}: use a whole number of GPUs or a fraction below 1")
+        return int(gpus) * MILLI_PER_GPU
+    milli = round(gpus * MILLI_PER_GPU)
+    if not 0 < milli < MILLI_PER_GPU:
+        raise ConversionError(f"gpus={gpus}: a share of a GPU must be between 0.001 and 0.999")
+    return milli
+
+
+def job_key(namespace: str, name: str) -> str:
+    """The core's stable job key, `namespace/name`."""
+    return f"{namespace}/{name}"
+
+
+def _object_name(metadata: Mapping[str, Any], kind: str) -> tuple[str, str]:
+    name = metadata.get("name")
+    if not name:
+        raise ConversionError(f"{kind} has no metadata.name; only objects read from the API server can be converted")
+    return str(metadata.get("namespace") or ""), str(name)
+
+
+def worker_shape(spec: GPUJobSpec, *, what: str = "GPUJob") -> WorkerShape:
+    """The per-worker request of a GPUJob spec in core units."""
+    return WorkerShape(
+        gpu_milli=gpu_milli(spec.gpus),
+        cpu_milli=parse_cpu_milli(spec.cpu, what=f"spec.cpu of {what}") if spec.cpu is not None else 0,
+        memory_bytes=(parse_memory_bytes(spec.memory, what=f"spec.memory of {what}") if spec.memory is not None else 0),
+    )
+
+
+def toleration_from_k8s(raw: Mapping[str, Any]) -> Toleration:
+    """One pod toleration dict (`key`, `operator`, `value`, `effect`) -> core `Toleration`."""
+    operator = str(raw.get("operator") or "Equal")
+    if operator not in ("Equal", "Exists"):
+        raise ConversionError(f"toleration {dict(raw)}: operator must be Equal or Exists, not {operator!r}")
+    return Toleration(
+        key=str(raw.get("key") or ""),
+        operator=operator,
+        value=str(raw.get("value") or ""),
+        effect=str(raw.get("effect") or ""),
+    )
+
+
+def tolerations_from_pod_spec(pod_spec: Mapping[str, Any]) -> tuple[Toleration, ...]:
+    """The tolerations of a pod spec (a GPUJob's `template.spec`), in order."""
+    raw = pod_spec.get("tolerations") or []
+    if not isinstance(raw, list):
+        raise ConversionError("template.spec.tolerations must be a list of tolerations")
+    return tuple(toleration_from_k8s(t) for t in raw)
+
+
+def _placements_from_status(job: GPUJob) -> tuple[WorkerPlacement, ...]:
+    result = []
+    for p in sorted(job.status.placement, key=lambda p: p.worker):
+        milli = round(p.gpu_share * MILLI_PER_GPU)
+        result.append(
+            WorkerPlacement(
+                worker=p.worker,
+                node=p.node,
+                gpus=tuple(GpuSlice(index=i, milli=milli) for i in p.gpu_indices),
+            )
+        )
+    return tuple(result)
+
+
+def job_from_api(job: GPUJob) -> Job:
+    """A GPUJob -> the core's `Job`.
+
+    `submitted_at` is the creation time (server-set, survives operator restarts), so FIFO
+    order is stable. A job in phase Admitted or Running carries the placements recorded in
+    its status (what it holds); in any other phase it is pending or finished and carries none.
+    """
+    namespace, name = _object_name(job.metadata, "GPUJob")
+    key = job_key(namespace, name)
+    spec = job.spec
+    holding = job.status.phase in HOLDING_PHASES
+    submitted = parse_timestamp(job.metadata.get("creationTimestamp")) or parse_timestamp(job.status.queued_at)
+    admitted_at = parse_timestamp(job.status.admitted_at) if holding else None
+    return Job(
+        key=key,
+        queue=spec.queue,
+        shape=worker_shape(spec, what=f"GPUJob {key}"),
+        workers=spec.workers,
+        priority=spec.priority,
+        gpu_models=tuple(spec.gpu_models),
+        placement_policy=PlacementPolicy(spec.placement.value),
+        preemptible=spec.preemptible,
+        submitted_at=submitted or 0.0,
+        tolerations=tolerations_from_pod_spec(spec.template.spec),
+        admitted_at=admitted_at,
+        placements=_placements_from_status(job) if holding else (),
+    )
+
+
+def placement_status(
+    placements: Sequence[WorkerPlacement],
+    nodes: Mapping[str, GpuNode],
+    pod_name: Callable[[int], str],
+) -> list[WorkerPlacementStatus]:
+    """Core placements of one admitted job -> the GPUJob's `status.placement` list.
+
+    Who calls this: the writer, when it records an admission; `pod_name(worker)` gives the
+    deterministic pod name the writer uses. `nodes` (by name) supplies pool and GPU model.
+    """
+    result = []
+    for p in sorted(placements, key=lambda p: p.worker):
+        node = nodes.get(p.node)
+        share = p.gpus[0].milli / MILLI_PER_GPU if p.gpus else 1.0
+        result.append(
+            WorkerPlacementStatus(
+                worker=p.worker,
+                pod=pod_name(p.worker),
+                node=p.node,
+                pool=node.pool if node else "",
+                gpu_model=node.gpu_model if node else "",
+                gpu_indices=[s.index for s in p.gpus],
+                gpu_share=share,
+            )
+        )
+    return result
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+def quota_from_api(quota: QueueQuota) -> Quota:
+    """One `spec.quotas[]` entry -> core `Quota`."""
+    return Quota(
+        nominal_gpus=quota.nominal,
+        gpu_model=quota.gpu_model,
+        pool=quota.pool,
+        borrowing_limit_gpus=quota.borrowing_limit,
+        lending_limit_gpus=quota.lending_limit,
+    )
+
+
+def queue_from_api(
+    queue: GPUQueue,
+    *,
+    decayed_usage_gpu_seconds: float = 0.0,
+    budget_exhausted: bool = False,
+) -> Queue:
+    """A GPUQueue -> the core's `Queue`.
+
+    The two keyword arguments are history the API object does not hold: the adapter keeps
+    the decayed usage (see `gpupool.core.fairshare`) and the cost layer decides the budget.
+    """
+    name = queue.metadata.get("name")
+    if not name:
+        raise ConversionError("GPUQueue has no metadata.name; only objects read from the API server can be converted")
+    spec = queue.spec
+    min_runtime = spec.preemption.min_runtime
+    return Queue(
+        name=str(name),
+        quotas=tuple(quota_from_api(q) for q in spec.quotas),
+        cohort=spec.cohort,
+        weight=spec.weight,
+        max_priority=spec.max_priority,
+        strategy=QueueingStrategy(spec.queueing_strategy.value),
+        preemption=PreemptionRules(
+            reclaim_within_cohort=spec.preemption.reclaim_within_cohort,
+            within_queue=spec.preemption.within_queue,
+            min_runtime_seconds=(
+                parse_duration_seconds(min_runtime, what=f"spec.preemption.minRuntime of GPUQueue {name}")
+                if min_runtime
+                else 0.0
+            ),
+        ),
+        allow_cloud=spec.allow_cloud,
+        allow_spot=spec.allow_spot,
+        decayed_usage_gpu_seconds=decayed_usage_gpu_seconds,
+        budget_exhausted=budget_exhausted,
+    )
+
+
+# --- nodes -----------------------------------------------------------------------------------
+
+
+def taint_from_k8s(raw: Mapping[str, Any]) -> Taint:
+    """One `spec.taints[]` entry of a Node -> core `Taint`."""
+    return Taint(
+        key=str(raw.get("key") or ""),
+        value=str(raw.get("value") or ""),
+        effect=str(raw.get("effect") or "NoSchedule"),
+    )
+
+
+def pool_for_node(labels: Mapping[str, str], pools: Sequence[GPUNodePool]) -> GPUNodePool | None:
+    """The GPUNodePool a node belongs to: the one its `gpupool.io/pool` label names, else the
+    first (by name) whose `nodeSelector` matches its labels, else None."""
+    by_name = {str(p.metadata.get("name", "")): p for p in pools}
+    named = labels.get(LABEL_POOL)
+    if named and named in by_name:
+        return by_name[named]
+    for name in sorted(by_name):
+        if by_name[name].spec.selects(dict(labels)):
+            return by_name[name]
+    return None
+
+
+def _node_ready(node: Mapping[str, Any]) -> bool:
+    if (node.get("spec") or {}).get("unschedulable"):
+        return False
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return False
+
+
+def gpu_node_from_k8s(node: Mapping[str, Any], pools: Sequence[GPUNodePool] = ()) -> GpuNode | None:
+    """A raw Node dict (from a list or watch) -> core `GpuNode`, or None for a node gpupool
+    does not schedule onto (no GPU model from its labels or from a matching GPUNodePool).
+
+    Resources come from `status.allocatable` (falling back to `capacity`). A node is `ready`
+    when its Ready condition is True and it is not cordoned (`spec.unschedulable`), so the
+    core never places new work on a cordoned node. Raises `ConversionError` for a label or
+    quantity that cannot be read; the message names the node and what to fix.
+    """
+    metadata = node.get("metadata") or {}
+    name = str(metadata.get("name") or "")
+    labels: dict[str, str] = dict(metadata.get("labels") or {})
+    pool = pool_for_node(labels, pools)
+    model = labels.get(LABEL_GPU_MODEL) or (pool.spec.gpu_model if pool else "")
+    if not model:
+        return None
+    status = node.get("status") or {}
+    resources: dict[str, Any] = {**(status.get("capacity") or {}), **(status.get("allocatable") or {})}
+    where = f"node {name}"
+    class_label = labels.get(LABEL_CLASS)
+    if class_label is not None:
+        try:
+            pool_class = PoolClass(class_label)
+        except ValueError as err:
+            raise ConversionError(
+                f"{where}: label {LABEL_CLASS}={class_label!r} must be OnPrem or Cloud; fix the node's label"
+            ) from err
+    else:
+        pool_class = PoolClass(pool.spec.pool_class.value) if pool else PoolClass.ON_PREM
+    gpus_raw = resources.get(GPU_RESOURCE, 0)
+    gpus = parse_quantity(gpus_raw, what=f"{where}: {GPU_RESOURCE}")
+    if gpus < 0 or gpus != int(gpus):
+        raise ConversionError(f"{where}: {GPU_RESOURCE}={gpus_raw!r} must be a whole number of GPUs")
+    taints = tuple(taint_from_k8s(t) for t in (node.get("spec") or {}).get("taints") or [])
+    return GpuNode(
+        name=name,
+        gpu_model=model,
+        gpus=int(gpus),
+        cpu_milli=parse_cpu_milli(resources.get("cpu", 0), what=f"{where}: cpu"),
+        memory_bytes=parse_memory_bytes(resources.get("memory", 0), what=f"{where}: memory"),
+        pool=labels.get(LABEL_POOL) or (str(pool.metadata.get("name", "")) if pool else ""),
+        pool_class=pool_class,
+        spot=labels.get(LABEL_SPOT, "").lower() == "true",
+        taints=taints,
+        ready=_node_ready(node),
+    )

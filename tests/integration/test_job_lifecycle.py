@@ -1,0 +1,170 @@
+"""The GPUJob lifecycle on the real control plane with the operator running.
+
+Each test builds a private world (a unique GPU model, its kwok nodes and queues) with the
+`Scenario` builder, applies GPUJobs with kubectl as a user would, and watches status, pods
+and events.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from typing import Any
+
+import pytest
+from conftest import OperatorProcess, kubectl
+from kube_helpers import Scenario, wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def world(kubeconfig: str, core_api: Any, namespace: str, operator: OperatorProcess) -> Scenario:
+    return Scenario(kubeconfig, core_api, namespace)
+
+
+def test_gang_of_four_two_gpu_workers_is_placed_whole_and_succeeds(world: Scenario) -> None:
+    nodes = world.nodes(2, gpus=4)
+    queue = world.queue("team", nominal=8)
+    world.job("gang", queue, workers=4, gpus=2, duration="4s")
+
+    admitted = wait_for(lambda: world.phase("gang") in ("Admitted", "Running") and world.status("gang"), 30, "admission")
+    placement = admitted["placement"]
+    assert sorted(p["worker"] for p in placement) == [0, 1, 2, 3]
+    assert all(len(p["gpuIndices"]) == 2 for p in placement)
+    assert Counter(p["node"] for p in placement) == {nodes[0]: 2, nodes[1]: 2}
+    for node in nodes:  # no GPU index handed out twice on a node
+        indices = [i for p in placement if p["node"] == node for i in p["gpuIndices"]]
+        assert len(indices) == len(set(indices)) == 4
+
+    pods = wait_for(lambda: len(p := world.pods("gang")) == 4 and p, 20, "four worker pods")
+    for pod in pods:
+        assert pod["spec"]["schedulerName"] == "gpupool"
+        assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+        assert pod["metadata"]["ownerReferences"][0]["kind"] == "GPUJob"
+
+    world.wait_phase("gang", "Running", 30)
+    final = world.wait_phase("gang", "Succeeded", 40)
+    assert final["attempts"] == 1 and final["gpuSeconds"] > 0
+    assert final["finishedAt"] >= final["startedAt"]
+    assert {"Queued", "Admitted", "Started", "Finished"} <= set(world.events("gang"))
+
+
+def test_gang_that_cannot_fit_creates_no_pod_and_says_why(world: Scenario) -> None:
+    world.nodes(1, gpus=8)
+    queue = world.queue("team", nominal=16)
+    world.job("too-big", queue, workers=3, gpus=4)
+
+    status = wait_for(
+        lambda: "3 x 4 GPUs" in ((s := world.status("too-big")).get("message") or "") and s, 30, "a reason"
+    )
+    assert status["phase"] == "Queued"
+    assert world.pods("too-big") == []
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Admitted"]["status"] == "False"
+
+
+def test_job_waits_with_a_message_and_starts_as_soon_as_capacity_frees(world: Scenario) -> None:
+    world.nodes(1, gpus=8)
+    queue = world.queue("team", nominal=8)
+    world.job("first", queue, gpus=8, duration="6s")
+    world.wait_phase("first", "Running", 30)
+    world.job("second", queue, gpus=4, duration="3s")
+
+    waiting = wait_for(
+        lambda: "4 GPU" in ((s := world.status("second")).get("message") or "") and s, 20, "a waiting message"
+    )
+    assert waiting["phase"] == "Queued"
+    assert world.status("first")["phase"] == "Running"
+
+    world.wait_phase("first", "Succeeded", 30)
+    world.wait_phase("second", "Running", 15)
+
+
+def test_deleting_a_job_removes_its_pods_and_frees_its_gpus(world: Scenario) -> None:
+    world.nodes(1, gpus=8)
+    queue = world.queue("team", nominal=8)
+    world.job("hog", queue, workers=2, gpus=4, duration="10m")
+    world.wait_phase("hog", "Running", 30)
+    world.job("next", queue, gpus=8, duration="5s")
+    wait_for(lambda: world.status("next").get("message"), 20, "next to wait")
+    assert world.phase("next") == "Queued"
+
+    kubectl(world.kubeconfig, "delete", "gpujob", "hog", "-n", world.namespace, "--wait=false")
+    wait_for(lambda: world.pods("hog") == [], 30, "hog's pods to be deleted")
+    world.wait_phase("next", "Running", 20)
+
+
+def test_fractional_jobs_share_one_gpu(world: Scenario) -> None:
+    nodes = world.nodes(1, gpus=1)
+    queue = world.queue("team", nominal=1)
+    world.job("half-a", queue, gpus=0.5, duration="20s")
+    world.job("half-b", queue, gpus=0.5, duration="20s")
+
+    a = world.wait_phase("half-a", "Running", 30)
+    b = world.wait_phase("half-b", "Running", 30)
+    for status in (a, b):
+        (worker,) = status["placement"]
+        assert (worker["node"], worker["gpuIndices"], worker["gpuShare"]) == (nodes[0], [0], 0.5)
+    pod = world.pods("half-a")[0]
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "0" and env["GPUPOOL_GPU_SHARE"] == "0.5"
+    assert "nvidia.com/gpu" not in pod["spec"]["containers"][0]["resources"].get("limits", {})
+
+
+def test_failed_worker_restarts_the_gang_then_fails_past_backoff_limit(world: Scenario) -> None:
+    world.nodes(1, gpus=8)
+    queue = world.queue("team", nominal=8)
+    world.job("flaky", queue, workers=2, gpus=2, duration=None, fail_after="1s", backoffLimit=1)
+
+    final = world.wait_phase("flaky", "Failed", 60)
+    assert final["attempts"] == 2
+    assert "no retries left" in final["message"]
+    events = world.events("flaky")
+    assert "Restarting" in events and "Failed" in events
+
+
+def test_max_runtime_is_enforced(world: Scenario) -> None:
+    world.nodes(1, gpus=8)
+    queue = world.queue("team", nominal=8)
+    world.job("slow", queue, gpus=1, duration="10m", maxRuntime="3s")
+
+    final = world.wait_phase("slow", "Failed", 40)
+    assert "maxRuntime" in final["message"]
+    wait_for(lambda: all(p["status"].get("phase") in ("Succeeded", "Failed") for p in world.pods("slow")) or
+             not world.pods("slow"), 20, "the job's pods to stop")
+
+
+@pytest.mark.parametrize("case", ["missing-queue", "namespace-not-allowed"])
+def test_job_for_a_queue_it_may_not_use_is_not_admitted_and_says_why(world: Scenario, case: str) -> None:
+    world.nodes(1, gpus=8)
+    if case == "missing-queue":
+        queue, expected = "no-such-queue", "does not exist"
+    else:
+        queue = world.queue("private", nominal=8, namespaceSelector={"matchLabels": {"team": "elsewhere"}})
+        expected = "may not submit"
+    world.job("lost", queue, gpus=1)
+    status = wait_for(lambda: expected in ((s := world.status("lost")).get("message") or "") and s, 20, "the reason")
+    assert status["phase"] == "Queued"
+    assert world.pods("lost") == []
+
+
+def test_operator_killed_mid_way_loses_no_job_and_duplicates_no_pod(
+    world: Scenario, operator: OperatorProcess
+) -> None:
+    world.nodes(2, gpus=8)
+    queue = world.queue("team", nominal=16)
+    names = [world.job(f"job-{i}", queue, workers=2, gpus=2, duration="6s") for i in range(6)]
+    wait_for(lambda: any(world.phase(n) in ("Admitted", "Running") for n in names), 30, "some admissions")
+
+    operator.kill(signal.SIGKILL)
+    operator.start()
+
+    for name in names:
+        world.wait_phase(name, "Succeeded", 90)
+    pods = world.pods()
+    by_worker = Counter((p["metadata"]["labels"]["gpupool.io/job"], p["metadata"]["labels"]["gpupool.io/worker"])
+                        for p in pods)
+    assert set(by_worker) == {(n, w) for n in names for w in ("0", "1")}
+    assert all(count == 1 for count in by_worker.values()), by_worker
+    assert all(world.status(n)["attempts"] == 1 for n in names)
