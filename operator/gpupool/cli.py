@@ -34,6 +34,12 @@ def _operator(args: argparse.Namespace, rest: list[str]) -> int:
     return runner.main(rest)
 
 
+def _demo(args: argparse.Namespace, rest: list[str]) -> int:
+    from gpupool import demo
+
+    return demo.main(rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; subcommands own their own flags (passed through as `rest`)."""
     parser = argparse.ArgumentParser(prog="gpupool", description=__doc__.splitlines()[0])
@@ -46,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="the local control plane (etcd, apiserver, ..., kwok)", add_help=False)
     dev.add_argument("action", choices=["build", "up", "down", "status", "nodes"])
     dev.set_defaults(handler=_dev)
+
+    demo = sub.add_parser("demo", help="run the main job end to end on a local cluster", add_help=False)
+    demo.set_defaults(handler=_demo)
 
     op = sub.add_parser("operator", help="run the operator", add_help=False)
     op.add_argument("action", choices=["run"])

@@ -58,6 +58,7 @@ class ClusterState:
     apiserver_url: str
     processes: list[ProcessRecord] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
+    extras: list[ProcessRecord] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -66,6 +67,7 @@ class ClusterState:
                 "apiserverUrl": self.apiserver_url,
                 "ports": self.ports,
                 "processes": [vars(p) for p in self.processes],
+                "extras": [vars(p) for p in self.extras],
             },
             indent=2,
         )
@@ -78,6 +80,7 @@ class ClusterState:
             apiserver_url=raw["apiserverUrl"],
             ports=raw.get("ports", {}),
             processes=[ProcessRecord(**p) for p in raw.get("processes", [])],
+            extras=[ProcessRecord(**p) for p in raw.get("extras", [])],
         )
 
 
@@ -354,6 +357,28 @@ class DevCluster:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         path.chmod(0o600)
 
+    def start_extra(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ProcessRecord:
+        """Start a process that belongs with this cluster (the demo's operator): `down` stops it too.
+
+        A running extra of the same name is stopped first, so the demo can be re-run.
+        """
+        state = self.load_state()
+        if state is None:
+            raise ClusterError(f"no cluster in {self.state_dir}; run `gpupool dev up` first")
+        for old in [e for e in state.extras if e.name == name]:
+            _stop(old, timeout=15.0)
+        state.extras = [e for e in state.extras if e.name != name]
+        log_path = self.logs / f"{name}.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env=env,
+            )
+        record = ProcessRecord(name=name, pid=proc.pid, argv=argv, log=str(log_path), health_url="")
+        state.extras.append(record)
+        self._save(state)
+        return record
+
     # ---------------------------------------------------------------- down
 
     def down(self, timeout: float = 15.0, progress: Progress = print) -> int:
@@ -363,20 +388,26 @@ class DevCluster:
             progress(f"gpupool dev: no cluster recorded in {self.state_dir}")
             return 0
         stopped = 0
-        for record in reversed(state.processes):
-            if not pid_alive(record):
-                continue
-            os.kill(record.pid, signal.SIGTERM)
-            end = time.monotonic() + timeout
-            while pid_alive(record) and time.monotonic() < end:
-                time.sleep(0.1)
-            if pid_alive(record):
-                os.kill(record.pid, signal.SIGKILL)
-            stopped += 1
-            progress(f"  stopped {record.name} (pid {record.pid})")
+        for record in [*reversed(state.extras), *reversed(state.processes)]:
+            if _stop(record, timeout):
+                stopped += 1
+                progress(f"  stopped {record.name} (pid {record.pid})")
         (self.state_dir / STATE_FILE).unlink(missing_ok=True)
         shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
         return stopped
+
+
+def _stop(record: ProcessRecord, timeout: float) -> bool:
+    """SIGTERM, then SIGKILL after `timeout`; False when the process was not running."""
+    if not pid_alive(record):
+        return False
+    os.kill(record.pid, signal.SIGTERM)
+    end = time.monotonic() + timeout
+    while pid_alive(record) and time.monotonic() < end:
+        time.sleep(0.1)
+    if pid_alive(record):
+        os.kill(record.pid, signal.SIGKILL)
+    return True
 
 
 def kubernetes_version() -> str:

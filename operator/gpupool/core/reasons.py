@@ -1,0 +1,122 @@
+"""Sentences that tell a person why a job waits and what would change that.
+
+Who calls this: `gpupool.core.schedule` builds every `Waiting.message` and every
+`Preemption.message` here, so the wording lives in one place and reads the same in events,
+conditions and `kubectl describe`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gpupool.core.models import MILLI_PER_GPU, Job
+
+
+def gpus(milli: int | float) -> str:
+    """`8000` → `8`, `500` → `0.5`, `1250` → `1.25`."""
+    value = milli / MILLI_PER_GPU
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def describe_request(job: Job) -> str:
+    """`8 GPUs (H100)`, `2 x 4 GPUs (A100, H100)`, `0.5 GPU` ..."""
+    per_worker = job.shape.gpu_milli
+    unit = "GPU" if per_worker == MILLI_PER_GPU or 0 < per_worker < MILLI_PER_GPU else "GPUs"
+    head = f"{gpus(per_worker)} {unit}"
+    if job.workers > 1:
+        head = f"{job.workers} x {head}"
+    if job.gpu_models:
+        head += f" ({', '.join(job.gpu_models)})"
+    return head
+
+
+def queue_not_found(job: Job) -> str:
+    """The job names a queue that does not exist."""
+    return f"queue {job.queue} does not exist: create the GPUQueue or set spec.queue to an existing one"
+
+
+def budget_exhausted(job: Job) -> str:
+    """The queue's budget is spent."""
+    return f"queue {job.queue} has spent its budget: raise the queue's budget or wait until the budget period resets"
+
+
+def priority_above_max(job: Job, max_priority: int) -> str:
+    """The job asks for more priority than its queue allows."""
+    return (
+        f"priority {job.priority} is above queue {job.queue}'s maxPriority {max_priority}: "
+        f"lower the job's priority to {max_priority} or less, or raise the queue's maxPriority"
+    )
+
+
+def blocked_by_head(job: Job, head_key: str) -> str:
+    """A StrictFIFO queue waits for its head."""
+    return (
+        f"queue {job.queue} is StrictFIFO and its head {head_key} is still waiting; "
+        "use BestEffortFIFO to let smaller jobs start around it"
+    )
+
+
+def gpu_amount(milli: int | float) -> str:
+    """`1000` → `1 GPU`, `4000` → `4 GPUs`, `500` → `0.5 GPU`."""
+    return f"{gpus(milli)} GPU" if 0 < milli <= MILLI_PER_GPU else f"{gpus(milli)} GPUs"
+
+
+def quota_exhausted(job: Job, flavor: str, used_milli: int, nominal_milli: int, headroom_milli: int) -> str:
+    """The queue's quota (with what it may borrow) has no room for the whole job."""
+    return (
+        f"waiting for {describe_request(job)} in queue {job.queue}: {gpus(used_milli)} of "
+        f"{gpu_amount(nominal_milli)} of its {flavor} quota in use, {gpus(headroom_milli)} more "
+        "available counting what it may borrow; it starts when the queue's jobs finish or its "
+        "quota grows"
+    )
+
+
+def no_quota_for_nodes(job: Job) -> str:
+    """Nodes could host the job, but its queue has no quota entry for any of them."""
+    return (
+        f"waiting for {describe_request(job)} in queue {job.queue}: the queue has no quota for "
+        "any node this job may use; add a quota entry for that GPU model or pool"
+    )
+
+
+def no_fitting_node(job: Job, policy_note: str) -> str:
+    """No node the job may use could ever host it, even empty."""
+    return (
+        f"no ready node this job may use could host {describe_request(job)} with its cpu and "
+        "memory even when empty "
+        f"({policy_note}); change the request, the GPU models, the placement policy or "
+        "tolerations, or add such nodes"
+    )
+
+
+def insufficient_capacity(job: Job, flavor: str, used_milli: int, nominal_milli: int, free_milli: int) -> str:
+    """The quota allows the job but the cluster has no room for it right now."""
+    return (
+        f"waiting for {describe_request(job)} in queue {job.queue}: {gpus(used_milli)} of "
+        f"{gpu_amount(nominal_milli)} of its {flavor} quota in use, {gpu_amount(free_milli)} free "
+        "on the nodes it may use but not enough in one placement; it starts when running jobs "
+        "finish or nodes are added"
+    )
+
+
+def behind_higher_priority(job: Job, reserved_for: Sequence[str]) -> str:
+    """The job would fit, but only on capacity held for jobs ahead of it."""
+    names = ", ".join(reserved_for[:3]) + (" ..." if len(reserved_for) > 3 else "")
+    return (
+        f"waiting behind {len(reserved_for)} job(s) ahead of it that hold capacity it could "
+        f"use ({names}); it starts when they do or when more capacity frees up"
+    )
+
+
+def waiting_for_preemption(job: Job, victims: Sequence[str]) -> str:
+    """Victims are being evicted to make room for the job."""
+    return f"preempting {len(victims)} job(s) to make room: {', '.join(victims)}"
+
+
+def preempted(victim: Job, preemptor: Job, why: str) -> str:
+    """The event text a preempted job carries."""
+    return (
+        f"preempted by {preemptor.key} (queue {preemptor.queue}, priority {preemptor.priority}) "
+        f"to {why}; {victim.key} returns to queue {victim.queue}"
+    )

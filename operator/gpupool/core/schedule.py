@@ -1,0 +1,438 @@
+"""One scheduling cycle: a snapshot in, decisions out.
+
+Who calls this: the operator's scheduling loop calls `schedule(snapshot)` once per cycle
+and applies the returned `Decisions`; the trace simulator and `gpupool bench cycle` call
+the very same function. Nothing here performs I/O, reads the clock or uses global
+randomness: the placement engine's random generator is seeded from `snapshot.seed`, so
+identical snapshots give identical decisions.
+
+The cycle, step by step:
+
+1. Build the cycle's working state: per-GPU allocation (`ClusterState`), quota usage
+   (`QuotaLedger`), node eligibility masks, and the workload mix the placement policy
+   scores against — all from the snapshot's nodes and running jobs.
+2. Take pending jobs one at a time in scheduling order (`QueueTurns`: priority, fair
+   share, submission time), in two passes: the first admits only jobs that fit within
+   their queue's nominal quota, the second lets the rest borrow from the cohort (so a
+   borrower never takes capacity a lender's own job could use this cycle and is then
+   reclaimed by preemption a cycle later). Once a queue's job needs to borrow, the rest
+   of that queue follows it to the second pass, keeping the order within the queue.
+   Preemption, too, happens in the second pass unless the job fits within nominal.
+   Jobs of unknown queues, of queues whose budget is spent and with priority above
+   their queue's maximum wait with a reason right away.
+3. For each job, try pool stages from on-prem outwards and, within a stage, the queue's
+   quota flavors in quota order; the first (stage, flavor) whose quota has room and
+   whose allowed nodes hold the whole gang wins. Shapes that failed on a mask are
+   remembered: capacity only shrinks within a cycle, so they fail fast afterwards.
+4. A job that does not fit tries preemption (`gpupool.core.preemption`). When victims
+   are found, the job's placement and the victims' nodes are held for it this cycle and
+   it waits for the evictions.
+5. Otherwise it waits. The first job a queue cannot fit for lack of capacity reserves
+   the nodes it would start on (those with the most free capacity for its shape) and the
+   quota it needs; jobs after it — of any queue — only backfill onto other nodes, so
+   they never delay it. Under StrictFIFO the rest of its queue waits behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from gpupool.core import reasons
+from gpupool.core.capacity import fits_now
+from gpupool.core.eligibility import Mask, NodeEligibility
+from gpupool.core.fairshare import dominant_share
+from gpupool.core.models import (
+    MILLI_PER_GPU,
+    Admission,
+    Decisions,
+    Job,
+    Preemption,
+    Queue,
+    QueueingStrategy,
+    SchedulerConfig,
+    Snapshot,
+    WaitCode,
+    Waiting,
+    WorkerPlacement,
+)
+from gpupool.core.ordering import QueueTurns, priority_allowed
+from gpupool.core.placement import ClusterState, WorkloadMix
+from gpupool.core.preemption import Candidate, may_be_victim, plan_preemption
+from gpupool.core.quota import QuotaLedger, resolve_flavors
+
+DEFAULT_CONFIG = SchedulerConfig()
+
+
+def schedule(snapshot: Snapshot, config: SchedulerConfig = DEFAULT_CONFIG) -> Decisions:
+    """Decide one cycle: admissions with placements, preemptions, and why the rest wait."""
+    return _Cycle(snapshot, config).run()
+
+
+@dataclass(slots=True)
+class _Option:
+    """One (pool stage, quota flavor) a job may try, with its allowed-node mask."""
+
+    flavor: str
+    mask: Mask
+    mask_id: int
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What considering one job produced."""
+
+    placements: tuple[WorkerPlacement, ...] | None = None
+    flavor: str = ""
+    waiting: Waiting | None = None
+    needs_borrowing: bool = False
+
+
+class _QueueFlavors:
+    """One queue's flavors and, per flavor, the mask of nodes that resolve to it."""
+
+    def __init__(self, queue: Queue, eligibility: NodeEligibility) -> None:
+        self.names, self.index = resolve_flavors(queue, eligibility.nodes)
+        self.masks: list[Mask] = [self.index == i for i in range(len(self.names))]
+
+    def of_row(self, row: int) -> str | None:
+        i = int(self.index[row])
+        return None if i < 0 else self.names[i]
+
+
+class _Cycle:
+    """The mutable working state of one `schedule` call (never outlives it)."""
+
+    def __init__(self, snapshot: Snapshot, config: SchedulerConfig) -> None:
+        self.snapshot = snapshot
+        self.config = config
+        self.queues: dict[str, Queue] = {q.name: q for q in snapshot.queues}
+        self.eligibility = NodeEligibility(snapshot.nodes)
+        self.state = ClusterState.build(snapshot.nodes, snapshot.running)
+        self.ledger = QuotaLedger(snapshot.queues)
+        self.flavors: dict[str, _QueueFlavors] = {
+            name: _QueueFlavors(q, self.eligibility) for name, q in self.queues.items()
+        }
+        self.rng = np.random.default_rng(snapshot.seed)
+        self.mix = WorkloadMix()
+        for job in (*snapshot.running, *snapshot.pending):
+            self.mix.observe(job.shape, job.workers, job.gpu_models)
+        self.cluster_gpus = float(sum(n.gpus for n in snapshot.nodes))
+        self.held: dict[str, int] = dict.fromkeys(self.queues, 0)
+        self.candidates: dict[str, list[Candidate]] = {}
+        for job in snapshot.running:
+            self._account_running(job)
+        # per-cycle caches and reservations
+        self.reserved: Mask = np.zeros(len(snapshot.nodes), dtype=bool)
+        self.reserved_for: list[str] = []
+        self.reserving_queues: set[str] = set()
+        self._mask_ids: dict[bytes, int] = {}
+        self._options: dict[tuple[object, ...], list[_Option]] = {}
+        self._ever: dict[tuple[object, ...], bool] = {}
+        self._failed: set[tuple[object, ...]] = set()
+        self._preempt_failed: set[tuple[object, ...]] = set()
+        self.admissions: list[Admission] = []
+        self.preemptions: list[Preemption] = []
+        self.waiting: list[Waiting] = []
+
+    # -- set-up --------------------------------------------------------------------------
+
+    def _account_running(self, job: Job) -> None:
+        flavors = self.flavors.get(job.queue)
+        if flavors is None:
+            return
+        per_flavor: dict[str, int] = {}
+        known: list[WorkerPlacement] = []
+        rows: list[int] = []
+        for p in job.placements:
+            try:
+                row = self.state.index_of(p.node)
+            except KeyError:
+                continue
+            known.append(p)
+            rows.append(row)
+            milli = sum(s.milli for s in p.gpus) if p.gpus else job.shape.gpu_milli
+            self.held[job.queue] += milli
+            flavor = flavors.of_row(row)
+            if flavor is not None:
+                per_flavor[flavor] = per_flavor.get(flavor, 0) + milli
+        for flavor, milli in sorted(per_flavor.items()):
+            self.ledger.charge(job.queue, flavor, milli)
+        if known and may_be_victim(job, self.queues, self.snapshot.now):
+            self.candidates.setdefault(job.queue, []).append(
+                Candidate(
+                    job=job,
+                    placements=tuple(known),
+                    flavor_milli=tuple(sorted(per_flavor.items())),
+                    rows=tuple(rows),
+                )
+            )
+
+    def _share_of(self, queue_name: str) -> float:
+        queue = self.queues[queue_name]
+        return dominant_share(
+            queue.decayed_usage_gpu_seconds,
+            self.held.get(queue_name, 0) / MILLI_PER_GPU,
+            queue.weight,
+            self.cluster_gpus,
+            self.config.fair_share_half_life_seconds,
+        )
+
+    def _mask_id(self, mask: Mask) -> int:
+        key = mask.tobytes()
+        found = self._mask_ids.get(key)
+        if found is None:
+            found = len(self._mask_ids)
+            self._mask_ids[key] = found
+        return found
+
+    def _options_for(self, job: Job, queue: Queue) -> list[_Option]:
+        """(stage, flavor) options in the order to try them, cached per distinct input."""
+        key = (job.tolerations, job.placement_policy, queue.name)
+        found = self._options.get(key)
+        if found is not None:
+            return found
+        out: list[_Option] = []
+        seen: set[int] = set()
+        flavors = self.flavors[queue.name]
+        for stage in self.eligibility.stages(job, queue):
+            for name, flavor_mask in zip(flavors.names, flavors.masks, strict=True):
+                mask = stage & flavor_mask
+                if not mask.any():
+                    continue
+                mask_id = self._mask_id(mask)
+                if mask_id in seen:
+                    continue
+                seen.add(mask_id)
+                out.append(_Option(name, mask, mask_id))
+        self._options[key] = out
+        return out
+
+    def _could_ever_fit(self, job: Job, mask: Mask, mask_id: int) -> bool:
+        key = (job.shape, job.workers, job.gpu_models, mask_id)
+        found = self._ever.get(key)
+        if found is None:
+            found = self.eligibility.could_ever_fit(job, mask)
+            self._ever[key] = found
+        return found
+
+    def _place(self, job: Job, mask: Mask) -> tuple[WorkerPlacement, ...] | None:
+        return self.state.place(job, allowed=mask, policy=self.config.placement_policy, rng=self.rng, mix=self.mix)
+
+    # -- the cycle -------------------------------------------------------------------------
+
+    def run(self) -> Decisions:
+        known = [j for j in self.snapshot.pending if j.queue in self.queues]
+        for orphan in self.snapshot.pending:
+            if orphan.queue not in self.queues:
+                self._wait(orphan, WaitCode.QUEUE_NOT_FOUND, reasons.queue_not_found(orphan))
+        # Pass 1 admits only what fits within nominal quota; pass 2 lets the rest borrow.
+        # Borrowing is opportunistic (as in Kueue): a job that would borrow never takes
+        # capacity that a lender's own pending job could use within its nominal quota this
+        # cycle, so a borrower is not admitted only to be reclaimed one cycle later.
+        deferred = self._pass(known, allow_borrow=False)
+        self._pass(deferred, allow_borrow=True)
+        return Decisions(
+            admissions=tuple(self.admissions),
+            preemptions=tuple(self.preemptions),
+            waiting=tuple(self.waiting),
+        )
+
+    def _pass(self, jobs: list[Job], *, allow_borrow: bool) -> list[Job]:
+        """Consider `jobs` in scheduling order; return those deferred to the borrowing pass."""
+        deferred: list[Job] = []
+        turns = QueueTurns(jobs, self._share_of)
+        limit = self.config.max_admissions_per_cycle
+        while (job := turns.pop()) is not None:
+            queue = self.queues[job.queue]
+            if queue.budget_exhausted:
+                for j in (job, *turns.drain(queue.name)):
+                    self._wait(j, WaitCode.BUDGET_EXHAUSTED, reasons.budget_exhausted(j))
+                continue
+            if not priority_allowed(job, queue):
+                assert queue.max_priority is not None
+                self._wait(
+                    job,
+                    WaitCode.PRIORITY_ABOVE_QUEUE_MAX,
+                    reasons.priority_above_max(job, queue.max_priority),
+                )
+                continue
+            if limit is not None and len(self.admissions) >= limit:
+                self._wait(
+                    job,
+                    WaitCode.BEHIND_HIGHER_PRIORITY,
+                    f"this cycle admitted its maximum of {limit} jobs; {job.key} is considered again next cycle",
+                )
+                continue
+            outcome = self._consider(job, queue, allow_borrow=allow_borrow)
+            if outcome.placements is not None:
+                self._admit(job, queue, outcome.flavor, outcome.placements)
+                continue
+            if outcome.needs_borrowing:
+                # The rest of its queue moves to the borrowing pass too: passes reorder
+                # queues, never jobs within a queue (a lower-priority job of the same
+                # queue must not take, within nominal, what this one is waiting for).
+                deferred.append(job)
+                deferred.extend(turns.drain(queue.name))
+                continue
+            assert outcome.waiting is not None
+            self.waiting.append(outcome.waiting)
+            if queue.strategy == QueueingStrategy.STRICT_FIFO:
+                for j in turns.drain(queue.name):
+                    self._wait(j, WaitCode.BLOCKED_BY_HEAD_OF_LINE, reasons.blocked_by_head(j, job.key))
+        return deferred
+
+    def _wait(self, job: Job, code: WaitCode, message: str) -> None:
+        self.waiting.append(Waiting(job.key, code, message))
+
+    def _admit(self, job: Job, queue: Queue, flavor: str, placements: tuple[WorkerPlacement, ...]) -> None:
+        need = job.total_gpu_milli
+        borrowed = self.ledger.borrowed_after(queue.name, flavor, need)
+        self.state.allocate(placements, job.shape)
+        self.ledger.charge(queue.name, flavor, need)
+        self.held[queue.name] = self.held.get(queue.name, 0) + need
+        self.admissions.append(Admission(job.key, placements, borrowed / MILLI_PER_GPU))
+
+    def _consider(self, job: Job, queue: Queue, *, allow_borrow: bool = True) -> _Outcome:
+        need = job.total_gpu_milli
+        needs_borrowing = False
+        fitting: list[_Option] = []
+        quota_blocked: list[_Option] = []
+        capacity_blocked: list[_Option] = []
+        any_reserved = bool(self.reserved.any())
+        for option in self._options_for(job, queue):
+            if not self._could_ever_fit(job, option.mask, option.mask_id):
+                continue
+            fitting.append(option)
+            if not allow_borrow and self.ledger.borrowed_after(queue.name, option.flavor, need) > 0:
+                # Beyond nominal (now, before any preemption): the borrowing pass decides.
+                needs_borrowing = True
+                continue
+            if not self.ledger.fits(queue.name, option.flavor, need):
+                quota_blocked.append(option)
+                continue
+            key = (job.shape, job.workers, job.gpu_models, option.mask_id)
+            if key in self._failed:
+                capacity_blocked.append(option)
+                continue
+            mask = option.mask & ~self.reserved if any_reserved else option.mask
+            placements = self._place(job, mask) if fits_now(self.state, job, mask) else None
+            if placements is not None:
+                return _Outcome(placements=placements, flavor=option.flavor)
+            self._failed.add(key)
+            capacity_blocked.append(option)
+        if not fitting:
+            return _Outcome(waiting=self._never_fits(job, queue))
+        if needs_borrowing:
+            return _Outcome(needs_borrowing=True)
+        planned = self._try_preemption(job, queue, fitting)
+        if planned is not None:
+            return _Outcome(waiting=planned)
+        if not capacity_blocked:
+            first = quota_blocked[0]
+            lim = self.ledger.limits(queue.name, first.flavor)
+            message = reasons.quota_exhausted(
+                job,
+                first.flavor,
+                self.ledger.usage(queue.name, first.flavor),
+                0 if lim is None else lim.nominal,
+                self.ledger.headroom(queue.name, first.flavor),
+            )
+            return _Outcome(waiting=Waiting(job.key, WaitCode.QUOTA_EXHAUSTED, message))
+        first = capacity_blocked[0]
+        if any_reserved and any(fits_now(self.state, job, o.mask) for o in capacity_blocked):
+            message = reasons.behind_higher_priority(job, self.reserved_for)
+            code = WaitCode.BEHIND_HIGHER_PRIORITY
+        else:
+            lim = self.ledger.limits(queue.name, first.flavor)
+            message = reasons.insufficient_capacity(
+                job,
+                first.flavor,
+                self.ledger.usage(queue.name, first.flavor),
+                0 if lim is None else lim.nominal,
+                int(self.state.sum_free[first.mask].sum()),
+            )
+            code = WaitCode.INSUFFICIENT_CAPACITY
+        if queue.name not in self.reserving_queues:
+            self._reserve(job, queue, first)
+        return _Outcome(waiting=Waiting(job.key, code, message))
+
+    def _never_fits(self, job: Job, queue: Queue) -> Waiting:
+        stages = self.eligibility.stages(job, queue)
+        widest = stages[-1] if stages else np.zeros(len(self.snapshot.nodes), dtype=bool)
+        if self.eligibility.could_ever_fit(job, widest):
+            return Waiting(job.key, WaitCode.QUOTA_EXHAUSTED, reasons.no_quota_for_nodes(job))
+        note = f"placement policy {job.placement_policy}, queue {queue.name}"
+        if not queue.allow_cloud:
+            note += " which allows no cloud nodes"
+        if job.tolerations:
+            note += f", {len(job.tolerations)} toleration(s)"
+        return Waiting(job.key, WaitCode.NO_FITTING_NODE, reasons.no_fitting_node(job, note))
+
+    def _try_preemption(self, job: Job, queue: Queue, options: list[_Option]) -> Waiting | None:
+        if not self.candidates:
+            return None
+        for option in options:
+            key = (queue.name, job.priority, job.shape, job.workers, job.gpu_models, option.mask_id)
+            if key in self._preempt_failed:
+                continue
+            mask = option.mask & ~self.reserved
+            plan = plan_preemption(
+                job,
+                queue,
+                option.flavor,
+                mask,
+                self.candidates,
+                self.ledger,
+                self.state,
+                self._place,
+            )
+            if plan is None:
+                self._preempt_failed.add(key)
+                continue
+            victim_keys = {c.job.key for c, _ in plan.victims}
+            for name in {c.job.queue for c, _ in plan.victims}:
+                self.candidates[name] = [c for c in self.candidates[name] if c.job.key not in victim_keys]
+            for c, why in plan.victims:
+                self.preemptions.append(Preemption(c.job.key, job.key, reasons.preempted(c.job, job, why)))
+                self.reserved[list(c.rows)] = True
+                self.held[c.job.queue] = self.held.get(c.job.queue, 0) - sum(m for _, m in c.flavor_milli)
+            # Hold the preemptor's placement and quota until the victims are gone.
+            self.state.allocate(plan.placements, job.shape)
+            self.ledger.charge(queue.name, option.flavor, job.total_gpu_milli)
+            for p in plan.placements:
+                self.reserved[self.state.index_of(p.node)] = True
+            self.reserved_for.append(job.key)
+            return Waiting(
+                job.key,
+                WaitCode.WAITING_FOR_PREEMPTION,
+                reasons.waiting_for_preemption(job, sorted(victim_keys)),
+            )
+        return None
+
+    def _reserve(self, job: Job, queue: Queue, option: _Option) -> None:
+        """Hold, for the rest of the cycle, the nodes `job` would start on and its quota."""
+        per_node = self.eligibility.workers_per_node(job.shape)
+        usable = option.mask & ~self.reserved & self.eligibility.model_mask(job.gpu_models) & (per_node > 0)
+        rows = np.flatnonzero(usable)
+        if len(rows) == 0:
+            return
+        shape = job.shape
+        now: npt.NDArray[np.int64]
+        if shape.gpu_milli >= MILLI_PER_GPU:
+            now = self.state.idle[rows]
+        elif shape.gpu_milli > 0:
+            now = self.state.max_free[rows]
+        else:
+            now = self.state.cpu_free[rows]
+        order = rows[np.lexsort((rows, -now))]
+        room = np.cumsum(np.minimum(per_node[order], job.workers))
+        if int(room[-1]) < job.workers:
+            return
+        take = int(np.searchsorted(room, job.workers)) + 1
+        self.reserved[order[:take]] = True
+        self.reserved_for.append(job.key)
+        self.reserving_queues.add(queue.name)
+        self.ledger.charge(queue.name, option.flavor, job.total_gpu_milli)

@@ -1,0 +1,156 @@
+"""`gpupool demo`: the main job end to end on a local cluster, then hand it over.
+
+Who calls this: `make demo` (a person at a terminal) and CI-style scripts
+(`--unattended`, or `GPUPOOL_DEMO_UNATTENDED=1`, or no terminal). Steps:
+
+1. build the control plane if needed and start it (or reuse a running one);
+2. install the CRDs (generated from `gpupool.api`), create two on-prem GPU nodes and the
+   teams' namespaces;
+3. start the operator next to the cluster (`gpupool dev down` stops it too);
+4. apply `examples/cluster.yaml` (a pool, two teams' queues) and `examples/jobs.yaml`;
+5. show `kubectl get gpujobs` as the jobs move until every one has finished;
+6. print how to carry on by hand, leaving everything running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from gpupool.api import crdgen
+from gpupool.devcluster.build import ensure_built, hack_dir
+from gpupool.devcluster.cluster import DevCluster, free_port
+from gpupool.devcluster.nodes import GpuNodeSpec, create_gpu_node
+from gpupool.devcluster.tools import kubectl_path
+
+DEMO_NODES = (
+    GpuNodeSpec(name="onprem-a100-0", gpus=8, gpu_model="A100", pool="onprem-a100", cpu="96", memory="1Ti"),
+    GpuNodeSpec(name="onprem-a100-1", gpus=8, gpu_model="A100", pool="onprem-a100", cpu="96", memory="1Ti"),
+)
+TERMINAL = {"Succeeded", "Failed"}
+
+
+def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        [kubectl_path(), *args], input=stdin, capture_output=True, text=True,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)}, timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _install_crds(kubeconfig: Path) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        paths = crdgen.write(Path(folder))
+        files = [arg for path in paths for arg in ("-f", str(path))]
+        _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", *files)
+        _kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", *files)
+
+
+def _start_operator(cluster: DevCluster) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "GPUPOOL_HEALTH_HOST": "127.0.0.1",
+        "GPUPOOL_HEALTH_PORT": str(port),
+        "GPUPOOL_SCHEDULE_INTERVAL_SECONDS": "1",
+    }
+    argv = [sys.executable, "-m", "gpupool.cli", "operator", "run", "--kubeconfig", str(cluster.kubeconfig)]
+    record = cluster.start_extra("gpupool-operator", argv, env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    print(f"  operator ready (pid {record.pid}, log {record.log})")
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the operator did not become ready; see {record.log}")
+
+
+def _phases(kubeconfig: Path) -> dict[str, str]:
+    out = _kubectl(
+        kubeconfig, "get", "gpujobs", "-A", "-o",
+        "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.status.phase}{'\\n'}{end}",
+    )
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def _watch(kubeconfig: Path, unattended: bool, timeout: float) -> bool:
+    """Show the jobs until all finished; True when they did within `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_table = ""
+    while time.monotonic() < deadline:
+        table = _kubectl(kubeconfig, "get", "gpujobs", "-A")
+        if table != last_table:
+            stamp = time.strftime("%H:%M:%S")
+            if not unattended:
+                print("\033[2J\033[H", end="")
+            print(f"--- {stamp}  kubectl get gpujobs -A")
+            print(table, flush=True)
+            last_table = table
+        phases = _phases(kubeconfig)
+        if phases and all(p in TERMINAL for p in phases.values()):
+            return True
+        time.sleep(2)
+    return False
+
+
+def main(argv: list[str]) -> int:
+    """Run the demo; exit 0 when every example job finished."""
+    parser = argparse.ArgumentParser(prog="gpupool demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--unattended", action="store_true", help="plain log output, no screen redraws")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the jobs")
+    args = parser.parse_args(argv)
+    unattended = args.unattended or os.environ.get("GPUPOOL_DEMO_UNATTENDED") == "1" or not sys.stdout.isatty()
+
+    repo = hack_dir().parent
+    ensure_built()
+    cluster = DevCluster()
+    print(f"gpupool demo: control plane in {cluster.state_dir}")
+    cluster.up()
+    kubeconfig = cluster.kubeconfig
+    print("gpupool demo: installing CRDs, nodes and namespaces")
+    _install_crds(kubeconfig)
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
+    for spec in DEMO_NODES:
+        create_gpu_node(api, spec)
+    for namespace in ("team-a", "team-b"):
+        _kubectl(kubeconfig, "apply", "-f", "-", stdin=_namespace_yaml(namespace))
+    print("gpupool demo: starting the operator")
+    _start_operator(cluster)
+    print("gpupool demo: applying examples/cluster.yaml (pool, queues) and examples/jobs.yaml (jobs)")
+    _kubectl(kubeconfig, "delete", "-f", str(repo / "examples" / "jobs.yaml"), "--ignore-not-found", "--wait=true")
+    _kubectl(kubeconfig, "apply", "-f", str(repo / "examples" / "cluster.yaml"))
+    _kubectl(kubeconfig, "apply", "-f", str(repo / "examples" / "jobs.yaml"))
+    finished = _watch(kubeconfig, unattended, args.timeout)
+    print(_kubectl(kubeconfig, "get", "gpupool"))
+    print(
+        "\nThe cluster and the operator keep running. Carry on by hand:\n"
+        f"  export KUBECONFIG={kubeconfig}\n"
+        "  kubectl get gpujobs -A            # or: kubectl get gj -A\n"
+        "  kubectl describe gpujob -n team-b eval\n"
+        "  kubectl get gpupool               # jobs, queues and pools at once\n"
+        "  kubectl get nodes -L gpupool.io/gpu-model,gpupool.io/pool\n"
+        "  kubectl apply -f examples/jobs.yaml   # after editing it\n"
+        "Stop everything with: make down"
+    )
+    if not finished:
+        print("gpupool demo: not every job finished in time; see the operator log above", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _namespace_yaml(name: str) -> str:
+    return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    team: {name}\n"

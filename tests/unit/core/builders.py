@@ -1,0 +1,174 @@
+"""Builders for core values with sensible defaults, so each test states only what matters."""
+
+from __future__ import annotations
+
+from gpupool.core.models import (
+    GpuNode,
+    GpuSlice,
+    Job,
+    PlacementPolicy,
+    PoolClass,
+    PreemptionRules,
+    Queue,
+    QueueingStrategy,
+    Quota,
+    Snapshot,
+    Taint,
+    Toleration,
+    WorkerPlacement,
+    WorkerShape,
+)
+
+GIB = 1024**3
+
+
+def make_node(
+    name: str = "n1",
+    *,
+    gpus: int = 8,
+    model: str = "H100",
+    pool: str = "",
+    cloud: bool = False,
+    spot: bool = False,
+    taints: tuple[Taint, ...] = (),
+    ready: bool = True,
+    cpu: int = 256_000,
+    memory: int = 2048 * GIB,
+) -> GpuNode:
+    return GpuNode(
+        name=name,
+        gpu_model=model,
+        gpus=gpus,
+        cpu_milli=cpu,
+        memory_bytes=memory,
+        pool=pool,
+        pool_class=PoolClass.CLOUD if cloud else PoolClass.ON_PREM,
+        spot=spot,
+        taints=taints,
+        ready=ready,
+    )
+
+
+def make_queue(
+    name: str = "team-a",
+    *,
+    gpus: int | None = 1000,
+    model: str = "H100",
+    pool: str | None = None,
+    quotas: tuple[Quota, ...] | None = None,
+    cohort: str | None = None,
+    borrowing: int | None = None,
+    lending: int | None = None,
+    weight: float = 1.0,
+    max_priority: int | None = None,
+    strict: bool = False,
+    within_queue: bool = True,
+    reclaim: bool = True,
+    min_runtime: float = 0.0,
+    allow_cloud: bool = True,
+    allow_spot: bool = False,
+    usage: float = 0.0,
+    budget_exhausted: bool = False,
+) -> Queue:
+    if quotas is None:
+        quotas = (
+            ()
+            if gpus is None
+            else (
+                Quota(
+                    nominal_gpus=gpus,
+                    gpu_model=None if pool is not None else model,
+                    pool=pool,
+                    borrowing_limit_gpus=borrowing,
+                    lending_limit_gpus=lending,
+                ),
+            )
+        )
+    return Queue(
+        name=name,
+        quotas=quotas,
+        cohort=cohort,
+        weight=weight,
+        max_priority=max_priority,
+        strategy=QueueingStrategy.STRICT_FIFO if strict else QueueingStrategy.BEST_EFFORT_FIFO,
+        preemption=PreemptionRules(
+            reclaim_within_cohort=reclaim, within_queue=within_queue, min_runtime_seconds=min_runtime
+        ),
+        allow_cloud=allow_cloud,
+        allow_spot=allow_spot,
+        decayed_usage_gpu_seconds=usage,
+        budget_exhausted=budget_exhausted,
+    )
+
+
+def make_job(
+    key: str = "ns/j1",
+    *,
+    queue: str = "team-a",
+    gpus: float = 1,
+    workers: int = 1,
+    priority: int = 0,
+    models: tuple[str, ...] = (),
+    policy: PlacementPolicy = PlacementPolicy.ON_PREM_ONLY,
+    preemptible: bool = True,
+    submitted_at: float = 0.0,
+    tolerations: tuple[Toleration, ...] = (),
+    cpu: int = 0,
+    memory: int = 0,
+    admitted_at: float | None = None,
+    on: tuple[str, ...] = (),
+    first_gpu: int = 0,
+) -> Job:
+    """A job; `on=("n1", ...)` makes it running with one worker per named node, holding GPUs
+    from `first_gpu` upwards (give jobs sharing a node distinct ranges)."""
+    milli = round(gpus * 1000)
+    shape = WorkerShape(gpu_milli=milli, cpu_milli=cpu, memory_bytes=memory)
+    placements: tuple[WorkerPlacement, ...] = ()
+    if on:
+        used: dict[str, int] = dict.fromkeys(on, first_gpu)
+        out = []
+        for worker, node in enumerate(on):
+            if 0 < milli < 1000:
+                slices: tuple[GpuSlice, ...] = (GpuSlice(used.get(node, 0), milli),)
+                used[node] = used.get(node, 0) + 1
+            else:
+                first = used.get(node, 0)
+                slices = tuple(GpuSlice(first + g, 1000) for g in range(milli // 1000))
+                used[node] = first + milli // 1000
+            out.append(WorkerPlacement(worker, node, slices))
+        placements = tuple(out)
+        if admitted_at is None:
+            admitted_at = 0.0
+    return Job(
+        key=key,
+        queue=queue,
+        shape=shape,
+        workers=workers if not on else len(on),
+        priority=priority,
+        gpu_models=models,
+        placement_policy=policy,
+        preemptible=preemptible,
+        submitted_at=submitted_at,
+        tolerations=tolerations,
+        admitted_at=admitted_at,
+        placements=placements,
+    )
+
+
+def make_snapshot(
+    nodes: tuple[GpuNode, ...] | list[GpuNode],
+    queues: tuple[Queue, ...] | list[Queue],
+    pending: tuple[Job, ...] | list[Job] = (),
+    running: tuple[Job, ...] | list[Job] = (),
+    *,
+    now: float = 10_000.0,
+    seed: int = 0,
+) -> Snapshot:
+    return Snapshot(
+        now=now,
+        nodes=tuple(nodes),
+        queues=tuple(queues),
+        running=tuple(running),
+        pending=tuple(pending),
+        seed=seed,
+    )
