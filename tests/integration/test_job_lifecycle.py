@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+
 from conftest import OperatorProcess, kubectl
 from kube_helpers import Scenario, wait_for
 
@@ -28,7 +29,9 @@ def test_gang_of_four_two_gpu_workers_is_placed_whole_and_succeeds(world: Scenar
     queue = world.queue("team", nominal=8)
     world.job("gang", queue, workers=4, gpus=2, duration="4s")
 
-    admitted = wait_for(lambda: world.phase("gang") in ("Admitted", "Running") and world.status("gang"), 30, "admission")
+    admitted = wait_for(
+        lambda: world.phase("gang") in ("Admitted", "Running") and world.status("gang"), 30, "admission"
+    )
     placement = admitted["placement"]
     assert sorted(p["worker"] for p in placement) == [0, 1, 2, 3]
     assert all(len(p["gpuIndices"]) == 2 for p in placement)
@@ -131,8 +134,14 @@ def test_max_runtime_is_enforced(world: Scenario) -> None:
 
     final = world.wait_phase("slow", "Failed", 40)
     assert "maxRuntime" in final["message"]
-    wait_for(lambda: all(p["status"].get("phase") in ("Succeeded", "Failed") for p in world.pods("slow")) or
-             not world.pods("slow"), 20, "the job's pods to stop")
+    wait_for(
+        lambda: (
+            all(p["status"].get("phase") in ("Succeeded", "Failed") for p in world.pods("slow"))
+            or not world.pods("slow")
+        ),
+        20,
+        "the job's pods to stop",
+    )
 
 
 @pytest.mark.parametrize("case", ["missing-queue", "namespace-not-allowed"])
@@ -149,9 +158,7 @@ def test_job_for_a_queue_it_may_not_use_is_not_admitted_and_says_why(world: Scen
     assert world.pods("lost") == []
 
 
-def test_operator_killed_mid_way_loses_no_job_and_duplicates_no_pod(
-    world: Scenario, operator: OperatorProcess
-) -> None:
+def test_operator_killed_mid_way_loses_no_job_and_duplicates_no_pod(world: Scenario, operator: OperatorProcess) -> None:
     world.nodes(2, gpus=8)
     queue = world.queue("team", nominal=16)
     names = [world.job(f"job-{i}", queue, workers=2, gpus=2, duration="6s") for i in range(6)]
@@ -163,8 +170,9 @@ def test_operator_killed_mid_way_loses_no_job_and_duplicates_no_pod(
     for name in names:
         world.wait_phase(name, "Succeeded", 90)
     pods = world.pods()
-    by_worker = Counter((p["metadata"]["labels"]["gpupool.io/job"], p["metadata"]["labels"]["gpupool.io/worker"])
-                        for p in pods)
+    by_worker = Counter(
+        (p["metadata"]["labels"]["gpupool.io/job"], p["metadata"]["labels"]["gpupool.io/worker"]) for p in pods
+    )
     assert set(by_worker) == {(n, w) for n in names for w in ("0", "1")}
     assert all(count == 1 for count in by_worker.values()), by_worker
     assert all(world.status(n)["attempts"] == 1 for n in names)

@@ -1,0 +1,267 @@
+"""Unit tests of the placement engine (`gpupool.core.placement`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpupool.core.models import GpuNode, GpuSlice, Job, WorkerPlacement, WorkerShape
+from gpupool.core.placement import DEFAULT_POLICY, POLICY_NAMES, ClusterState, PlacementError, WorkloadMix
+
+GIB = 1024**3
+ALL_POLICIES = [p for p in POLICY_NAMES]
+
+
+def make_node(
+    name: str = "n0",
+    gpus: int = 8,
+    model: str = "A100",
+    cpu: int = 64_000,
+    memory: int = 256 * GIB,
+    ready: bool = True,
+) -> GpuNode:
+    return GpuNode(name=name, gpu_model=model, gpus=gpus, cpu_milli=cpu, memory_bytes=memory, ready=ready)
+
+
+def make_job(
+    key: str = "ns/j",
+    gpu_milli: int = 1000,
+    workers: int = 1,
+    cpu: int = 1000,
+    memory: int = GIB,
+    models: tuple[str, ...] = (),
+    placements: tuple[WorkerPlacement, ...] = (),
+) -> Job:
+    return Job(
+        key=key,
+        queue="q",
+        shape=WorkerShape(gpu_milli=gpu_milli, cpu_milli=cpu, memory_bytes=memory),
+        workers=workers,
+        gpu_models=models,
+        placements=placements,
+    )
+
+
+def running(node: str, slices: list[tuple[int, int]], key: str = "ns/r", cpu: int = 1000) -> Job:
+    """A running single-worker job holding `slices` (index, milli) on `node`."""
+    milli = slices[0][1] if len(slices) == 1 and slices[0][1] < 1000 else 1000 * len(slices)
+    return make_job(
+        key=key,
+        gpu_milli=milli,
+        cpu=cpu,
+        placements=(WorkerPlacement(0, node, tuple(GpuSlice(i, m) for i, m in slices)),),
+    )
+
+
+@pytest.mark.parametrize("policy", ALL_POLICIES)
+@pytest.mark.parametrize(
+    ("nodes", "busy", "job", "expect_node"),
+    [
+        pytest.param(
+            [make_node("a", gpus=2), make_node("b", gpus=2)],
+            [running("a", [(0, 300)])],
+            make_job(gpu_milli=2000),
+            "b",
+            id="whole-gpus-need-idle-gpus",
+        ),
+        pytest.param(
+            [make_node("a", gpus=1), make_node("b", gpus=1)],
+            [running("a", [(0, 1000)])],
+            make_job(gpu_milli=0),
+            None,  # CPU-only: any node with cpu fits
+            id="cpu-only-ignores-gpus",
+        ),
+        pytest.param(
+            [make_node("a", gpus=1, model="T4"), make_node("b", gpus=1, model="V100")],
+            [],
+            make_job(models=("V100",)),
+            "b",
+            id="model-constraint",
+        ),
+        pytest.param(
+            [make_node("a", gpus=1, cpu=2000), make_node("b", gpus=1, cpu=8000)],
+            [],
+            make_job(cpu=4000),
+            "b",
+            id="cpu-must-fit",
+        ),
+        pytest.param(
+            [make_node("a", gpus=1, memory=GIB), make_node("b", gpus=1, memory=8 * GIB)],
+            [],
+            make_job(memory=4 * GIB),
+            "b",
+            id="memory-must-fit",
+        ),
+        pytest.param(
+            [make_node("a", gpus=1, ready=False), make_node("b", gpus=1)],
+            [],
+            make_job(),
+            "b",
+            id="not-ready-skipped",
+        ),
+        pytest.param(
+            [make_node("a", gpus=1), make_node("b", gpus=1)],
+            [running("a", [(0, 600)]), running("b", [(0, 1000)], key="ns/r2")],
+            make_job(gpu_milli=500),
+            None,
+            id="share-needs-room-on-one-gpu",
+        ),
+    ],
+)
+def test_fit_rules(
+    policy: str, nodes: list[GpuNode], busy: list[Job], job: Job, expect_node: str | None
+) -> None:
+    state = ClusterState.build(nodes, busy)
+    got = state.place(job, policy=policy, rng=np.random.default_rng(1))
+    if job.shape.gpu_milli == 500:  # no GPU has 500 left
+        assert got is None
+        return
+    assert got is not None and len(got) == 1
+    if expect_node is not None:
+        assert got[0].node == expect_node
+
+
+@pytest.mark.parametrize(
+    ("policy", "whole_gpu_jobs_seen"),
+    [
+        pytest.param("bestfit", 0, id="bestfit"),
+        pytest.param("gpupool", 50, id="gpupool-keeps-idle-gpu-for-whole-gpu-jobs"),
+        pytest.param("fgd", 50, id="fgd-keeps-idle-gpu-for-whole-gpu-jobs"),
+    ],
+)
+def test_share_packs_tightest(policy: str, whole_gpu_jobs_seen: int) -> None:
+    node = make_node("a", gpus=4)
+    busy = [
+        running("a", [(0, 500)]),
+        running("a", [(1, 300)], key="ns/r2"),
+        running("a", [(2, 800)], key="ns/r3"),
+    ]
+    state = ClusterState.build([node], busy)
+    mix = WorkloadMix()
+    mix.observe(WorkerShape(1000, 1000), whole_gpu_jobs_seen)
+    mix.observe(WorkerShape(400, 1000), 5)
+    got = state.place(make_job(gpu_milli=400), policy=policy, mix=mix)
+    assert got is not None
+    assert got[0].gpus == (GpuSlice(0, 400),)  # GPU 0 has 500 left: the tightest fit
+
+
+@pytest.mark.parametrize("policy", ALL_POLICIES)
+def test_gang_all_or_nothing(policy: str) -> None:
+    nodes = [make_node("a", gpus=2), make_node("b", gpus=2)]
+    state = ClusterState.build(nodes)
+    before = state.gpu_free.copy()
+    assert state.place(make_job(gpu_milli=1000, workers=5), policy=policy) is None
+    got = state.place(make_job(gpu_milli=1000, workers=4), policy=policy)
+    assert got is not None and [p.worker for p in got] == [0, 1, 2, 3]
+    used = {(p.node, s.index) for p in got for s in p.gpus}
+    assert len(used) == 4  # four distinct GPUs
+    assert (state.gpu_free == before).all()  # place() does not mutate
+
+
+def test_gang_workers_share_a_node() -> None:
+    state = ClusterState.build([make_node("a", gpus=8)])
+    got = state.place(make_job(gpu_milli=2000, workers=4))
+    assert got is not None and {p.node for p in got} == {"a"}
+
+
+def test_allocate_release_round_trip() -> None:
+    state = ClusterState.build([make_node("a", gpus=2), make_node("b", gpus=2)])
+    snapshot = (state.gpu_free.copy(), state.cpu_free.copy(), state.memory_free.copy())
+    job = make_job(gpu_milli=300, workers=3)
+    got = state.place(job)
+    assert got is not None
+    state.allocate(got, job.shape)
+    assert state.free_milli_total() == 4000 - 900
+    state.release(got, job.shape)
+    assert (state.gpu_free == snapshot[0]).all()
+    assert (state.cpu_free == snapshot[1]).all() and (state.memory_free == snapshot[2]).all()
+    assert state.idle_gpus_total() == 4
+
+
+def test_allocate_rejects_over_allocation() -> None:
+    state = ClusterState.build([make_node("a", gpus=1)])
+    p = (WorkerPlacement(0, "a", (GpuSlice(0, 700),)),)
+    state.allocate(p, WorkerShape(700))
+    with pytest.raises(PlacementError):
+        state.allocate(p, WorkerShape(700))
+    assert state.free_milli_total() == 300
+
+
+@pytest.mark.parametrize("policy", ALL_POLICIES)
+def test_deterministic_with_same_seed(policy: str) -> None:
+    nodes = [make_node(f"n{i}", gpus=8) for i in range(20)]
+
+    def run(seed: int) -> list[tuple[WorkerPlacement, ...] | None]:
+        state = ClusterState.build(nodes)
+        rng = np.random.default_rng(seed)
+        mix = WorkloadMix()
+        out = []
+        for k in range(60):
+            job = make_job(key=f"ns/j{k}", gpu_milli=[250, 1000, 2000, 500][k % 4])
+            mix.observe(job.shape)
+            got = state.place(job, policy=policy, rng=rng, mix=mix)
+            if got is not None:
+                state.allocate(got, job.shape)
+            out.append(got)
+        return out
+
+    assert run(7) == run(7)
+
+
+def test_fits_anywhere_and_masks() -> None:
+    state = ClusterState.build([make_node("a", gpus=2, model="T4"), make_node("b", gpus=8, model="A100")])
+    assert state.index_of("b") == 1
+    assert state.model_mask(["T4"]).tolist() == [True, False]
+    assert state.model_mask([]).tolist() == [True, True]
+    assert state.fits_anywhere(WorkerShape(8000))
+    assert not state.fits_anywhere(WorkerShape(8000), allowed=state.model_mask(["T4"]))
+    assert not state.fits_anywhere(WorkerShape(1000, cpu_milli=10**9))
+    job = make_job(gpu_milli=1000)
+    got = state.place(job, allowed=np.array([True, False]))
+    assert got is not None and got[0].node == "a"
+    assert DEFAULT_POLICY in POLICY_NAMES and {"random", "bestfit", "fgd"} <= set(POLICY_NAMES)
+
+
+def test_unknown_policy_is_an_error() -> None:
+    state = ClusterState.build([make_node()])
+    with pytest.raises(ValueError, match="unknown placement policy"):
+        state.place(make_job(), policy="nope")
+
+
+request = st.tuples(
+    st.sampled_from([0, 100, 250, 470, 810, 1000, 2000, 4000, 8000]),
+    st.integers(1, 3),  # workers
+    st.integers(0, 40_000),  # cpu
+    st.integers(0, 64),  # memory GiB
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    reqs=st.lists(request, min_size=1, max_size=40),
+    policy=st.sampled_from(ALL_POLICIES),
+    seed=st.integers(0, 1000),
+)
+def test_never_over_allocates(reqs: list[tuple[int, int, int, int]], policy: str, seed: int) -> None:
+    nodes = [
+        make_node("a", gpus=8, cpu=96_000, memory=128 * GIB),
+        make_node("b", gpus=2, cpu=16_000, memory=64 * GIB, model="T4"),
+        make_node("c", gpus=4, cpu=32_000, memory=64 * GIB),
+    ]
+    state = ClusterState.build(nodes)
+    rng = np.random.default_rng(seed)
+    mix = WorkloadMix()
+    for k, (milli, workers, cpu, mem) in enumerate(reqs):
+        job = make_job(key=f"ns/{k}", gpu_milli=milli, workers=workers, cpu=cpu, memory=mem * GIB)
+        mix.observe(job.shape, workers)
+        got = state.place(job, policy=policy, rng=rng, mix=mix)
+        if got is None:
+            continue
+        assert len(got) == workers
+        state.allocate(got, job.shape)
+    assert (state.gpu_free >= 0).all() and (state.gpu_free <= 1000).all()
+    assert (state.cpu_free >= 0).all() and (state.memory_free >= 0).all()
+    # Independent recount from scratch must agree with the incremental arrays.
+    assert state.sum_free.tolist() == state.gpu_free.sum(axis=1).tolist()
