@@ -340,6 +340,10 @@ class _Cycle:
                 0 if lim is None else lim.nominal,
                 self.ledger.headroom(queue.name, first.flavor),
             )
+            # A head blocked by quota holds it too: later, smaller jobs of its queue must
+            # not keep the quota busy forever (no starvation of big gangs).
+            if queue.name not in self.reserving_queues:
+                self._reserve(job, queue, first)
             return _Outcome(waiting=Waiting(job.key, WaitCode.QUOTA_EXHAUSTED, message))
         first = capacity_blocked[0]
         if any_reserved and any(fits_now(self.state, job, o.mask) for o in capacity_blocked):

@@ -276,6 +276,13 @@ HEAD_OF_LINE = {
         {"head": W.INSUFFICIENT_CAPACITY, "small": W.BEHIND_HIGHER_PRIORITY},
         running=[make_job("r", gpus=2, on=("n1",))],
     ),
+    "a head blocked by quota keeps later jobs of its queue from taking the quota it waits for": Case(
+        [make_node("n1", gpus=8), make_node("n2", gpus=8)],
+        [make_queue(gpus=8)],
+        [make_job("head", gpus=8), make_job("small", gpus=1, submitted_at=1)],
+        {"head": W.QUOTA_EXHAUSTED, "small": W.QUOTA_EXHAUSTED},
+        running=[make_job("r", gpus=4, on=("n1",))],
+    ),
     "the reservation holds the head's quota too": Case(
         [make_node("n1", gpus=8), make_node("n2", gpus=8)],
         [make_queue(gpus=10)],
