@@ -111,6 +111,22 @@ class Scenario:
         ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
         return ready and not any(t.key.startswith("node.kubernetes.io/") for t in node.spec.taints or [])
 
+    def pool(self, gpus_per_node: int = 8, amortised_price: float = 16.0) -> str:
+        """A GPUNodePool selecting this scenario's nodes (on-prem, amortised price per node-hour)."""
+        name = f"pool-{self.model.lower()}"
+        spec = {
+            "class": "OnPrem",
+            "gpuModel": self.model,
+            "gpusPerNode": gpus_per_node,
+            "nodeSelector": {"gpupool.io/pool": name},
+            "pricePerNodeHour": {"amortised": amortised_price},
+            "provider": "Static",
+        }
+        self.apply(
+            {"apiVersion": "gpupool.io/v1alpha1", "kind": "GPUNodePool", "metadata": {"name": name}, "spec": spec}
+        )
+        return name
+
     def queue(
         self, name: str, nominal: int, *, cohort: str | None = None, borrowing_limit: int | None = None, **spec: Any
     ) -> str:

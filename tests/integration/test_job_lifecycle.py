@@ -26,6 +26,7 @@ def world(kubeconfig: str, core_api: Any, namespace: str, operator: OperatorProc
 
 def test_gang_of_four_two_gpu_workers_is_placed_whole_and_succeeds(world: Scenario) -> None:
     nodes = world.nodes(2, gpus=4)
+    world.pool(gpus_per_node=4, amortised_price=36.0)  # 9 per GPU-hour
     queue = world.queue("team", nominal=8)
     world.job("gang", queue, workers=4, gpus=2, duration="4s")
 
@@ -49,6 +50,7 @@ def test_gang_of_four_two_gpu_workers_is_placed_whole_and_succeeds(world: Scenar
     world.wait_phase("gang", "Running", 30)
     final = world.wait_phase("gang", "Succeeded", 40)
     assert final["attempts"] == 1 and final["gpuSeconds"] > 0
+    assert final["cost"] == pytest.approx(final["gpuSeconds"] / 3600 * 9.0, rel=0.01)
     assert final["finishedAt"] >= final["startedAt"]
     assert {"Queued", "Admitted", "Started", "Finished"} <= set(world.events("gang"))
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from gpupool.api import GPUJob, JobPhase, parse_gpujob, parse_gpunodepool
+from gpupool.api import GPUJob, GPUNodePool, JobPhase, parse_gpujob, parse_gpunodepool
 from gpupool.cluster import pods as podlib
 from gpupool.cluster.cache import ClusterCache, Kind, object_key
 from gpupool.cluster.convert import parse_duration_seconds, parse_timestamp, placement_status
@@ -49,6 +49,16 @@ TERMINAL_PHASES = frozenset({JobPhase.SUCCEEDED, JobPhase.FAILED})
 def iso(ts: float) -> str:
     """RFC 3339 UTC timestamp with second precision, as Kubernetes writes them."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def gpu_hour_price(pool: GPUNodePool, *, spot: bool) -> float:
+    """Price of one GPU-hour in `pool`: its node-hour price (amortised on-prem, on-demand or
+    spot in the cloud) over its GPUs per node; 0 when the pool names no price."""
+    price = pool.spec.price_per_node_hour
+    if price is None:
+        return 0.0
+    per_node = (price.spot if spot and price.spot is not None else None) or price.on_demand or price.amortised or 0.0
+    return float(per_node) / pool.spec.gpus_per_node
 
 
 def set_condition(
@@ -340,13 +350,7 @@ class SchedulingLoop:
                 self.cache.upsert(Kind.POD, created)
 
     def _pool_taints(self) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for name, raw in self.cache.view().of(Kind.POOL).items():
-            try:
-                result[name] = pool_taints(parse_gpunodepool(raw))
-            except ValueError:
-                continue
-        return result
+        return {name: pool_taints(pool) for name, pool in self._pools().items()}
 
     def _delete_job_pods(self, job: GPUJob, *, only_unfinished: bool) -> None:
         namespace = str(job.metadata["namespace"])
@@ -427,11 +431,31 @@ class SchedulingLoop:
         return f"running {job.spec.workers} worker(s) on {', '.join(nodes)}"
 
     def _account_gpu_seconds(self, job: GPUJob, status: RawObject, now: float) -> None:
+        """Add the attempt that ends now to `gpuSeconds` and `cost` (per worker, at its pool's price)."""
         started = parse_timestamp(status.get("startedAt"))
         if started is None:
             return
+        seconds = max(0.0, now - started)
         gpus = job.spec.gpus * job.spec.workers
-        status["gpuSeconds"] = round(float(status.get("gpuSeconds") or 0.0) + gpus * max(0.0, now - started), 3)
+        status["gpuSeconds"] = round(float(status.get("gpuSeconds") or 0.0) + gpus * seconds, 3)
+        pools = self._pools()
+        cost = 0.0
+        for worker in job.status.placement:
+            pool = pools.get(worker.pool)
+            if pool is not None:
+                node = self.cache.get(Kind.NODE, worker.node) or {}
+                spot = ((node.get("metadata") or {}).get("labels") or {}).get("gpupool.io/spot") == "true"
+                cost += gpu_hour_price(pool, spot=spot) * job.spec.gpus * seconds / 3600.0
+        status["cost"] = round(float(status.get("cost") or 0.0) + cost, 4)
+
+    def _pools(self) -> dict[str, GPUNodePool]:
+        pools: dict[str, GPUNodePool] = {}
+        for name, raw in self.cache.view().of(Kind.POOL).items():
+            try:
+                pools[name] = parse_gpunodepool(raw)
+            except ValueError:
+                continue
+        return pools
 
     # ------------------------------------------------------------------ fair share and usage status
 
