@@ -110,9 +110,7 @@ def running(node: str, slices: list[tuple[int, int]], key: str = "ns/r", cpu: in
         ),
     ],
 )
-def test_fit_rules(
-    policy: str, nodes: list[GpuNode], busy: list[Job], job: Job, expect_node: str | None
-) -> None:
+def test_fit_rules(policy: str, nodes: list[GpuNode], busy: list[Job], job: Job, expect_node: str | None) -> None:
     state = ClusterState.build(nodes, busy)
     got = state.place(job, policy=policy, rng=np.random.default_rng(1))
     if job.shape.gpu_milli == 500:  # no GPU has 500 left
@@ -265,3 +263,71 @@ def test_never_over_allocates(reqs: list[tuple[int, int, int, int]], policy: str
     assert (state.cpu_free >= 0).all() and (state.memory_free >= 0).all()
     # Independent recount from scratch must agree with the incremental arrays.
     assert state.sum_free.tolist() == state.gpu_free.sum(axis=1).tolist()
+
+
+def test_ties_go_to_lowest_tie_rank() -> None:
+    nodes = [make_node(f"n{i}", gpus=8) for i in range(4)]
+    state = ClusterState.build(nodes, tie_rank=[3, 1, 0, 2])
+    for policy in ("bestfit", "fgd", "gpupool"):
+        got = state.place(make_job(), policy=policy)
+        assert got is not None and got[0].node == "n2", policy
+    with pytest.raises(ValueError, match="tie_rank"):
+        ClusterState.build(nodes, tie_rank=[0])
+
+
+def _reference_frag(free: list[int], cpu: int, model: str, mix: WorkloadMix) -> float:
+    """FGD's node fragmentation written the slow, obvious way (the paper's definition)."""
+    snap = mix.snapshot()
+    assert snap is not None
+    total = 0.0
+    for t, p in zip(snap.types, snap.weight, strict=True):
+        free_sum = sum(free)
+        if t.gpu_milli == 0 or (t.gpu_models and model not in t.gpu_models):
+            total += p * free_sum
+            continue
+        per_gpu = min(t.gpu_milli, 1000)
+        fits = sum(1 for f in free if f >= per_gpu) >= max(1, t.gpu_milli // 1000)
+        if fits and cpu >= t.cpu_milli:
+            total += p * sum(f for f in free if f < per_gpu)
+        else:
+            total += p * free_sum
+    return total
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    free=st.lists(st.sampled_from([0, 60, 190, 530, 770, 1000]), min_size=1, max_size=8),
+    cpu=st.integers(0, 40_000),
+    share=st.sampled_from([230, 470, 810]),
+)
+def test_vectorised_fragmentation_matches_definition(free: list[int], cpu: int, share: int) -> None:
+    from gpupool.core.placement.fragmentation import FragModel
+
+    mix = WorkloadMix(coverage=1.0)
+    for milli, c, models, n in [
+        (1000, 8000, (), 9),
+        (470, 4000, (), 5),
+        (810, 3000, (), 4),
+        (0, 12000, (), 2),
+        (2000, 16000, (), 3),
+        (230, 2000, ("T4",), 2),
+        (8000, 32000, (), 1),
+    ]:
+        mix.observe(WorkerShape(milli, c), n, models)
+    snap = mix.snapshot()
+    assert snap is not None
+    model = FragModel(snap, ("A100", "T4"))
+    arr = np.array([free], dtype=np.int64)
+    idle = np.array([sum(f == 1000 for f in free)])
+    for m, name in enumerate(("A100", "T4")):
+        mid = np.array([m])
+        got = model.node_frag(arr, np.array([cpu]), idle, mid)[0]
+        assert got == pytest.approx(_reference_frag(free, cpu, name, mix))
+        after = model.frag_after_share(arr, np.array([cpu - 1000]), idle, mid, share)[0]
+        for g, f in enumerate(free):
+            if f < share:
+                assert np.isinf(after[g])
+                continue
+            changed = list(free)
+            changed[g] -= share
+            assert after[g] == pytest.approx(_reference_frag(changed, cpu - 1000, name, mix))

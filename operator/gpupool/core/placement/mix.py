@@ -61,19 +61,6 @@ class MixSnapshot:
     def __len__(self) -> int:
         return len(self.types)
 
-    def weighted_by_gpu(self, exponent: float = 1.0) -> MixSnapshot:
-        """The same types weighted by (count x GPU demand^exponent) instead of count.
-
-        CPU-only types drop to weight 0: they never use a GPU, so under this weighting
-        they say nothing about which free GPU is useful.
-        """
-        demand = np.array([float(t.gpu_milli) for t in self.types]) ** exponent
-        demand[[t.gpu_milli == 0 for t in self.types]] = 0.0
-        w = self.weight * demand
-        total = w.sum()
-        weight = w / total if total > 0 else self.weight
-        return MixSnapshot(self.types, weight, self.threshold, self.need_idle, self.cpu_milli)
-
 
 class WorkloadMix:
     """Counts of request types seen so far, with a cached snapshot of the typical ones."""
@@ -120,9 +107,7 @@ class WorkloadMix:
 def _build_snapshot(counts: dict[RequestType, float], coverage: float) -> MixSnapshot:
     """Keep the most popular types up to `coverage` of the weight, renormalised."""
     # Sort by count descending, then by key so equal counts give a stable order.
-    ordered = sorted(
-        counts.items(), key=lambda kv: (-kv[1], kv[0].gpu_milli, kv[0].cpu_milli, kv[0].gpu_models)
-    )
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].gpu_milli, kv[0].cpu_milli, kv[0].gpu_models))
     total = sum(c for _, c in ordered)
     kept: list[tuple[RequestType, float]] = []
     acc = 0.0

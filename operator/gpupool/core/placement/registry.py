@@ -27,6 +27,4 @@ def resolve_policy(name: str) -> Policy:
     try:
         return POLICIES[key]
     except KeyError:
-        raise ValueError(
-            f"unknown placement policy {name!r}; choose one of {', '.join(POLICY_NAMES)}"
-        ) from None
+        raise ValueError(f"unknown placement policy {name!r}; choose one of {', '.join(POLICY_NAMES)}") from None

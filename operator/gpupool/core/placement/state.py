@@ -69,7 +69,11 @@ class ClusterState:
     # ----------------------------------------------------------------- building
     @classmethod
     def build(
-        cls, nodes: Sequence[GpuNode], running: Iterable[Job] = (), *, tie_rank: Sequence[int] | None = None
+        cls,
+        nodes: Sequence[GpuNode],
+        running: Iterable[Job] = (),
+        *,
+        tie_rank: Sequence[int] | IntArray | None = None,
     ) -> ClusterState:
         """State of `nodes` with the placements of `running` jobs applied.
 

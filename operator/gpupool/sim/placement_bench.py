@@ -1,0 +1,224 @@
+"""`gpupool bench placement`: placement quality and speed on the openb trace.
+
+Who calls this: `gpupool.cli` dispatches `gpupool bench placement ARGS` to `main(ARGS)`;
+scripts outside the project call it with exactly the flags below, so they are an
+interface. The protocol is the FGD paper's (see `gpupool.sim.workload` and
+`gpupool.sim.metrics`); placement goes through the operator's own `ClusterState.place`.
+
+    gpupool bench placement --nodes CSV --pods CSV --policy NAME [--seeds 42-51]
+        [--tune 1.3] [--json FILE] [--placements-out FILE] [--plot FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from gpupool.core.placement import POLICY_NAMES, WorkloadMix
+from gpupool.core.placement.registry import DEFAULT_POLICY, DEFAULT_RESOLVES_TO
+from gpupool.sim.metrics import allocation_curve, mean_sd, unallocated_at
+from gpupool.sim.openb import TraceFormatError, TracePod, load_nodes, load_pods
+from gpupool.sim.replay import ReplayResult, replay
+from gpupool.sim.workload import arrival_sequence
+
+# Policies that know the whole trace's request distribution in advance, as the paper's
+# FGD does (its "typical pods" come from the full pod list before the run).
+OFFLINE_MIX_POLICIES = frozenset({"fgd"})
+# Policies that learn the distribution online from the pods seen so far.
+ONLINE_MIX_POLICIES = frozenset({"gpupool"})
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`42-51`, `42,43,50` or a mix (`42-44,50`) -> the seeds, in order, without repeats."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            first, last = (int(lo), int(hi)) if sep else (int(part), int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad seed list {text!r}: use e.g. 42-51 or 42,43") from None
+        if last < first:
+            raise argparse.ArgumentTypeError(f"bad seed range {part!r}: the end is below the start")
+        seeds.extend(s for s in range(first, last + 1) if s not in seeds)
+    if not seeds:
+        raise argparse.ArgumentTypeError("no seeds given")
+    return seeds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The bench's command line (the flags are an external interface: keep them stable)."""
+    p = argparse.ArgumentParser(
+        prog="gpupool bench placement",
+        description="Replay the openb trace under the FGD paper's protocol through gpupool's placement.",
+    )
+    p.add_argument("--nodes", required=True, type=Path, help="node list CSV (sn,cpu_milli,memory_mib,gpu,model)")
+    p.add_argument(
+        "--pods", required=True, type=Path, help="pod list CSV (name,cpu_milli,memory_mib,num_gpu,gpu_milli,...)"
+    )
+    p.add_argument("--policy", required=True, choices=POLICY_NAMES, help="placement policy")
+    p.add_argument("--seeds", type=parse_seeds, default=parse_seeds("42-51"), help="e.g. 42-51 or 42,43")
+    p.add_argument("--tune", type=float, default=1.3, help="tune the workload to this x GPU capacity (<=0: off)")
+    p.add_argument("--json", type=Path, help="write per-seed values, means and pods/s here")
+    p.add_argument("--placements-out", type=Path, help="write seed,seq,pod,node,gpus rows here")
+    p.add_argument("--plot", type=Path, help="write a PNG of unallocated GPU %% vs arrived workload here")
+    return p
+
+
+@dataclass(frozen=True, slots=True)
+class SeedOutcome:
+    """The figures of one seed."""
+
+    seed: int
+    result: ReplayResult
+    curve: np.ndarray
+
+    @property
+    def unallocated_100(self) -> float:
+        return unallocated_at(self.curve, 100)
+
+    @property
+    def unallocated_130(self) -> float:
+        return unallocated_at(self.curve, 130)
+
+
+def offline_mix(pods: Sequence[TracePod]) -> WorkloadMix:
+    """The whole trace's request distribution (what the paper's FGD is given)."""
+    mix = WorkloadMix()
+    for pod in pods:
+        mix.observe(pod.shape(), 1, pod.gpu_models)
+    return mix
+
+
+def run_seed(
+    nodes_path: Path, pods: Sequence[TracePod], policy: str, seed: int, tune: float, nodes: Any
+) -> SeedOutcome:
+    """Shuffle and tune with `seed`, replay, and compute the curve."""
+    capacity = sum(n.gpus for n in nodes) * 1000
+    workload_rng = np.random.default_rng(seed)
+    arrivals = arrival_sequence(pods, capacity, tune, workload_rng)
+    resolved = DEFAULT_RESOLVES_TO if policy == DEFAULT_POLICY else policy
+    # A separate stream for the scheduler's tie-breaks, so the workload of a seed is the
+    # same whichever policy runs.
+    sched_rng = np.random.default_rng([seed, 1])
+    static = offline_mix(pods) if resolved in OFFLINE_MIX_POLICIES else None
+    result = replay(nodes, arrivals, policy, sched_rng, static, learn_online=resolved in ONLINE_MIX_POLICIES)
+    top = max(130, int(np.ceil(result.arrived_pct[-1])) if len(arrivals) else 130)
+    curve = allocation_curve(result.arrived_pct, result.allocated_pct, top)
+    return SeedOutcome(seed, result, curve)
+
+
+def write_placements(out: TextIO, outcomes: Sequence[SeedOutcome]) -> None:
+    """CSV `seed,seq,pod,node,gpus`: one row per arrival, `gpus` as `index:milli;...`."""
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["seed", "seq", "pod", "node", "gpus"])
+    for o in outcomes:
+        for seq, (name, p) in enumerate(zip(o.result.names, o.result.placements, strict=True)):
+            if p is None:
+                w.writerow([o.seed, seq, name, "", ""])
+            else:
+                w.writerow([o.seed, seq, name, p.node, ";".join(f"{s.index}:{s.milli}" for s in p.gpus)])
+
+
+def summary(args: argparse.Namespace, outcomes: Sequence[SeedOutcome]) -> dict[str, Any]:
+    """The JSON document: inputs, per-seed values, means and speed."""
+    u100 = [o.unallocated_100 for o in outcomes]
+    u130 = [o.unallocated_130 for o in outcomes]
+    arrivals = sum(len(o.result.names) for o in outcomes)
+    seconds = sum(o.result.seconds for o in outcomes)
+    m100, sd100 = mean_sd(u100)
+    m130, sd130 = mean_sd(u130)
+    curves = np.array([o.curve[:131] for o in outcomes])
+    with warnings.catch_warnings():
+        # A tiny trace may never reach some arrived % in any seed: NaN there, no warning.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean_curve = 100.0 - np.nanmean(curves, axis=0) if len(curves) else np.array([])
+    return {
+        "nodes": str(args.nodes),
+        "pods": str(args.pods),
+        "policy": args.policy,
+        "resolved_policy": DEFAULT_RESOLVES_TO if args.policy == DEFAULT_POLICY else args.policy,
+        "tune": args.tune,
+        "seeds": [o.seed for o in outcomes],
+        "per_seed": [
+            {
+                "seed": o.seed,
+                "unallocated_pct_at_100": o.unallocated_100,
+                "unallocated_pct_at_130": o.unallocated_130,
+                "arrivals": len(o.result.names),
+                "failed": int((~o.result.placed).sum()),
+                "seconds": o.result.seconds,
+                "pods_per_second": len(o.result.names) / o.result.seconds if o.result.seconds else None,
+            }
+            for o in outcomes
+        ],
+        "mean": {"unallocated_pct_at_100": m100, "unallocated_pct_at_130": m130},
+        "sd": {"unallocated_pct_at_100": sd100, "unallocated_pct_at_130": sd130},
+        "pods_per_second": arrivals / seconds if seconds else None,
+        # Mean over seeds of unallocated GPU % at arrived = 0..130 % (for plots).
+        "curve_unallocated_pct": [None if np.isnan(v) else float(v) for v in mean_curve],
+    }
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return None if np.isnan(value) else value
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def main(argv: list[str]) -> int:
+    """Run the bench; print one line per seed and the mean; 0 on success, 2 on bad input."""
+    args = build_parser().parse_args(argv)
+    try:
+        nodes = load_nodes(args.nodes)
+        pods = load_pods(args.pods)
+    except (OSError, TraceFormatError) as err:
+        print(f"gpupool bench placement: {err}", file=sys.stderr)
+        return 2
+    if not any(n.gpus for n in nodes):
+        print(f"gpupool bench placement: {args.nodes} has no GPU nodes", file=sys.stderr)
+        return 2
+    outcomes = []
+    for seed in args.seeds:
+        o = run_seed(args.nodes, pods, args.policy, seed, args.tune, nodes)
+        outcomes.append(o)
+        n = len(o.result.names)
+        print(
+            f"seed {seed}: unallocated GPU {o.unallocated_100:.2f}% at arrived 100%, "
+            f"{o.unallocated_130:.2f}% at 130%; {n} arrivals, {int((~o.result.placed).sum())} failed, "
+            f"{n / o.result.seconds:.0f} pods/s",
+            flush=True,
+        )
+    doc = summary(args, outcomes)
+    print(
+        f"{args.policy}: unallocated GPU at arrived 100%: {doc['mean']['unallocated_pct_at_100']:.2f} "
+        f"± {doc['sd']['unallocated_pct_at_100']:.2f}%  (130%: {doc['mean']['unallocated_pct_at_130']:.2f} "
+        f"± {doc['sd']['unallocated_pct_at_130']:.2f}%), {doc['pods_per_second']:.0f} pods/s "
+        f"over {len(outcomes)} seed(s)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(_finite(doc), indent=2, allow_nan=False) + "\n")
+    if args.placements_out:
+        with args.placements_out.open("w", newline="") as f:
+            write_placements(f, outcomes)
+    if args.plot:
+        from gpupool.sim.plot import plot_unallocated
+
+        plot_unallocated({args.policy: doc["curve_unallocated_pct"]}, args.plot)
+    return 0
