@@ -9,8 +9,6 @@ the first test. Each test that asks for `namespace` gets a fresh namespace, dele
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +17,8 @@ from typing import Any
 
 import pytest
 from hypothesis import settings
+
+from cluster_tools import OperatorProcess, kubectl
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,25 +41,6 @@ def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield cluster
     finally:
         cluster.down(progress=lambda _msg: None)
-
-
-def kubectl(
-    kubeconfig: str, *args: str, stdin: str | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run the real kubectl against the test cluster; returns the completed process."""
-    from gpupool.devcluster.tools import kubectl_path
-
-    result = subprocess.run(
-        [kubectl_path(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KUBECONFIG": kubeconfig},
-        timeout=60,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="session")
@@ -106,69 +87,6 @@ def namespace(core_api: Any, request: pytest.FixtureRequest) -> Iterator[str]:
         yield name
     finally:
         core_api.delete_namespace(name)
-
-
-class OperatorProcess:
-    """`gpupool operator run` as a child process against the test cluster.
-
-    Tests use one per session; the restart test kills it (SIGKILL) and starts it again.
-    """
-
-    def __init__(self, kubeconfig: str, log_path: Path) -> None:
-        self.kubeconfig = kubeconfig
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    def start(self) -> None:
-        import socket
-        import sys
-        import urllib.request
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        env = {
-            **os.environ,
-            "GPUPOOL_HEALTH_HOST": "127.0.0.1",
-            "GPUPOOL_HEALTH_PORT": str(self.port),
-            "GPUPOOL_SCHEDULE_INTERVAL_SECONDS": "1",
-            "GPUPOOL_LOG_LEVEL": "INFO",
-        }
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gpupool.cli", "operator", "run", "--kubeconfig", self.kubeconfig],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"operator exited with {self.proc.returncode}; see {self.log_path}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"operator not ready in 60s; see {self.log_path}")
-
-    def kill(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        import signal
-
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 @pytest.fixture(scope="session")

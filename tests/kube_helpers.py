@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from conftest import kubectl
+from cluster_tools import kubectl
 from gpupool.devcluster.nodes import GpuNodeSpec, create_gpu_node
 
 T = TypeVar("T")

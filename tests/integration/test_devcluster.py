@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from conftest import kubectl
+from cluster_tools import kubectl
 from gpupool.devcluster.nodes import GPU_RESOURCE, LABEL_GPU_MODEL, GpuNodeSpec, NodeTaint, create_gpu_node
 from gpupool.devcluster.versions import KUBERNETES_VERSION
 from kube_helpers import wait_for

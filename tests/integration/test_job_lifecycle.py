@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import OperatorProcess, kubectl
+from cluster_tools import OperatorProcess, kubectl
 from kube_helpers import Scenario, wait_for
 
 pytestmark = pytest.mark.cluster

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import OperatorProcess
+from cluster_tools import OperatorProcess
 from kube_helpers import Scenario, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -23,7 +23,7 @@ def world(kubeconfig: str, core_api: Any, namespace: str, operator: OperatorProc
 def queue_usage(world: Scenario, queue: str) -> dict[str, Any]:
     import json
 
-    from conftest import kubectl
+    from cluster_tools import kubectl
 
     raw = json.loads(kubectl(world.kubeconfig, "get", "gpuqueue", queue, "-o", "json").stdout)
     usage = (raw.get("status") or {}).get("usage") or []
@@ -54,8 +54,10 @@ def test_owner_reclaims_borrowed_quota_by_preemption(world: Scenario) -> None:
 
     world.job("owner", team_b, gpus=4, duration="4s")
     preempted = world.wait_phase("borrower", "Preempted", 30)
-    assert "preempted by" in preempted["message"] and "owner" in preempted["message"]
-    assert "reclaim" in preempted["message"]
+    # The Preempted condition keeps who and why; the message moves on to why it now waits.
+    why = next(c for c in preempted["conditions"] if c["type"] == "Preempted")
+    assert why["status"] == "True"
+    assert "preempted by" in why["message"] and "owner" in why["message"] and "reclaim" in why["message"]
     assert preempted["attempts"] == 1
     world.wait_phase("owner", "Running", 20)
     assert "Preempted" in world.events("borrower")
@@ -64,6 +66,7 @@ def test_owner_reclaims_borrowed_quota_by_preemption(world: Scenario) -> None:
     world.wait_phase("owner", "Succeeded", 30)
     again = world.wait_phase("borrower", "Running", 30)
     assert again["attempts"] == 2
+    assert next(c for c in again["conditions"] if c["type"] == "Preempted")["status"] == "False"
 
 
 def test_fair_share_lets_the_team_that_used_less_go_first(world: Scenario) -> None:

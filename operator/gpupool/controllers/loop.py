@@ -284,6 +284,8 @@ class SchedulingLoop:
             message=message,
         )
         set_condition(status, "Admitted", True, "Admitted", message, now, self._generation(job))
+        if any(c.get("type") == "Preempted" for c in status.get("conditions") or []):
+            set_condition(status, "Preempted", False, "Readmitted", message, now, self._generation(job))
         if not self._patch_status(job, status):
             return
         self._event(job, "Admitted", message)
