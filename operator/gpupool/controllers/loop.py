@@ -31,7 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from gpupool.api import GPUJob, GPUNodePool, JobPhase, parse_gpujob, parse_gpunodepool
 from gpupool.cluster import pods as podlib
-from gpupool.cluster.cache import ClusterCache, Kind, object_key
+from gpupool.cluster.cache import CacheView, ClusterCache, Kind, object_key
 from gpupool.cluster.convert import parse_duration_seconds, parse_timestamp, placement_status
 from gpupool.cluster.lifecycle import LifecycleStep, Step, next_step, pods_of_attempt
 from gpupool.cluster.snapshot import HOLDING_PHASES, SnapshotBuild, build_snapshot, parse_jobs, pool_taints
@@ -132,7 +132,8 @@ class SchedulingLoop:
         """One full cycle (see the module docstring); returns the core's decisions."""
         now = self.clock()
         self._reconcile_lifecycles(now)
-        build = build_snapshot(self.cache.view(), now, decayed_usage=self._decayed_usage(now), seed=self.cycles)
+        view = self.cache.view()
+        build = build_snapshot(view, now, decayed_usage=self._decayed_usage(view, now), seed=self.cycles)
         decisions = schedule(build.snapshot, self.config)
         self._apply(build, decisions, now)
         self._update_queue_and_pool_status(build, now)
@@ -461,9 +462,8 @@ class SchedulingLoop:
 
     # ------------------------------------------------------------------ fair share and usage status
 
-    def _decayed_usage(self, now: float) -> dict[str, float]:
-        """Advance every queue's decayed GPU usage to `now` from what it holds."""
-        view = self.cache.view()
+    def _decayed_usage(self, view: CacheView, now: float) -> dict[str, float]:
+        """Advance every queue's decayed GPU usage to `now` from what it holds in `view`."""
         jobs, _ = parse_jobs(view)
         held: dict[str, float] = {}
         for job in jobs.values():

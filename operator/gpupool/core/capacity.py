@@ -19,11 +19,8 @@ from gpupool.core.placement import ClusterState
 Mask = npt.NDArray[np.bool_]
 
 
-def workers_fitting_now(state: ClusterState, job: Job, allowed: Mask) -> int:
-    """How many workers of `job` the allowed, ready nodes of its models could take now."""
-    rows = np.flatnonzero(allowed & state.ready & state.model_mask(job.gpu_models))
-    if len(rows) == 0:
-        return 0
+def workers_per_row(state: ClusterState, job: Job, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Per node in `rows`: how many of `job`'s workers it could take now (capped at the gang)."""
     shape = job.shape
     per: npt.NDArray[np.int64]
     if shape.gpu_milli >= MILLI_PER_GPU:
@@ -36,7 +33,16 @@ def workers_fitting_now(state: ClusterState, job: Job, allowed: Mask) -> int:
         per = np.minimum(per, state.cpu_free[rows] // shape.cpu_milli)
     if shape.memory_bytes > 0:
         per = np.minimum(per, state.memory_free[rows] // shape.memory_bytes)
-    return int(np.minimum(per, job.workers).sum())
+    result: npt.NDArray[np.int64] = np.minimum(per, job.workers)
+    return result
+
+
+def workers_fitting_now(state: ClusterState, job: Job, allowed: Mask) -> int:
+    """How many workers of `job` the allowed, ready nodes of its models could take now."""
+    rows = np.flatnonzero(allowed & state.ready & state.model_mask(job.gpu_models))
+    if len(rows) == 0:
+        return 0
+    return int(workers_per_row(state, job, rows).sum())
 
 
 def fits_now(state: ClusterState, job: Job, allowed: Mask) -> bool:
@@ -62,20 +68,7 @@ class FitCounter:
         self._total = int(self._per.sum())
 
     def _count(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        state, job, shape = self._state, self._job, self._job.shape
-        per: npt.NDArray[np.int64]
-        if shape.gpu_milli >= MILLI_PER_GPU:
-            per = state.idle[rows] // shape.whole_gpus
-        elif shape.gpu_milli > 0:
-            per = (state.gpu_free[rows] // shape.gpu_milli).sum(axis=1)
-        else:
-            per = np.full(len(rows), job.workers, dtype=np.int64)
-        if shape.cpu_milli > 0:
-            per = np.minimum(per, state.cpu_free[rows] // shape.cpu_milli)
-        if shape.memory_bytes > 0:
-            per = np.minimum(per, state.memory_free[rows] // shape.memory_bytes)
-        result: npt.NDArray[np.int64] = np.minimum(per, job.workers)
-        return result
+        return workers_per_row(self._state, self._job, rows)
 
     def refresh(self, rows: tuple[int, ...]) -> None:
         """Recount `rows` after the state changed there."""
