@@ -1,19 +1,26 @@
-"""gpupool's own placement policy: fragmentation growth learned online, small nodes first.
+"""gpupool's own placement policy: planned share packing over fragmentation-aware nodes.
 
 Who uses this: `ClusterState.place` for `policy="gpupool"` (and `"default"`, which
 resolves to it). The operator keeps one `WorkloadMix` fed with every job it sees; the
-trace bench feeds it each pod as it arrives, never the future.
+trace bench feeds it each pod as it arrives, never the future. Everything the policy
+knows comes from that mix and the cluster state.
 
 How it decides, per worker (parameters in `GpupoolParams`, measured in
 docs/benchmarks.md):
-1. Fragmentation growth (FGD's measure, `fragmentation.py`) of every fitting node under
-   the mix *learned so far*; for a share, the GPU of the node with the least growth.
-2. Growth is bucketed (`growth_bin` milli). What we learned on the openb trace: exact
-   growth is a poor criterion (5.8% unallocated vs 4.8% bucketed), because nodes whose
-   growth differs by a few milli are equally good, and choosing between them by noise
-   spreads work over many nodes. Within a bucket a *consistent* order packs instead.
-3. Within the best bucket: nodes with fewer GPUs first (keep big nodes whole for the
-   multi-GPU jobs only they can host), then the state's tie order (`tie_rank`).
+1. A share (less than one GPU) first looks for a *planned home*: a partly used GPU that
+   the share plan (`share_plan.py`, a packing of the share sizes seen so far) marks as a
+   home for this size, or one the share would leave too full for any share we know of.
+   If there is one, the tightest such GPU wins (least milli left) and only the nodes
+   holding one go on to step 2. Without a planned home the share is placed like any
+   other job (steps 2-4) on the GPU of the node that raises fragmentation least.
+2. Nodes are ranked by fragmentation growth (FGD's measure, `fragmentation.py`) under the
+   mix, coarsened so near-equal nodes tie: whole-GPU and CPU-only jobs use FGD's own
+   0-100 sigmoid score, shares `growth_bin`-wide buckets (exact growth spreads work:
+   5.8% unallocated on openb vs 4.8% with buckets). The best rank wins.
+3. Among ties, GPU jobs take the GPU model that model-pinned jobs need least
+   (`pinned_demand.py`), so flexible jobs leave pinned ones their models.
+4. Then nodes with fewer GPUs (keep big nodes whole for the multi-GPU jobs only they can
+   host), then the state's tie order (`tie_rank`).
 """
 
 from __future__ import annotations
@@ -23,9 +30,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gpupool.core.models import WorkerShape
-from gpupool.core.placement.mix import WorkloadMix
-from gpupool.core.placement.policies import Choice, IntArray, frag_growth, frag_model_for, idle_gpus
+from gpupool.core.models import MILLI_PER_GPU, WorkerShape
+from gpupool.core.placement.mix import MixSnapshot, WorkloadMix
+from gpupool.core.placement.pinned_demand import pinned_demand_per_node
+from gpupool.core.placement.policies import (
+    Choice,
+    FloatArray,
+    IntArray,
+    frag_growth,
+    frag_model_for,
+    idle_gpus,
+    sigmoid_score,
+)
+from gpupool.core.placement.share_plan import SharePlan
 
 if TYPE_CHECKING:
     from gpupool.core.placement.state import ClusterState
@@ -35,13 +52,67 @@ if TYPE_CHECKING:
 class GpupoolParams:
     """Knobs of the policy; see docs/benchmarks.md for how they were chosen."""
 
-    # Width (milli-GPU) of the fragmentation-growth buckets that count as equally good.
+    # Width (milli-GPU) of the growth buckets that count as equally good for shares.
     growth_bin: float = 100.0
-    # Within the best bucket, prefer nodes with fewer GPUs.
+    # Shares go to their planned homes first (step 1).
+    plan_shares: bool = True
+    # GPU jobs prefer the models that model-pinned jobs need least (step 3).
+    spare_pinned_models: bool = True
+    # Within the best bucket, prefer nodes with fewer GPUs (step 4).
     small_nodes_first: bool = True
 
 
 PARAMS = GpupoolParams()
+
+_UNFIT = np.iinfo(np.int64).max
+
+
+class _MixDerived:
+    """The share plan and pinned demand of one mix snapshot, cached until the next one."""
+
+    def __init__(self) -> None:
+        self._snapshot: MixSnapshot | None = None
+        self._plan = SharePlan({})
+        self._nodes: object = None
+        self._demand: FloatArray | None = None
+
+    def _refresh(self, snapshot: MixSnapshot) -> None:
+        # Holding the snapshot itself (not its id) keeps the identity check sound.
+        if snapshot is not self._snapshot:
+            self._snapshot = snapshot
+            self._plan = SharePlan.from_counts(dict(snapshot.share_counts))
+            self._demand = None
+
+    def plan(self, snapshot: MixSnapshot) -> SharePlan:
+        self._refresh(snapshot)
+        return self._plan
+
+    def pinned_demand(self, snapshot: MixSnapshot, state: ClusterState) -> FloatArray:
+        self._refresh(snapshot)
+        if self._demand is None or self._nodes is not state.nodes:
+            self._demand = pinned_demand_per_node(snapshot, state.models, state.model_id, state.gpu_count)
+            self._nodes = state.nodes
+        return self._demand
+
+
+_derived = _MixDerived()
+
+
+def planned_home_slack(state: ClusterState, candidates: IntArray, milli: int, plan: SharePlan) -> IntArray:
+    """(candidates x GPUs) milli a share of `milli` would leave on each planned home GPU.
+
+    A planned home is a partly used GPU that the plan marks as a home for `milli`, or that
+    the share would leave with less free than the smallest known share. Every other GPU
+    gets the largest int64. With an empty plan (no share seen yet) any partly used GPU
+    the share fits is a planned home, which makes the rule plain best fit.
+    """
+    free = state.gpu_free[candidates]
+    left = free - milli
+    home = (left >= 0) & (free < MILLI_PER_GPU)
+    if not plan.empty:
+        home &= plan.homes(milli)[free] | (left < plan.min_share)
+    slack: IntArray = np.where(home, left, _UNFIT)
+    return slack
 
 
 def gpupool_policy(
@@ -51,18 +122,49 @@ def gpupool_policy(
     rng: np.random.Generator | None,
     mix: WorkloadMix | None,
 ) -> Choice | None:
-    """Best fragmentation bucket, then fewest GPUs, then tie order (see module doc)."""
+    """Planned home for a share, else best fragmentation rank, spare models, fewest GPUs."""
     if len(candidates) == 0:
         return None
+    snapshot = mix.snapshot() if mix is not None else None
+    home_slack: IntArray | None = None
+    if shape.is_fractional and PARAMS.plan_shares:
+        plan = _derived.plan(snapshot) if snapshot is not None else SharePlan({})
+        slack = planned_home_slack(state, candidates, shape.gpu_milli, plan)
+        node_best = slack.min(axis=1)
+        if node_best.min() < _UNFIT:
+            keep = np.flatnonzero(node_best == node_best.min())
+            candidates, home_slack = candidates[keep], slack[keep]
     model = frag_model_for(state, shape, mix)
     growth, gpu = frag_growth(state, candidates, shape, model)
-    bucket = np.floor(np.round(growth, 6) / PARAMS.growth_bin)
-    best = np.flatnonzero(bucket == bucket.min())
-    if PARAMS.small_nodes_first and len(best) > 1:
-        sizes = state.gpu_count[candidates[best]]
-        best = best[sizes == sizes.min()]
+    rank = _rank(growth, shape)
+    best = narrow_ties(state, candidates, np.flatnonzero(rank == rank.min()), shape, snapshot)
     pos = int(best[np.argmin(state.tie_rank[candidates[best]])])
     node = int(candidates[pos])
+    if home_slack is not None:
+        return node, (int(np.argmin(home_slack[pos])),)
     if shape.is_fractional:
         return node, (int(gpu[pos]),)
     return node, idle_gpus(state, node, shape.whole_gpus)
+
+
+def narrow_ties(
+    state: ClusterState, candidates: IntArray, best: IntArray, shape: WorkerShape, snapshot: MixSnapshot | None
+) -> IntArray:
+    """Steps 3 and 4: which of the equally ranked `candidates[best]` stay in the running."""
+    if PARAMS.spare_pinned_models and shape.gpu_milli > 0 and snapshot is not None and len(best) > 1:
+        demand = np.round(_derived.pinned_demand(snapshot, state)[candidates[best]], 9)
+        best = best[demand == demand.min()]
+    if PARAMS.small_nodes_first and len(best) > 1:
+        sizes = state.gpu_count[candidates[best]]
+        best = best[sizes == sizes.min()]
+    return best
+
+
+def _rank(growth: FloatArray, shape: WorkerShape) -> FloatArray:
+    """Coarse fragmentation rank of each node (lower is better; see step 2)."""
+    if shape.is_fractional:
+        # Rounded first so float noise cannot split a bucket.
+        bucket: FloatArray = np.floor(np.round(growth, 6) / PARAMS.growth_bin)
+        return bucket
+    score: FloatArray = -sigmoid_score(growth).astype(np.float64)
+    return score

@@ -49,7 +49,8 @@ class MixSnapshot:
     `threshold[k]` is the free milli a single GPU must have to be usable by type k
     (its share, 1000 for whole-GPU types, +inf for CPU-only types whose use of a GPU is
     nil); `need_idle[k]` is how many fully idle GPUs it needs (0 for shares);
-    `weight[k]` its probability (sums to 1).
+    `weight[k]` its probability (sums to 1). `share_counts` counts every share size
+    (milli-GPU below one GPU) observed, rare ones included, for share packing plans.
     """
 
     types: tuple[RequestType, ...]
@@ -57,6 +58,7 @@ class MixSnapshot:
     threshold: FloatArray
     need_idle: IntArray
     cpu_milli: IntArray
+    share_counts: tuple[tuple[int, float], ...] = ()
 
     def __len__(self) -> int:
         return len(self.types)
@@ -128,4 +130,8 @@ def _build_snapshot(counts: dict[RequestType, float], coverage: float) -> MixSna
         dtype=np.int64,
     )
     cpu = np.array([t.cpu_milli for t in types], dtype=np.int64)
-    return MixSnapshot(types, weight, threshold, need_idle, cpu)
+    shares: dict[int, float] = {}
+    for key, c in counts.items():
+        if 0 < key.gpu_milli < MILLI_PER_GPU:
+            shares[key.gpu_milli] = shares.get(key.gpu_milli, 0.0) + c
+    return MixSnapshot(types, weight, threshold, need_idle, cpu, tuple(sorted(shares.items())))

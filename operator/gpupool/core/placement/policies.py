@@ -173,7 +173,7 @@ def frag_growth(
     return after_whole - before, np.full(len(candidates), -1, dtype=np.int64)
 
 
-def _sigmoid_score(growth: FloatArray) -> IntArray:
+def sigmoid_score(growth: FloatArray) -> IntArray:
     """FGD's node score: sigmoid of the fragment *decrease* in GPUs, as an integer 0..100."""
     # Clipped so impossible GPUs (growth +inf) score 0 without an overflow warning.
     return (100.0 / (1.0 + np.exp(np.clip(growth / MILLI_PER_GPU, -60.0, 60.0)))).astype(np.int64)
@@ -203,12 +203,12 @@ def fgd_policy(
     cpu_after = cpu - shape.cpu_milli
     if shape.is_fractional:
         after = model.frag_after_share(free, cpu_after, idle, models, shape.gpu_milli)
-        per_gpu = np.where(np.isfinite(after), _sigmoid_score(np.nan_to_num(after - before[:, None])), -1)
+        per_gpu = np.where(np.isfinite(after), sigmoid_score(np.nan_to_num(after - before[:, None])), -1)
         gpu = np.argmax(per_gpu, axis=1)  # first GPU with the best quantised score
         scores = per_gpu[np.arange(len(candidates)), gpu]
         pos = pick_best(state, candidates, scores)
         return int(candidates[pos]), (int(gpu[pos]),)
     after_whole = model.frag_after_whole(free, cpu_after, idle, models, shape.whole_gpus)
-    pos = pick_best(state, candidates, _sigmoid_score(after_whole - before))
+    pos = pick_best(state, candidates, sigmoid_score(after_whole - before))
     node = int(candidates[pos])
     return node, idle_gpus(state, node, shape.whole_gpus)

@@ -1,0 +1,107 @@
+"""Behaviour of gpupool's own placement policy (`gpupool.core.placement.gpupool_policy`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpupool.core.models import GpuNode, GpuSlice, Job, WorkerPlacement, WorkerShape
+from gpupool.core.placement import ClusterState, WorkloadMix
+from gpupool.core.placement.gpupool_policy import narrow_ties
+
+GIB = 1024**3
+
+
+def make_node(name: str, gpus: int = 1, model: str = "A100", cpu: int = 64_000) -> GpuNode:
+    return GpuNode(name=name, gpu_model=model, gpus=gpus, cpu_milli=cpu, memory_bytes=256 * GIB)
+
+
+def make_job(gpu_milli: int, key: str = "ns/j", cpu: int = 1000, node: str = "", gpu: int = 0) -> Job:
+    """A pending job, or a running one holding GPU `gpu` of `node` when a node is given."""
+    placements: tuple[WorkerPlacement, ...] = ()
+    if node:
+        placements = (WorkerPlacement(0, node, (GpuSlice(gpu, gpu_milli),)),)
+    return Job(
+        key=key,
+        queue="q",
+        shape=WorkerShape(gpu_milli=gpu_milli, cpu_milli=cpu, memory_bytes=GIB),
+        workers=1,
+        placements=placements,
+    )
+
+
+def mix_of(*seen: tuple[int, int, tuple[str, ...]]) -> WorkloadMix:
+    """A mix that has seen `count` workers of (milli, count, pinned models) each."""
+    mix = WorkloadMix()
+    for milli, count, models in seen:
+        mix.observe(WorkerShape(milli, 1000), count, gpu_models=models)
+    return mix
+
+
+# The openb-like share mix: 0.65 pairs with 0.32, 0.47 with 0.47; one 0.11 makes a 0.21
+# gap "still usable" so it is not mistaken for a full GPU.
+SHARES = mix_of((650, 10, ()), (320, 10, ()), (470, 20, ()), (110, 1, ()))
+
+
+@pytest.mark.parametrize(
+    ("held", "share", "expect"),
+    [
+        pytest.param([("a", 470), ("b", 650)], 320, ("b", 0), id="planned-home-beats-idle-and-others"),
+        pytest.param(
+            [("a", 200)],
+            470,
+            ("idle", 0),
+            id="no-home-falls-back-to-least-fragmentation",  # 330 left on a: few shares fit
+        ),
+        pytest.param([("a", 470), ("b", 350)], 470, ("a", 0), id="tightest-planned-home"),
+        pytest.param([("a", 900)], 50, ("a", 0), id="left-too-full-for-any-share-counts-as-home"),
+    ],
+)
+def test_share_goes_to_its_planned_home(held: list[tuple[str, int]], share: int, expect: tuple[str, int]) -> None:
+    nodes = [make_node(name) for name, _ in held] + [make_node("idle")]
+    running = [make_job(milli, key=f"ns/{name}", node=name) for name, milli in held]
+    state = ClusterState.build(nodes, running)
+    got = state.place(make_job(share), policy="gpupool", mix=SHARES)
+    assert got is not None
+    assert (got[0].node, got[0].gpus[0].index) == expect
+
+
+def test_tightest_home_wins_whatever_the_tie_order() -> None:
+    # a: 400 free, the 320 leaves 80 (too little for any share); b: 350 free, leaves 30.
+    # Both look alike to the fragmentation buckets, and the tie order favours a.
+    nodes = [make_node("a"), make_node("b"), make_node("idle")]
+    running = [make_job(600, key="ns/a", node="a"), make_job(650, key="ns/b", node="b")]
+    state = ClusterState.build(nodes, running, tie_rank=[0, 1, 2])
+    got = state.place(make_job(320), policy="gpupool", mix=SHARES)
+    assert got is not None and got[0].node == "b"
+
+
+def test_without_a_plan_a_share_takes_the_tightest_gpu() -> None:
+    nodes = [make_node("a"), make_node("b"), make_node("idle")]
+    state = ClusterState.build(nodes, [make_job(470, key="ns/a", node="a"), make_job(600, key="ns/b", node="b")])
+    got = state.place(make_job(320), policy="gpupool", mix=None)
+    assert got is not None and got[0].node == "b"  # 400 free: leaves 80, the least
+
+
+@pytest.mark.parametrize(
+    ("job", "expect"),
+    [
+        pytest.param(make_job(1000), ["g2"], id="flexible-gpu-job-spares-the-pinned-model"),
+        pytest.param(make_job(500), ["g2"], id="flexible-share-spares-the-pinned-model"),
+        pytest.param(make_job(0), ["t4", "g2"], id="cpu-only-job-ignores-models"),
+    ],
+)
+def test_ties_spare_pinned_models(job: Job, expect: list[str]) -> None:
+    nodes = [make_node("t4", gpus=2, model="T4"), make_node("g2", gpus=2, model="G2")]
+    state = ClusterState.build(nodes)
+    mix = mix_of((1000, 10, ("T4",)), (1000, 10, ()), (0, 5, ()))
+    tied = np.array([0, 1], dtype=np.int64)  # both nodes ranked equal by fragmentation
+    kept = narrow_ties(state, tied, tied, job.shape, mix.snapshot())
+    assert [state.node_names[i] for i in kept] == expect
+
+
+def test_small_nodes_first_among_ties() -> None:
+    state = ClusterState.build([make_node("big", gpus=8), make_node("small", gpus=2)])
+    tied = np.array([0, 1], dtype=np.int64)
+    kept = narrow_ties(state, tied, tied, WorkerShape(1000, 1000), None)
+    assert [state.node_names[i] for i in kept] == ["small"]
