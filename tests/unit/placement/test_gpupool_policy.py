@@ -7,7 +7,7 @@ import pytest
 
 from gpupool.core.models import GpuNode, GpuSlice, Job, WorkerPlacement, WorkerShape
 from gpupool.core.placement import ClusterState, WorkloadMix
-from gpupool.core.placement.gpupool_policy import narrow_ties
+from gpupool.core.placement.gpupool_policy import least_claimed_models, narrow_ties
 
 GIB = 1024**3
 
@@ -100,8 +100,53 @@ def test_ties_spare_pinned_models(job: Job, expect: list[str]) -> None:
     assert [state.node_names[i] for i in kept] == expect
 
 
-def test_small_nodes_first_among_ties() -> None:
+@pytest.mark.parametrize(
+    ("gpu_milli", "expect"),
+    [
+        pytest.param(500, ["small"], id="share-keeps-big-nodes-whole"),
+        pytest.param(0, ["small"], id="cpu-only-keeps-big-nodes-whole"),
+        pytest.param(1000, ["big", "small"], id="whole-gpu-leaves-it-to-fragmentation"),
+    ],
+)
+def test_small_nodes_first_among_ties(gpu_milli: int, expect: list[str]) -> None:
     state = ClusterState.build([make_node("big", gpus=8), make_node("small", gpus=2)])
     tied = np.array([0, 1], dtype=np.int64)
-    kept = narrow_ties(state, tied, tied, WorkerShape(1000, 1000), None)
-    assert [state.node_names[i] for i in kept] == ["small"]
+    kept = narrow_ties(state, tied, tied, WorkerShape(gpu_milli, 1000), None)
+    assert [state.node_names[i] for i in kept] == expect
+
+
+# Twelve GPUs, four per model; pinned jobs will want a quarter of A, three quarters of B
+# and one and a half times C by the time the cluster's capacity has arrived.
+CLAIMED = mix_of((1000, 1, ("A",)), (1000, 3, ("B",)), (1000, 6, ("C",)), (1000, 2, ()))
+
+
+@pytest.mark.parametrize(
+    ("among", "expect"),
+    [
+        pytest.param(["a", "b", "c"], ["a"], id="least-claimed-model-wins"),
+        pytest.param(["b", "c"], ["b"], id="half-to-fully-claimed-beats-over-claimed"),
+        pytest.param(["c", "c2"], ["c", "c2"], id="one-level-keeps-all"),
+    ],
+)
+def test_least_claimed_models(among: list[str], expect: list[str]) -> None:
+    nodes = [
+        make_node("a", gpus=4, model="A"),
+        make_node("b", gpus=4, model="B"),
+        make_node("c", gpus=2, model="C"),
+        make_node("c2", gpus=2, model="C"),
+    ]
+    state = ClusterState.build(nodes)
+    snapshot = CLAIMED.snapshot()
+    assert snapshot is not None
+    candidates = np.array([state.index_of(n) for n in among], dtype=np.int64)
+    kept = least_claimed_models(state, candidates, snapshot)
+    assert [state.node_names[i] for i in kept] == expect
+
+
+def test_flexible_job_avoids_claimed_model_even_when_fragmentation_prefers_it() -> None:
+    # b has a partly used GPU, so packing there looks best, but pinned jobs will fill B.
+    nodes = [make_node("b", gpus=2, model="B"), make_node("a", gpus=2, model="A")]
+    state = ClusterState.build(nodes, [make_job(500, key="ns/b", node="b")], tie_rank=[0, 1])
+    mix = mix_of((500, 10, ("B",)), (500, 10, ()))
+    got = state.place(make_job(500), policy="gpupool", mix=mix)
+    assert got is not None and got[0].node == "a"

@@ -82,3 +82,15 @@ def test_pinned_demand_per_node() -> None:
     got = pinned_demand_per_node(snap, models, model_id, gpu_count)
     # T4 (4 GPUs): 0.25 * 1000 / 4 + 0.25 * 500 / 8; V100 (4 GPUs): 0.25 * 500 / 8; G2: 0.
     assert got == pytest.approx([0.0, 62.5 + 15.625, 15.625, 62.5 + 15.625])
+
+
+def test_mix_snapshot_keeps_pinned_demand_of_rare_types() -> None:
+    mix = WorkloadMix(coverage=0.5)
+    mix.observe(WorkerShape(1000, 1000), 8)
+    mix.observe(WorkerShape(500, 1000), 1, gpu_models=("T4",))  # dropped from `types`
+    mix.observe(WorkerShape(2000, 1000), 1, gpu_models=("V100", "T4"))
+    snap = mix.snapshot()
+    assert snap is not None
+    assert len(snap.types) == 1
+    assert dict(snap.pinned_milli) == pytest.approx({("T4",): 50.0, ("T4", "V100"): 200.0})
+    assert snap.milli_per_worker == pytest.approx((8000 + 500 + 2000) / 10)

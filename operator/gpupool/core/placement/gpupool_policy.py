@@ -7,20 +7,23 @@ knows comes from that mix and the cluster state.
 
 How it decides, per worker (parameters in `GpupoolParams`, measured in
 docs/benchmarks.md):
-1. A share (less than one GPU) first looks for a *planned home*: a partly used GPU that
+1. GPU jobs first keep to the GPU models least claimed by model-pinned jobs: each node's
+   model gets a level from how much of it pinned jobs will want (`pinned_demand.py`,
+   ratio 1 = pinned jobs alone will fill it), in steps of `1 / pinned_levels`, and only
+   the nodes of the lowest level among the candidates go on.
+2. A share (less than one GPU) then looks for a *planned home*: a partly used GPU that
    the share plan (`share_plan.py`, a packing of the share sizes seen so far) marks as a
    home for this size, or one the share would leave too full for any share we know of.
    If there is one, the tightest such GPU wins (least milli left) and only the nodes
-   holding one go on to step 2. Without a planned home the share is placed like any
-   other job (steps 2-4) on the GPU of the node that raises fragmentation least.
-2. Nodes are ranked by fragmentation growth (FGD's measure, `fragmentation.py`) under the
+   holding one go on. Without a planned home the share is placed like any other job, on
+   the GPU of the chosen node that raises fragmentation least.
+3. Nodes are ranked by fragmentation growth (FGD's measure, `fragmentation.py`) under the
    mix, coarsened so near-equal nodes tie: whole-GPU and CPU-only jobs use FGD's own
    0-100 sigmoid score, shares `growth_bin`-wide buckets (exact growth spreads work:
    5.8% unallocated on openb vs 4.8% with buckets). The best rank wins.
-3. Among ties, GPU jobs take the GPU model that model-pinned jobs need least
-   (`pinned_demand.py`), so flexible jobs leave pinned ones their models.
-4. Then nodes with fewer GPUs (keep big nodes whole for the multi-GPU jobs only they can
-   host), then the state's tie order (`tie_rank`).
+4. Among ties, GPU jobs take the GPU model pinned jobs want least (exact demand), then
+   shares and CPU-only jobs take nodes with fewer GPUs (keep big nodes whole for the
+   multi-GPU jobs only they can host), then the state's tie order (`tie_rank`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import numpy as np
 
 from gpupool.core.models import MILLI_PER_GPU, WorkerShape
 from gpupool.core.placement.mix import MixSnapshot, WorkloadMix
-from gpupool.core.placement.pinned_demand import pinned_demand_per_node
+from gpupool.core.placement.pinned_demand import pinned_demand_per_node, pinned_ratio
 from gpupool.core.placement.policies import (
     Choice,
     FloatArray,
@@ -52,13 +55,17 @@ if TYPE_CHECKING:
 class GpupoolParams:
     """Knobs of the policy; see docs/benchmarks.md for how they were chosen."""
 
-    # Width (milli-GPU) of the growth buckets that count as equally good for shares.
-    growth_bin: float = 100.0
-    # Shares go to their planned homes first (step 1).
+    # Levels per unit of pinned-demand ratio in step 1 (2: below 0.5, 0.5 to 1, from 1
+    # up); 0 turns step 1 off.
+    pinned_levels: int = 2
+    # Shares go to their planned homes first (step 2).
     plan_shares: bool = True
-    # GPU jobs prefer the models that model-pinned jobs need least (step 3).
+    # Width (milli-GPU) of the growth buckets that count as equally good for shares (step 3).
+    growth_bin: float = 100.0
+    # Ties: GPU jobs prefer the models that model-pinned jobs need least (step 4).
     spare_pinned_models: bool = True
-    # Within the best bucket, prefer nodes with fewer GPUs (step 4).
+    # Ties: shares and CPU-only jobs prefer nodes with fewer GPUs (step 4). Whole-GPU jobs
+    # do not: on whole-GPU-heavy mixes that cost 0.05 points, on the others nothing.
     small_nodes_first: bool = True
 
 
@@ -75,6 +82,7 @@ class _MixDerived:
         self._plan = SharePlan({})
         self._nodes: object = None
         self._demand: FloatArray | None = None
+        self._ratio: FloatArray | None = None
 
     def _refresh(self, snapshot: MixSnapshot) -> None:
         # Holding the snapshot itself (not its id) keeps the identity check sound.
@@ -91,8 +99,14 @@ class _MixDerived:
         self._refresh(snapshot)
         if self._demand is None or self._nodes is not state.nodes:
             self._demand = pinned_demand_per_node(snapshot, state.models, state.model_id, state.gpu_count)
+            self._ratio = pinned_ratio(self._demand, snapshot, state.gpu_count)
             self._nodes = state.nodes
         return self._demand
+
+    def pinned_ratio(self, snapshot: MixSnapshot, state: ClusterState) -> FloatArray:
+        self.pinned_demand(snapshot, state)
+        assert self._ratio is not None
+        return self._ratio
 
 
 _derived = _MixDerived()
@@ -122,10 +136,12 @@ def gpupool_policy(
     rng: np.random.Generator | None,
     mix: WorkloadMix | None,
 ) -> Choice | None:
-    """Planned home for a share, else best fragmentation rank, spare models, fewest GPUs."""
+    """Least claimed models, planned home for a share, best fragmentation rank, ties (module doc)."""
     if len(candidates) == 0:
         return None
     snapshot = mix.snapshot() if mix is not None else None
+    if PARAMS.pinned_levels > 0 and shape.gpu_milli > 0 and snapshot is not None and snapshot.pinned_milli:
+        candidates = least_claimed_models(state, candidates, snapshot)
     home_slack: IntArray | None = None
     if shape.is_fractional and PARAMS.plan_shares:
         plan = _derived.plan(snapshot) if snapshot is not None else SharePlan({})
@@ -147,14 +163,22 @@ def gpupool_policy(
     return node, idle_gpus(state, node, shape.whole_gpus)
 
 
+def least_claimed_models(state: ClusterState, candidates: IntArray, snapshot: MixSnapshot) -> IntArray:
+    """Step 1: the candidates whose GPU model is on the lowest pinned-demand level."""
+    levels = float(PARAMS.pinned_levels)
+    level = np.minimum(np.floor(_derived.pinned_ratio(snapshot, state)[candidates] * levels), levels)
+    kept: IntArray = candidates[level == level.min()]
+    return kept
+
+
 def narrow_ties(
     state: ClusterState, candidates: IntArray, best: IntArray, shape: WorkerShape, snapshot: MixSnapshot | None
 ) -> IntArray:
-    """Steps 3 and 4: which of the equally ranked `candidates[best]` stay in the running."""
+    """Step 4: which of the equally ranked `candidates[best]` stay in the running."""
     if PARAMS.spare_pinned_models and shape.gpu_milli > 0 and snapshot is not None and len(best) > 1:
         demand = np.round(_derived.pinned_demand(snapshot, state)[candidates[best]], 9)
         best = best[demand == demand.min()]
-    if PARAMS.small_nodes_first and len(best) > 1:
+    if PARAMS.small_nodes_first and not shape.whole_gpus and len(best) > 1:
         sizes = state.gpu_count[candidates[best]]
         best = best[sizes == sizes.min()]
     return best

@@ -49,8 +49,11 @@ class MixSnapshot:
     `threshold[k]` is the free milli a single GPU must have to be usable by type k
     (its share, 1000 for whole-GPU types, +inf for CPU-only types whose use of a GPU is
     nil); `need_idle[k]` is how many fully idle GPUs it needs (0 for shares);
-    `weight[k]` its probability (sums to 1). `share_counts` counts every share size
-    (milli-GPU below one GPU) observed, rare ones included, for share packing plans.
+    `weight[k]` its probability (sums to 1). Two summaries keep the rare types the
+    coverage cut drops: `share_counts` counts every share size (milli-GPU below one GPU)
+    observed, for share packing plans; `pinned_milli` gives, per set of allowed GPU
+    models, the milli-GPU per observed worker that is pinned to exactly that set, and
+    `milli_per_worker` the milli-GPU per observed worker over all of them.
     """
 
     types: tuple[RequestType, ...]
@@ -59,6 +62,8 @@ class MixSnapshot:
     need_idle: IntArray
     cpu_milli: IntArray
     share_counts: tuple[tuple[int, float], ...] = ()
+    pinned_milli: tuple[tuple[tuple[str, ...], float], ...] = ()
+    milli_per_worker: float = 0.0
 
     def __len__(self) -> int:
         return len(self.types)
@@ -131,7 +136,21 @@ def _build_snapshot(counts: dict[RequestType, float], coverage: float) -> MixSna
     )
     cpu = np.array([t.cpu_milli for t in types], dtype=np.int64)
     shares: dict[int, float] = {}
+    pinned: dict[tuple[str, ...], float] = {}
+    milli_per_worker = 0.0
     for key, c in counts.items():
+        milli_per_worker += c * key.gpu_milli / total
         if 0 < key.gpu_milli < MILLI_PER_GPU:
             shares[key.gpu_milli] = shares.get(key.gpu_milli, 0.0) + c
-    return MixSnapshot(types, weight, threshold, need_idle, cpu, tuple(sorted(shares.items())))
+        if key.gpu_models and key.gpu_milli > 0:
+            pinned[key.gpu_models] = pinned.get(key.gpu_models, 0.0) + c * key.gpu_milli / total
+    return MixSnapshot(
+        types,
+        weight,
+        threshold,
+        need_idle,
+        cpu,
+        share_counts=tuple(sorted(shares.items())),
+        pinned_milli=tuple(sorted(pinned.items())),
+        milli_per_worker=milli_per_worker,
+    )
