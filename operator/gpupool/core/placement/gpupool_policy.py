@@ -65,7 +65,7 @@ class GpupoolParams:
     # Ties: GPU jobs prefer the models that model-pinned jobs need least (step 4).
     spare_pinned_models: bool = True
     # Ties: shares and CPU-only jobs prefer nodes with fewer GPUs (step 4). Whole-GPU jobs
-    # do not: on whole-GPU-heavy mixes that cost 0.05 points, on the others nothing.
+    # do not: whole-GPU-heavy mixes lost about 0.05 points to it.
     small_nodes_first: bool = True
 
 
