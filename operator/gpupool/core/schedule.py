@@ -59,7 +59,7 @@ from gpupool.core.models import (
     WorkerPlacement,
 )
 from gpupool.core.ordering import QueueTurns, priority_allowed
-from gpupool.core.placement import WHOLE_NODE_PRIOR, ClusterState, WorkloadMix
+from gpupool.core.placement import ClusterState, WorkloadMix
 from gpupool.core.preemption import Candidate, may_be_victim, plan_preemption
 from gpupool.core.quota import QuotaLedger, resolve_flavors
 
@@ -116,7 +116,7 @@ class _Cycle:
             name: _QueueFlavors(q, self.eligibility) for name, q in self.queues.items()
         }
         self.rng = np.random.default_rng(snapshot.seed)
-        self.mix = WorkloadMix(prior=WHOLE_NODE_PRIOR)
+        self.mix = WorkloadMix()
         for job in (*snapshot.running, *snapshot.pending):
             self.mix.observe(job.shape, job.workers, job.gpu_models)
         self.cluster_gpus = float(sum(n.gpus for n in snapshot.nodes))

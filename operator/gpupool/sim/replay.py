@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gpupool.core.models import GpuNode, WorkerPlacement
-from gpupool.core.placement import WHOLE_NODE_PRIOR, ClusterState, WorkloadMix
+from gpupool.core.placement import ClusterState, WorkloadMix
 from gpupool.sim.workload import Arrival
 
 IntArray = npt.NDArray[np.int64]
@@ -55,14 +55,13 @@ def replay(
 
     `static_mix` is a workload mix fixed in advance (the paper's FGD knows the whole
     trace's distribution); with `learn_online` the mix is instead learned from the pods
-    that have arrived so far, each observed just before it is placed, starting from the
-    weak `WHOLE_NODE_PRIOR` the operator's cycle starts from too.
+    that have arrived so far, each observed just before it is placed.
     """
     # The paper's simulator renames nodes with a random prefix and its scheduler takes
     # the smallest name among equal scores: a random but fixed tie order per seed.
     state = ClusterState.build(nodes, tie_rank=rng.permutation(len(nodes)))
     capacity = int(state.gpu_count.sum()) * 1000
-    mix = WorkloadMix(prior=WHOLE_NODE_PRIOR) if learn_online else static_mix
+    mix = WorkloadMix() if learn_online else static_mix
     jobs = [a.pod.to_job(a.name) for a in arrivals]
     placements: list[WorkerPlacement | None] = []
     start = time.perf_counter()

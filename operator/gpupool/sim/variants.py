@@ -7,6 +7,10 @@ of GPU pods to a random pair of GPU models, like the paper's `gpuspec` variants.
 
     python -m gpupool.sim.variants --pods IN.csv --out OUT.csv --seed 7 \
         --cpu 0.2 --share 0.5 --whole 0.25 --multi 0.05 --spec 0.2 --models V100M16,G2,T4
+
+Instead of random pairs, `--spec-sets-from TRACE.csv` draws each pinned pod's model set
+from the pinned pods of another trace (e.g. the published `gpuspec10`), so the variant
+keeps the real mix of single-model pins and wider sets at a higher pinned fraction.
 """
 
 from __future__ import annotations
@@ -39,8 +43,13 @@ def resample(
     rng: np.random.Generator,
     spec_fraction: float = 0.0,
     models: Sequence[str] = (),
+    spec_sets: Sequence[tuple[str, ...]] = (),
 ) -> list[TracePod]:
-    """As many pods as `pods`, drawn by class with `proportions` (normalised)."""
+    """As many pods as `pods`, drawn by class with `proportions` (normalised).
+
+    A fraction `spec_fraction` of the GPU pods is pinned: to one of `spec_sets` when
+    given, else to a random pair of `models`.
+    """
     pools = {c: [p for p in pods if pod_class(p) == c] for c in CLASSES}
     names = [c for c in CLASSES if proportions.get(c, 0) > 0 and pools[c]]
     weights = np.array([proportions[c] for c in names], dtype=np.float64)
@@ -50,8 +59,11 @@ def resample(
         pool = pools[names[c]]
         src = pool[int(rng.integers(len(pool)))]
         spec = src.gpu_models
-        if models and src.requested_milli > 0 and rng.random() < spec_fraction:
-            spec = tuple(sorted(rng.choice(list(models), size=min(2, len(models)), replace=False)))
+        if (models or spec_sets) and src.requested_milli > 0 and rng.random() < spec_fraction:
+            if spec_sets:
+                spec = spec_sets[int(rng.integers(len(spec_sets)))]
+            else:
+                spec = tuple(sorted(rng.choice(list(models), size=min(2, len(models)), replace=False)))
         out.append(TracePod(f"synth-{i:05d}", src.cpu_milli, src.memory_bytes, src.num_gpu, src.gpu_milli, spec))
     return out
 
@@ -75,10 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.add_argument(f"--{c}", type=float, default=0.0, help=f"proportion of {c} pods")
     ap.add_argument("--spec", type=float, default=0.0, help="fraction of GPU pods pinned to two GPU models")
     ap.add_argument("--models", default="", help="comma-separated GPU models to pin to")
+    ap.add_argument("--spec-sets-from", type=Path, help="draw pinned model sets from this trace's pinned pods")
     args = ap.parse_args(argv)
     proportions = {c: getattr(args, c) for c in CLASSES}
     models = [m for m in args.models.split(",") if m]
-    pods = resample(load_pods(args.pods), proportions, np.random.default_rng(args.seed), args.spec, models)
+    spec_sets = [p.gpu_models for p in load_pods(args.spec_sets_from) if p.gpu_models] if args.spec_sets_from else []
+    if args.spec_sets_from and not spec_sets:
+        ap.error(f"{args.spec_sets_from} has no pinned pods (empty gpu_spec everywhere)")
+    rng = np.random.default_rng(args.seed)
+    pods = resample(load_pods(args.pods), proportions, rng, args.spec, models, spec_sets)
     write_pods(args.out, pods)
     return 0
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gpupool.core.models import WorkerShape
-from gpupool.core.placement import WHOLE_NODE_PRIOR, WorkloadMix
+from gpupool.core.placement import WorkloadMix
 from gpupool.core.placement.pinned_demand import pinned_demand_per_node
 from gpupool.core.placement.share_plan import SharePlan
 
@@ -94,16 +94,3 @@ def test_mix_snapshot_keeps_pinned_demand_of_rare_types() -> None:
     assert len(snap.types) == 1
     assert dict(snap.pinned_milli) == pytest.approx({("T4",): 50.0, ("T4", "V100"): 200.0})
     assert snap.milli_per_worker == pytest.approx((8000 + 500 + 2000) / 10)
-
-
-def test_whole_node_prior_fades_as_real_workers_arrive() -> None:
-    mix = WorkloadMix(prior=WHOLE_NODE_PRIOR)
-    first = mix.snapshot()
-    assert first is not None  # the prior alone already gives a mix
-    assert sorted(t.gpu_milli for t in first.types) == [1000, 2000, 4000, 8000]
-    mix.observe(WorkerShape(500, 4000), 980)
-    later = mix.snapshot()
-    assert later is not None
-    # 20 pseudo-workers are 2% of the mix: below the 95% coverage cut, so gone.
-    assert [t.gpu_milli for t in later.types] == [500]
-    assert WorkloadMix().snapshot() is None  # no prior unless asked for

@@ -5,14 +5,13 @@ job, `allocate` per admission, `release` for preemption what-ifs) and the trace 
 (`gpupool.sim.placement_bench`), which replays the openb trace through the same code.
 """
 
-from gpupool.core.placement.mix import WHOLE_NODE_PRIOR, WorkloadMix
+from gpupool.core.placement.mix import WorkloadMix
 from gpupool.core.placement.registry import DEFAULT_POLICY, POLICY_NAMES, resolve_policy
 from gpupool.core.placement.state import ClusterState, PlacementError
 
 __all__ = [
     "DEFAULT_POLICY",
     "POLICY_NAMES",
-    "WHOLE_NODE_PRIOR",
     "ClusterState",
     "PlacementError",
     "WorkloadMix",

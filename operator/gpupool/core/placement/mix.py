@@ -32,18 +32,6 @@ DEFAULT_COVERAGE = 0.95
 # more than the placement itself.
 REBUILD_GROWTH = 0.01
 
-# A weak prior for learning the mix online (the operator's cycle and the `gpupool`
-# policy in the trace bench use it): before the workload is known, assume jobs may want
-# a whole node of any common size, as 5 pseudo-workers each of 1, 2, 4 and 8 whole GPUs
-# (no cpu). Fragmentation scoring then keeps big nodes whole until the observed jobs say
-# nobody needs them; the 20 pseudo-workers fade as real ones arrive, and drop out of the
-# snapshot's types once they are under the coverage cut (after about 400 workers).
-# Measured on openb (docs/benchmarks.md): 4.61 -> 4.54% unallocated on the default
-# trace; 15 pseudo-workers each was worse everywhere (default 4.70).
-WHOLE_NODE_PRIOR: tuple[tuple[WorkerShape, float], ...] = tuple(
-    (WorkerShape(gpus * MILLI_PER_GPU, 0), 5.0) for gpus in (1, 2, 4, 8)
-)
-
 
 @dataclass(frozen=True, slots=True)
 class RequestType:
@@ -86,10 +74,7 @@ class WorkloadMix:
 
     __slots__ = ("_counts", "_coverage", "_snapshot", "_snapshot_total", "_total", "version")
 
-    def __init__(
-        self, coverage: float = DEFAULT_COVERAGE, prior: Sequence[tuple[WorkerShape, float]] = ()
-    ) -> None:
-        """An empty mix, or one holding the pseudo-workers of `prior` (e.g. `WHOLE_NODE_PRIOR`)."""
+    def __init__(self, coverage: float = DEFAULT_COVERAGE) -> None:
         self._counts: dict[RequestType, float] = {}
         self._total = 0.0
         self._coverage = coverage
@@ -97,15 +82,13 @@ class WorkloadMix:
         self._snapshot_total = 0.0
         # Bumped whenever a new snapshot is built; scorers cache derived arrays by it.
         self.version = 0
-        for shape, count in prior:
-            self.observe(shape, count)
 
     @property
     def total(self) -> float:
         """Total observed weight (workers counted)."""
         return self._total
 
-    def observe(self, shape: WorkerShape, count: float = 1, gpu_models: Sequence[str] = ()) -> None:
+    def observe(self, shape: WorkerShape, count: int = 1, gpu_models: Sequence[str] = ()) -> None:
         """Record `count` workers of `shape` (restricted to `gpu_models`, empty = any)."""
         if count <= 0:
             return
