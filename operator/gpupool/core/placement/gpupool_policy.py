@@ -185,7 +185,7 @@ def narrow_ties(
 
 
 def _rank(growth: FloatArray, shape: WorkerShape) -> FloatArray:
-    """Coarse fragmentation rank of each node (lower is better; see step 2)."""
+    """Coarse fragmentation rank of each node (lower is better; see step 3)."""
     if shape.is_fractional:
         # Rounded first so float noise cannot split a bucket.
         bucket: FloatArray = np.floor(np.round(growth, 6) / PARAMS.growth_bin)

@@ -7,9 +7,9 @@ while a 0.65 share that would have completed it with 0.03 left arrives later. A 
 looks at the whole observed mix of share sizes instead.
 
 How: the share sizes seen so far, with their counts, are packed offline with
-best-fit-decreasing (within a few percent of the optimum for such item sets, and exact
-on the common pairs). Each resulting *pattern* (a multiset of sizes that share one GPU,
-e.g. 0.65 + 0.32) says which sizes belong together. Online, shares arrive in any order,
+best-fit-decreasing, the classic offline bin-packing heuristic. Each resulting
+*pattern* (a multiset of sizes that share one GPU, e.g. 0.65 + 0.32) says which sizes
+belong together. Online, shares arrive in any order,
 so every partial fill of a pattern counts: a GPU with `f` milli free is a *planned home*
 for a share of size `s` when some pattern has `s` among the shares it still lacks after
 a subset of its other members took `1000 - f`. For example the pattern 0.47 + 0.47 makes
