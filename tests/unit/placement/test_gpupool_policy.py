@@ -7,7 +7,7 @@ import pytest
 
 from gpupool.core.models import GpuNode, GpuSlice, Job, WorkerPlacement, WorkerShape
 from gpupool.core.placement import ClusterState, WorkloadMix
-from gpupool.core.placement.gpupool_policy import least_claimed_models, narrow_ties
+from gpupool.core.placement.gpupool_policy import narrow_ties, unclaimed_models
 
 GIB = 1024**3
 
@@ -115,31 +115,32 @@ def test_small_nodes_first_among_ties(gpu_milli: int, expect: list[str]) -> None
     assert [state.node_names[i] for i in kept] == expect
 
 
-# Twelve GPUs, four per model; pinned jobs will want a quarter of A, three quarters of B
-# and one and a half times C by the time the cluster's capacity has arrived.
+# Twelve GPUs. Pinned jobs will want a quarter of A, three quarters of B and one and a half
+# times C by the time the arrived work equals the cluster.
 CLAIMED = mix_of((1000, 1, ("A",)), (1000, 3, ("B",)), (1000, 6, ("C",)), (1000, 2, ()))
 
 
 @pytest.mark.parametrize(
-    ("among", "expect"),
+    ("busy", "among", "expect"),
     [
-        pytest.param(["a", "b", "c"], ["a"], id="least-claimed-model-wins"),
-        pytest.param(["b", "c"], ["b"], id="half-to-fully-claimed-beats-over-claimed"),
-        pytest.param(["c", "c2"], ["c", "c2"], id="one-level-keeps-all"),
+        pytest.param([], ["a", "b", "c"], ["a"], id="empty-cluster-only-lightly-claimed-model-open"),
+        pytest.param([], ["b", "c"], ["b", "c"], id="all-claimed-keeps-all"),
+        pytest.param([("a", 4), ("c", 2)], ["b", "c2"], ["b"], id="half-full-cluster-opens-untouched-b-but-not-c"),
     ],
 )
-def test_least_claimed_models(among: list[str], expect: list[str]) -> None:
+def test_unclaimed_models(busy: list[tuple[str, int]], among: list[str], expect: list[str]) -> None:
     nodes = [
         make_node("a", gpus=4, model="A"),
         make_node("b", gpus=4, model="B"),
         make_node("c", gpus=2, model="C"),
         make_node("c2", gpus=2, model="C"),
     ]
-    state = ClusterState.build(nodes)
+    running = [make_job(1000, key=f"ns/{name}-{g}", node=name, gpu=g) for name, gpus in busy for g in range(gpus)]
+    state = ClusterState.build(nodes, running)
     snapshot = CLAIMED.snapshot()
     assert snapshot is not None
     candidates = np.array([state.index_of(n) for n in among], dtype=np.int64)
-    kept = least_claimed_models(state, candidates, snapshot)
+    kept = unclaimed_models(state, candidates, snapshot)
     assert [state.node_names[i] for i in kept] == expect
 
 

@@ -7,10 +7,13 @@ knows comes from that mix and the cluster state.
 
 How it decides, per worker (parameters in `GpupoolParams`, measured in
 docs/benchmarks.md):
-1. GPU jobs first keep to the GPU models least claimed by model-pinned jobs: each node's
-   model gets a level from how much of it pinned jobs will want (`pinned_demand.py`,
-   ratio 1 = pinned jobs alone will fill it), in steps of `1 / pinned_levels`, and only
-   the nodes of the lowest level among the candidates go on.
+1. GPU jobs first keep off the GPU models that model-pinned jobs still need. A model's
+   pinned ratio (`pinned_demand.py`; 1 = pinned jobs alone fill it by the time the
+   arrived work equals the cluster) times the share of the cluster still unallocated
+   estimates the part of it the pinned jobs still to come will want. While a model's
+   free share is no more than `claim_margin` times that, it is *claimed*: the job keeps
+   to candidates on unclaimed models if any fit. CPU-only jobs skip this step (sent to
+   unclaimed models, they used up the cpu there and stranded those GPUs).
 2. A share (less than one GPU) then looks for a *planned home*: a partly used GPU that
    the share plan (`share_plan.py`, a packing of the share sizes seen so far) marks as a
    home for this size, or one the share would leave too full for any share we know of.
@@ -55,9 +58,9 @@ if TYPE_CHECKING:
 class GpupoolParams:
     """Knobs of the policy; see docs/benchmarks.md for how they were chosen."""
 
-    # Levels per unit of pinned-demand ratio in step 1 (2: below 0.5, 0.5 to 1, from 1
-    # up); 0 turns step 1 off.
-    pinned_levels: int = 2
+    # Step 1: a model is claimed while its free share <= claim_margin x pinned ratio x
+    # the cluster's unallocated share; 0 turns step 1 off.
+    claim_margin: float = 1.5
     # Shares go to their planned homes first (step 2).
     plan_shares: bool = True
     # Width (milli-GPU) of the growth buckets that count as equally good for shares (step 3).
@@ -140,8 +143,8 @@ def gpupool_policy(
     if len(candidates) == 0:
         return None
     snapshot = mix.snapshot() if mix is not None else None
-    if PARAMS.pinned_levels > 0 and shape.gpu_milli > 0 and snapshot is not None and snapshot.pinned_milli:
-        candidates = least_claimed_models(state, candidates, snapshot)
+    if PARAMS.claim_margin > 0 and shape.gpu_milli > 0 and snapshot is not None and snapshot.pinned_milli:
+        candidates = unclaimed_models(state, candidates, snapshot)
     home_slack: IntArray | None = None
     if shape.is_fractional and PARAMS.plan_shares:
         plan = _derived.plan(snapshot) if snapshot is not None else SharePlan({})
@@ -163,11 +166,17 @@ def gpupool_policy(
     return node, idle_gpus(state, node, shape.whole_gpus)
 
 
-def least_claimed_models(state: ClusterState, candidates: IntArray, snapshot: MixSnapshot) -> IntArray:
-    """Step 1: the candidates whose GPU model is on the lowest pinned-demand level."""
-    levels = float(PARAMS.pinned_levels)
-    level = np.minimum(np.floor(_derived.pinned_ratio(snapshot, state)[candidates] * levels), levels)
-    kept: IntArray = candidates[level == level.min()]
+def unclaimed_models(state: ClusterState, candidates: IntArray, snapshot: MixSnapshot) -> IntArray:
+    """Step 1: the candidates on GPU models pinned jobs do not claim; all when none is left."""
+    capacity = np.bincount(state.model_id, weights=state.gpu_count * MILLI_PER_GPU, minlength=len(state.models))
+    free = np.bincount(state.model_id, weights=state.sum_free, minlength=len(state.models))
+    unallocated = float(free.sum()) / max(float(capacity.sum()), 1.0)
+    free_share = (free / np.maximum(capacity, 1.0))[state.model_id[candidates]]
+    ratio = _derived.pinned_ratio(snapshot, state)[candidates]
+    claimed = free_share <= PARAMS.claim_margin * ratio * unallocated
+    if claimed.all():
+        return candidates
+    kept: IntArray = candidates[~claimed]
     return kept
 
 

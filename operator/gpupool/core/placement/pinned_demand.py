@@ -5,7 +5,7 @@ model-pinned jobs depend on. A job pinned to `T4|P100` has nowhere else to go; a
 accepts any model does. If flexible jobs fill the T4s first, the pinned ones fail later
 while other models sit idle. On a synthetic openb variant with half the GPU jobs pinned
 to two of four models (`spec50` in docs/benchmarks.md), keeping jobs off the models
-pinned jobs will fill halved unallocated GPU at arrived = 100% (16.7% with FGD, 8.6%).
+pinned jobs still need halved unallocated GPU at arrived = 100% (16.7% with FGD, 8.8%).
 
 The measures, per GPU model m:
     demand(m) = sum over pinned model sets S that contain m of
