@@ -139,7 +139,7 @@ def gpupool_policy(
     rng: np.random.Generator | None,
     mix: WorkloadMix | None,
 ) -> Choice | None:
-    """Least claimed models, planned home for a share, best fragmentation rank, ties (module doc)."""
+    """Unclaimed models, planned home for a share, best fragmentation rank, ties (module doc)."""
     if len(candidates) == 0:
         return None
     snapshot = mix.snapshot() if mix is not None else None
