@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,30 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
+from cluster_tools import kubectl
+
 pytestmark = pytest.mark.cluster
 
 TEMPLATE = {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}
-
-
-def _kubectl_binary() -> str:
-    try:
-        from gpupool.devcluster.tools import kubectl_path
-    except ImportError:  # pragma: no cover - the dev cluster ships its kubectl
-        return shutil.which("kubectl") or "kubectl"
-    return kubectl_path()
-
-
-def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real kubectl against the test cluster; never raises on a non-zero exit."""
-    return subprocess.run(
-        [_kubectl_binary(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KUBECONFIG": kubeconfig},
-        timeout=60,
-        check=False,
-    )
 
 
 def gpujob(namespace: str, **spec: Any) -> dict[str, Any]:
@@ -194,12 +172,12 @@ def _without_nulls(body: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("case", BAD_INPUT, ids=[c.id for c in BAD_INPUT])
 def test_bad_manifest_is_rejected_naming_the_field(case: BadInput, kubeconfig: str, namespace: str) -> None:
     manifest = _without_nulls(case.manifest(namespace))
-    result = kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(manifest))
+    result = kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(manifest), check=False)
     assert result.returncode != 0, f"{case.id} was accepted:\n{result.stdout}"
     for fragment in case.expect:
         assert fragment in result.stderr, f"{case.id}: {fragment!r} not in the error:\n{result.stderr}"
     if case.kind != "GPUJob":  # nothing was created, so there is nothing to clean up
-        assert kubectl(kubeconfig, "get", case.kind.lower(), namespace).returncode != 0
+        assert kubectl(kubeconfig, "get", case.kind.lower(), namespace, check=False).returncode != 0
 
 
 def test_valid_manifests_of_every_kind_apply_with_defaults(kubeconfig: str, namespace: str) -> None:
@@ -238,10 +216,10 @@ def test_valid_manifests_of_every_kind_apply_with_defaults(kubeconfig: str, name
     )
     stream = yaml.safe_dump_all([job, share, queue, pool])
     try:
-        applied = kubectl(kubeconfig, "apply", "-f", "-", stdin=stream)
+        applied = kubectl(kubeconfig, "apply", "-f", "-", stdin=stream, check=False)
         assert applied.returncode == 0, applied.stderr
 
-        listed = kubectl(kubeconfig, "get", "gpupool", "-n", namespace, "-o", "name")
+        listed = kubectl(kubeconfig, "get", "gpupool", "-n", namespace, "-o", "name", check=False)
         assert listed.returncode == 0, listed.stderr
         names = set(listed.stdout.split())
         assert {
@@ -251,7 +229,9 @@ def test_valid_manifests_of_every_kind_apply_with_defaults(kubeconfig: str, name
             f"gpunodepool.gpupool.io/{namespace}",
         } <= names
 
-        got = json.loads(kubectl(kubeconfig, "get", "gj", "notebook", "-n", namespace, "-o", "json").stdout)
+        got = json.loads(
+            kubectl(kubeconfig, "get", "gj", "notebook", "-n", namespace, "-o", "json", check=False).stdout
+        )
         spec = got["spec"]
         assert (spec["workers"], spec["placement"], spec["preemptible"], spec["priority"]) == (
             1,
@@ -259,10 +239,10 @@ def test_valid_manifests_of_every_kind_apply_with_defaults(kubeconfig: str, name
             True,
             0,
         )
-        got = json.loads(kubectl(kubeconfig, "get", "gj", "train", "-n", namespace, "-o", "json").stdout)
+        got = json.loads(kubectl(kubeconfig, "get", "gj", "train", "-n", namespace, "-o", "json", check=False).stdout)
         assert got["spec"]["provenance"]["parameters"] == {"lr": 0.001, "schedule": {"warmup": 100}}
 
-        got = json.loads(kubectl(kubeconfig, "get", "gq", namespace, "-o", "json").stdout)
+        got = json.loads(kubectl(kubeconfig, "get", "gq", namespace, "-o", "json", check=False).stdout)
         assert got["spec"]["queueingStrategy"] == "BestEffortFIFO"
         assert got["spec"]["preemption"] == {
             "minRuntime": "10m",
@@ -271,20 +251,20 @@ def test_valid_manifests_of_every_kind_apply_with_defaults(kubeconfig: str, name
         }
         assert got["spec"]["budget"]["currency"] == "USD"
 
-        table = kubectl(kubeconfig, "get", "gj", "-n", namespace)
+        table = kubectl(kubeconfig, "get", "gj", "-n", namespace, check=False)
         header = table.stdout.splitlines()[0].split()
         assert header == ["NAME", "QUEUE", "PHASE", "WORKERS", "GPUS", "MESSAGE", "AGE"]
-        table = kubectl(kubeconfig, "get", "gnp", namespace)
+        table = kubectl(kubeconfig, "get", "gnp", namespace, check=False)
         assert table.stdout.splitlines()[0].split() == ["NAME", "CLASS", "MODEL", "NODES", "GPUS", "AGE"]
-        table = kubectl(kubeconfig, "get", "gq", namespace)
+        table = kubectl(kubeconfig, "get", "gq", namespace, check=False)
         assert table.stdout.splitlines()[0].split() == ["NAME", "COHORT", "ADMITTED", "PENDING", "AGE"]
     finally:
-        kubectl(kubeconfig, "delete", "gq,gnp", namespace, "--ignore-not-found", "--wait=false")
+        kubectl(kubeconfig, "delete", "gq,gnp", namespace, "--ignore-not-found", "--wait=false", check=False)
 
 
 def test_kubectl_explain_describes_the_fields(kubeconfig: str) -> None:
-    result = kubectl(kubeconfig, "explain", "gpujob.spec.workers")
+    result = kubectl(kubeconfig, "explain", "gpujob.spec.workers", check=False)
     assert result.returncode == 0, result.stderr
     assert "all-or-nothing" in result.stdout
-    result = kubectl(kubeconfig, "explain", "gpuqueue.spec.quotas")
+    result = kubectl(kubeconfig, "explain", "gpuqueue.spec.quotas", check=False)
     assert "borrowingLimit" in result.stdout and "nominal" in result.stdout
