@@ -38,8 +38,12 @@ TERMINAL = {"Succeeded", "Failed"}
 
 def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     result = subprocess.run(
-        [kubectl_path(), *args], input=stdin, capture_output=True, text=True,
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)}, timeout=120,
+        [kubectl_path(), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        timeout=120,
     )
     if result.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
@@ -79,7 +83,11 @@ def _start_operator(cluster: DevCluster) -> None:
 
 def _phases(kubeconfig: Path) -> dict[str, str]:
     out = _kubectl(
-        kubeconfig, "get", "gpujobs", "-A", "-o",
+        kubeconfig,
+        "get",
+        "gpujobs",
+        "-A",
+        "-o",
         "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.status.phase}{'\\n'}{end}",
     )
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)

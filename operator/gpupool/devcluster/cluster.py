@@ -371,8 +371,12 @@ class DevCluster:
         log_path = self.logs / f"{name}.log"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env=env,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
             )
         record = ProcessRecord(name=name, pid=proc.pid, argv=argv, log=str(log_path), health_url="")
         state.extras.append(record)

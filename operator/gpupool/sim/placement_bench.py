@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from gpupool.core.models import GpuNode
 from gpupool.core.placement import POLICY_NAMES, WorkloadMix
 from gpupool.core.placement.registry import DEFAULT_POLICY, DEFAULT_RESOLVES_TO
 from gpupool.sim.metrics import allocation_curve, mean_sd, unallocated_at
@@ -101,9 +102,7 @@ def offline_mix(pods: Sequence[TracePod]) -> WorkloadMix:
     return mix
 
 
-def run_seed(
-    nodes_path: Path, pods: Sequence[TracePod], policy: str, seed: int, tune: float, nodes: Any
-) -> SeedOutcome:
+def run_seed(nodes: Sequence[GpuNode], pods: Sequence[TracePod], policy: str, seed: int, tune: float) -> SeedOutcome:
     """Shuffle and tune with `seed`, replay, and compute the curve."""
     capacity = sum(n.gpus for n in nodes) * 1000
     workload_rng = np.random.default_rng(seed)
@@ -196,7 +195,7 @@ def main(argv: list[str]) -> int:
         return 2
     outcomes = []
     for seed in args.seeds:
-        o = run_seed(args.nodes, pods, args.policy, seed, args.tune, nodes)
+        o = run_seed(nodes, pods, args.policy, seed, args.tune)
         outcomes.append(o)
         n = len(o.result.names)
         print(

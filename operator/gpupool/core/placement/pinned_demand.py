@@ -37,7 +37,7 @@ def pinned_demand_per_node(
 
     `models[model_id[i]]` is node i's GPU model and `gpu_count[i]` its GPU count.
     """
-    capacity = np.bincount(model_id, weights=gpu_count, minlength=len(models)).astype(np.float64)
+    capacity = gpus_per_model(model_id, gpu_count, len(models))
     position = {m: k for k, m in enumerate(models)}
     demand = np.zeros(len(models), dtype=np.float64)
     for model_set, milli in snapshot.pinned_milli:
@@ -49,6 +49,12 @@ def pinned_demand_per_node(
     return per_node
 
 
+def gpus_per_model(model_id: IntArray, gpu_count: IntArray, models: int) -> FloatArray:
+    """GPUs of each of the `models` GPU models, from the per-node model ids and GPU counts."""
+    capacity: FloatArray = np.bincount(model_id, weights=gpu_count, minlength=models).astype(np.float64)
+    return capacity
+
+
 def pinned_ratio(demand: FloatArray, snapshot: MixSnapshot, gpu_count: IntArray) -> FloatArray:
     """ratio(m) of each node (see module doc) from its `pinned_demand_per_node` value."""
     average = snapshot.milli_per_worker / max(float(gpu_count.sum()), 1.0)
@@ -58,4 +64,4 @@ def pinned_ratio(demand: FloatArray, snapshot: MixSnapshot, gpu_count: IntArray)
     return ratio
 
 
-__all__ = ["pinned_demand_per_node", "pinned_ratio"]
+__all__ = ["gpus_per_model", "pinned_demand_per_node", "pinned_ratio"]
