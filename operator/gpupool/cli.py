@@ -17,6 +17,10 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> int:
         from gpupool.sim import placement_bench
 
         return placement_bench.main(rest)
+    if args.what == "bound":
+        from gpupool.sim import bound_bench
+
+        return bound_bench.main(rest)
     from gpupool.sim import cycle_bench
 
     return cycle_bench.main(rest)
@@ -46,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="benchmarks over the scheduling core", add_help=False)
-    bench.add_argument("what", choices=["placement", "cycle"])
+    bench.add_argument("what", choices=["placement", "bound", "cycle"])
     bench.set_defaults(handler=_bench)
 
     dev = sub.add_parser("dev", help="the local control plane (etcd, apiserver, ..., kwok)", add_help=False)

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from gpupool.core.models import GpuNode
+from gpupool.core.models import MILLI_PER_GPU, GpuNode
 from gpupool.core.placement import POLICY_NAMES, WorkloadMix
 from gpupool.core.placement.registry import DEFAULT_POLICY, DEFAULT_RESOLVES_TO
 from gpupool.sim.metrics import allocation_curve, mean_sd, unallocated_at
@@ -93,6 +93,14 @@ class SeedOutcome:
     def unallocated_130(self) -> float:
         return unallocated_at(self.curve, 130)
 
+    @property
+    def first_share_failure_pct(self) -> float | None:
+        """Arrived % when the first GPU share failed (None if none did): the policy placed
+        every share before that, which is what `gpupool bench bound --placed-until` assumes."""
+        milli = self.result.requested_milli
+        failed = (~self.result.placed) & (milli > 0) & (milli < MILLI_PER_GPU)
+        return float(self.result.arrived_pct[failed][0]) if failed.any() else None
+
 
 def offline_mix(pods: Sequence[TracePod]) -> WorkloadMix:
     """The whole trace's request distribution (what the paper's FGD is given)."""
@@ -157,6 +165,7 @@ def summary(args: argparse.Namespace, outcomes: Sequence[SeedOutcome]) -> dict[s
                 "unallocated_pct_at_130": o.unallocated_130,
                 "arrivals": len(o.result.names),
                 "failed": int((~o.result.placed).sum()),
+                "first_share_failure_arrived_pct": o.first_share_failure_pct,
                 "seconds": o.result.seconds,
                 "pods_per_second": len(o.result.names) / o.result.seconds if o.result.seconds else None,
             }
@@ -170,29 +179,41 @@ def summary(args: argparse.Namespace, outcomes: Sequence[SeedOutcome]) -> dict[s
     }
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """`value` with every NaN float replaced by None (JSON has no NaN)."""
     if isinstance(value, float):
         return None if np.isnan(value) else value
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
+
+
+def load_inputs(prog: str, nodes_csv: Path, pods_csv: Path) -> tuple[list[GpuNode], list[TracePod]] | None:
+    """The trace's nodes and pods, or None after telling stderr what is wrong (callers exit 2).
+
+    Shared by the benches over the trace (`placement`, `bound`), so bad input reads the same.
+    """
+    try:
+        nodes = load_nodes(nodes_csv)
+        pods = load_pods(pods_csv)
+    except (OSError, TraceFormatError) as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return None
+    if not any(n.gpus for n in nodes):
+        print(f"{prog}: {nodes_csv} has no GPU nodes", file=sys.stderr)
+        return None
+    return nodes, pods
 
 
 def main(argv: list[str]) -> int:
     """Run the bench; print one line per seed and the mean; 0 on success, 2 on bad input."""
     args = build_parser().parse_args(argv)
-    try:
-        nodes = load_nodes(args.nodes)
-        pods = load_pods(args.pods)
-    except (OSError, TraceFormatError) as err:
-        print(f"gpupool bench placement: {err}", file=sys.stderr)
+    inputs = load_inputs("gpupool bench placement", args.nodes, args.pods)
+    if inputs is None:
         return 2
-    if not any(n.gpus for n in nodes):
-        print(f"gpupool bench placement: {args.nodes} has no GPU nodes", file=sys.stderr)
-        return 2
+    nodes, pods = inputs
     outcomes = []
     for seed in args.seeds:
         o = run_seed(nodes, pods, args.policy, seed, args.tune)
@@ -212,7 +233,7 @@ def main(argv: list[str]) -> int:
         f"over {len(outcomes)} seed(s)"
     )
     if args.json:
-        args.json.write_text(json.dumps(_finite(doc), indent=2, allow_nan=False) + "\n")
+        args.json.write_text(json.dumps(json_safe(doc), indent=2, allow_nan=False) + "\n")
     if args.placements_out:
         with args.placements_out.open("w", newline="") as f:
             write_placements(f, outcomes)
