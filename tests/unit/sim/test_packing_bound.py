@@ -18,8 +18,6 @@ from gpupool.sim.openb import load_nodes, load_pods
 from gpupool.sim.packing_bound import ForcedItemsDoNotFit, PackingBound, best_pattern, item_counts
 from gpupool.sim.placement_bench import main as placement_main
 
-pytest.importorskip("scipy")
-
 
 def ints(*values: int) -> np.ndarray:
     return np.array(values, dtype=np.int64)
