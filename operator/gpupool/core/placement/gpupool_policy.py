@@ -38,7 +38,7 @@ import numpy as np
 
 from gpupool.core.models import MILLI_PER_GPU, WorkerShape
 from gpupool.core.placement.mix import MixSnapshot, WorkloadMix
-from gpupool.core.placement.pinned_demand import gpus_per_model, pinned_demand_per_node, pinned_ratio
+from gpupool.core.placement.pinned_demand import pinned_demand_per_node, pinned_ratio
 from gpupool.core.placement.policies import (
     Choice,
     FloatArray,
@@ -168,7 +168,7 @@ def gpupool_policy(
 
 def unclaimed_models(state: ClusterState, candidates: IntArray, snapshot: MixSnapshot) -> IntArray:
     """Step 1: the candidates on GPU models pinned jobs do not claim; all when none is left."""
-    capacity = gpus_per_model(state.model_id, state.gpu_count, len(state.models)) * MILLI_PER_GPU
+    capacity = state.model_gpus * MILLI_PER_GPU
     free = np.bincount(state.model_id, weights=state.sum_free, minlength=len(state.models))
     unallocated = float(free.sum()) / max(float(capacity.sum()), 1.0)
     free_share = (free / np.maximum(capacity, 1.0))[state.model_id[candidates]]

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from gpupool.core.models import MILLI_PER_GPU, GpuNode, GpuSlice, Job, WorkerPlacement, WorkerShape
 from gpupool.core.placement.mix import WorkloadMix
+from gpupool.core.placement.pinned_demand import FloatArray, gpus_per_model
 from gpupool.core.placement.policies import Choice
 from gpupool.core.placement.registry import resolve_policy
 
@@ -58,6 +59,8 @@ class ClusterState:
         self.models: tuple[str, ...] = tuple(sorted({node.gpu_model for node in self.nodes}))
         model_pos = {m: k for k, m in enumerate(self.models)}
         self.model_id: IntArray = np.array([model_pos[node.gpu_model] for node in self.nodes], dtype=np.int64)
+        # GPUs of each model (static, like the capacities above; policies read it per placement).
+        self.model_gpus: FloatArray = gpus_per_model(self.model_id, self.gpu_count, len(self.models))
         self.idle: IntArray = np.zeros(n, dtype=np.int64)
         self.max_free: IntArray = np.zeros(n, dtype=np.int64)
         self.sum_free: IntArray = np.zeros(n, dtype=np.int64)
