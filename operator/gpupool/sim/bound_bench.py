@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from gpupool.core.models import MILLI_PER_GPU
-from gpupool.sim.metrics import allocation_curve, mean_sd, unallocated_at
+from gpupool.sim.metrics import arrived_bucket, mean_sd
 from gpupool.sim.openb import TracePod
 from gpupool.sim.packing_bound import ForcedItemsDoNotFit, PackingBound, item_counts
 from gpupool.sim.placement_bench import json_safe, load_inputs, parse_seeds
@@ -71,7 +71,7 @@ def seed_floor(pods: Sequence[TracePod], gpus: int, seed: int, tune: float, at: 
     arrivals = arrival_sequence(pods, capacity, tune, np.random.default_rng(seed))
     requested = np.array([a.pod.requested_milli for a in arrivals], dtype=np.int64)
     arrived_pct = np.cumsum(requested) * 100.0 / capacity
-    window = np.flatnonzero(np.floor(arrived_pct + 0.5) == at)
+    window = np.flatnonzero(arrived_bucket(arrived_pct) == at)
     if len(window) == 0:
         return float("nan")
     sizes = np.array(sorted({items_of(a.pod)[0] for a in arrivals if a.pod.requested_milli > 0}), dtype=np.int64)
@@ -87,8 +87,8 @@ def seed_floor(pods: Sequence[TracePod], gpus: int, seed: int, tune: float, at: 
         if k >= window[0]:
             packed = bound.max_packed_milli(item_counts(seen, sizes), item_counts(forced, sizes), gpus)
             best_pct[k - window[0]] = packed * 100.0 / capacity
-    curve = allocation_curve(arrived_pct[window], best_pct, at)
-    return unallocated_at(curve, at)
+    # Every arrival of the window counts towards `at`: the figure is their mean.
+    return float(100.0 - best_pct.mean())
 
 
 def main(argv: list[str]) -> int:

@@ -15,9 +15,14 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 
+def arrived_bucket(arrived_pct: FloatArray) -> npt.NDArray[np.int64]:
+    """The whole arrived % each arrival counts towards (halves round up)."""
+    return np.floor(arrived_pct + 0.5).astype(np.int64)
+
+
 def allocation_curve(arrived_pct: FloatArray, allocated_pct: FloatArray, top: int) -> FloatArray:
     """Mean allocation % at arrived = 0..`top` %; NaN where no arrival rounds to p."""
-    bucket = np.floor(arrived_pct + 0.5).astype(np.int64)
+    bucket = arrived_bucket(arrived_pct)
     keep = (bucket >= 0) & (bucket <= top)
     sums = np.bincount(bucket[keep], weights=allocated_pct[keep], minlength=top + 1)
     counts = np.bincount(bucket[keep], minlength=top + 1)
