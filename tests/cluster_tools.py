@@ -57,6 +57,8 @@ class OperatorProcess:
             "GPUPOOL_HEALTH_PORT": str(self.port),
             "GPUPOOL_SCHEDULE_INTERVAL_SECONDS": "1",
             "GPUPOOL_LOG_LEVEL": "INFO",
+            # No test may rely on the periodic re-list to repair a lost update.
+            "GPUPOOL_RESYNC_SECONDS": "3600",
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

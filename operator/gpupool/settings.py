@@ -1,29 +1,36 @@
 """The operator's settings: one pydantic settings object, read from `GPUPOOL_*` variables.
 
 Who uses this: `gpupool.controllers.runner` builds it once at start-up and hands it down;
-no other module reads the environment for configuration. Helm values become these
-environment variables (see the chart); every field says what it does.
+no other module reads the environment for configuration. Every field says what it does.
+A bad value stops the operator at start-up with the variable named and, for names, the
+list of valid values (`settings_problems` words it), never inside a scheduling cycle.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gpupool.core.placement.registry import SCORING_POLICY_NAMES
+
+ENV_PREFIX = "GPUPOOL_"
 
 
 class OperatorSettings(BaseSettings):
     """Knobs of `gpupool operator run`; defaults are safe for production."""
 
-    model_config = SettingsConfigDict(env_prefix="GPUPOOL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     schedule_interval_seconds: float = Field(
         default=2.0, gt=0, description="Longest pause between two scheduling cycles; events wake the loop earlier."
     )
     placement_policy: str = Field(
         default="default",
-        description="Placement scoring policy of the core (`default`, `fgd`, `bestfit`, `random`, ...).",
+        description="Which scoring function places workers on nodes: "
+        + ", ".join(f"`{name}`" for name in SCORING_POLICY_NAMES)
+        + " (a job's spec.placement chooses which pools, not this).",
     )
     fair_share_half_life_seconds: float = Field(
         default=3600.0, gt=0, description="Half-life of the decayed GPU usage that fair share compares."
@@ -39,3 +46,28 @@ class OperatorSettings(BaseSettings):
     scheduler_name: str = Field(
         default="gpupool", description="`schedulerName` set on worker pods; kube-scheduler leaves them alone."
     )
+    write_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Writes of different jobs the operator sends to the API server at once.",
+    )
+    resync_seconds: float = Field(
+        default=300.0, gt=0, description="Seconds between full re-lists that repair anything a watch missed."
+    )
+
+    @field_validator("placement_policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in SCORING_POLICY_NAMES:
+            raise ValueError(f"unknown placement policy {value!r}; choose one of {', '.join(SCORING_POLICY_NAMES)}")
+        return value
+
+
+def settings_problems(error: ValidationError) -> str:
+    """One line per bad setting, naming its environment variable and what is wrong."""
+    lines = []
+    for problem in error.errors():
+        name = ".".join(str(part) for part in problem["loc"])
+        lines.append(f"  {ENV_PREFIX}{name.upper()}: {problem['msg']}")
+    return "\n".join(lines)

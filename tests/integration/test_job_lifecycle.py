@@ -7,6 +7,7 @@ and events.
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import Counter
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from cluster_tools import OperatorProcess, kubectl
-from kube_helpers import Scenario, wait_for
+from kube_helpers import Scenario, job_manifest, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -178,3 +179,19 @@ def test_operator_killed_mid_way_loses_no_job_and_duplicates_no_pod(world: Scena
     assert set(by_worker) == {(n, w) for n in names for w in ("0", "1")}
     assert all(count == 1 for count in by_worker.values()), by_worker
     assert all(world.status(n)["attempts"] == 1 for n in names)
+
+
+def test_a_burst_of_jobs_all_reach_running_without_a_resync(world: Scenario) -> None:
+    """Every watch event and write answer lands in the cache in order: no job is left Admitted
+    while its pods run (the operator's periodic re-list is an hour away in tests)."""
+    world.nodes(4, gpus=8)
+    queue = world.queue("team", nominal=32)
+    names = [f"burst-{i}" for i in range(32)]
+    world.apply(*[job_manifest(n, world.namespace, queue, models=[world.model], duration="600s") for n in names])
+
+    def phases() -> Counter[str]:
+        out = kubectl(world.kubeconfig, "get", "gpujobs", "-n", world.namespace, "-o", "json").stdout
+        return Counter(str((j.get("status") or {}).get("phase")) for j in json.loads(out)["items"])
+
+    wait_for(lambda: phases()["Running"] == len(names), 90, "all 32 jobs to be Running")
+    assert len(world.pods()) == len(names)

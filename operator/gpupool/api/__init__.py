@@ -1,9 +1,10 @@
 """gpupool's API: pydantic models of the GPUJob, GPUQueue and GPUNodePool CRDs
 (group gpupool.io, version v1alpha1), the one source of truth for the CRDs in `crds/`.
 
-Who uses this: the operator parses the objects it watches with `parse_object` (or the
-per-kind `parse_*`), writes status with `status_patch`, and checks queue access with
-`LabelSelector.matches`; `gpupool.cluster.convert` turns parsed objects into core values;
+Who uses this: the operator's cache parses the objects it watches with the per-kind
+`parse_*` (`gpupool.cluster.parsing`), its writers build status bodies with `status_patch`,
+and the snapshot checks queue access with `LabelSelector.matches`;
+`gpupool.cluster.convert` turns parsed objects into core values;
 `python -m gpupool.api.crdgen` regenerates the CRDs.
 """
 

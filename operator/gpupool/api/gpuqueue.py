@@ -180,7 +180,8 @@ class GPUQueueSpec(SpecModel):
 
     def admits_namespace(self, namespace_labels: dict[str, str]) -> bool:
         """True when GPUJobs from a namespace with these labels may use this queue; the
-        operator calls this before admitting a job (omitted selector = every namespace)."""
+        snapshot builder calls this before it asks the core about a job (omitted selector
+        = every namespace)."""
         return self.namespace_selector is None or self.namespace_selector.matches(namespace_labels)
 
 

@@ -1,8 +1,10 @@
 """Reading gpupool objects from the API server and writing their status back.
 
-Who uses this: the operator's watch handlers and cache call `parse_object` (or
-`parse_gpujob`/`parse_gpuqueue`/`parse_gpunodepool`) on the raw dicts the API server sends,
-and the writer calls `status_patch` to build the body of a `.../status` merge patch.
+Who uses this: the operator's cache parses each raw object once, when it is stored, with
+`parse_gpujob`/`parse_gpuqueue`/`parse_gpunodepool` (through `gpupool.cluster.parsing`);
+`parse_object` serves tests and tools that see several kinds; the writers
+(`gpupool.cluster.writer.KubeWriter`, `gpupool.cluster.recording.RecordingWriter`) call
+`status_patch` to build the body of a `.../status` merge patch.
 `KINDS` describes each kind once (names, scope, printer columns) for `gpupool.api.crdgen`.
 """
 
@@ -172,7 +174,7 @@ def parse_object(obj: Mapping[str, Any]) -> GpupoolObject:
 def status_patch(status: BaseModel) -> dict[str, Any]:
     """The body of a JSON merge patch that replaces an object's status with `status`.
 
-    Who calls this: the operator's writer, for `PATCH .../status`. Top-level status fields
+    Who calls this: the writers of `gpupool.cluster`, for `PATCH .../status`. Top-level status fields
     that are None become `null`, which a merge patch treats as "delete", so a cleared
     `message` really disappears; nested None values are left out (the schema does not
     allow nulls). Lists (conditions, placement) are replaced whole, as merge patches do.

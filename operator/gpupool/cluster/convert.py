@@ -1,8 +1,9 @@
 """Conversion from Kubernetes objects to the scheduling core's values, and back for status.
 
-Who calls this: the operator's cache turns every watched GPUJob, GPUQueue and Node into the
-core's `Job`, `Queue` and `GpuNode` (`job_from_api`, `queue_from_api`, `gpu_node_from_k8s`)
-when it builds a `Snapshot`; the writer turns admitted placements into the GPUJob status
+Who calls this: `gpupool.cluster.parsing` turns each GPUJob into the core's `Job` once, when
+it enters the cache (`job_from_api`); `gpupool.cluster.snapshot` turns GPUQueues and Nodes
+into `Queue` and `GpuNode` (`queue_from_api`, `gpu_node_from_k8s`); the planner
+(`gpupool.cluster.plan`) turns admitted placements into the GPUJob status
 (`placement_status`). The parsers (`parse_cpu_milli`, `parse_memory_bytes`,
 `parse_duration_seconds`, `parse_timestamp`) are also what the rest of the adapter uses to
 read quantities, durations and timestamps.
@@ -288,8 +289,8 @@ def placement_status(
 ) -> list[WorkerPlacementStatus]:
     """Core placements of one admitted job -> the GPUJob's `status.placement` list.
 
-    Who calls this: the writer, when it records an admission; `pod_name(worker)` gives the
-    deterministic pod name the writer uses. `nodes` (by name) supplies pool and GPU model.
+    Who calls this: the planner (`gpupool.cluster.plan`), when it records an admission;
+    `pod_name(worker)` gives the deterministic pod name of each worker. `nodes` (by name) supplies pool and GPU model.
     """
     result = []
     for p in sorted(placements, key=lambda p: p.worker):

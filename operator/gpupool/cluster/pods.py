@@ -1,9 +1,9 @@
 """Worker pods of a GPUJob: deterministic names and the manifest of each worker.
 
-Who uses this: the scheduling loop, when it creates the pods of an admitted job and when it
-looks for the pods of a job in the cache. Names depend only on (job, attempt, worker), so a
-restarted operator that creates the same pod again gets AlreadyExists instead of a
-duplicate.
+Who uses this: the planner (`gpupool.cluster.plan`) builds the pods of an admitted job from
+its admission here; the snapshot and the planner find a job's pods by these labels. Names
+depend only on (job, attempt, worker), so a restarted operator that creates the same pod
+again gets AlreadyExists instead of a duplicate.
 
 Pods are bound at creation (`spec.nodeName`) rather than through the Binding subresource:
 one write instead of two, and no window in which a crash leaves an unbound pod that no
@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gpupool.api import GPUJob, WorkerPlacementStatus
-from gpupool.core.models import Taint
+from gpupool.cluster.convert import GPU_RESOURCE, gpu_milli
+from gpupool.core.models import Taint, WorkerShape
 
-GPU_RESOURCE = "nvidia.com/gpu"
 LABEL_JOB = "gpupool.io/job"
 LABEL_ATTEMPT = "gpupool.io/attempt"
 LABEL_WORKER = "gpupool.io/worker"
@@ -51,9 +51,10 @@ def worker_pod(
 ) -> dict[str, Any]:
     """The Pod manifest of one worker, bound to `worker.node`.
 
-    Whole GPUs are requested as `nvidia.com/gpu`; a share of a GPU is accounted by gpupool
-    only (Kubernetes cannot request fractions) and reaches the container as the chosen GPU
-    index in `NVIDIA_VISIBLE_DEVICES` plus `GPUPOOL_GPU_SHARE`.
+    Whole GPUs are requested as `nvidia.com/gpu`; a share of a GPU (the core's
+    `WorkerShape.is_fractional`, the one place that rule lives) is accounted by gpupool
+    only (Kubernetes cannot request fractions) and reaches the container as the chosen
+    GPU index in `NVIDIA_VISIBLE_DEVICES` plus `GPUPOOL_GPU_SHARE`.
     """
     metadata: Mapping[str, Any] = job.metadata
     job_name = str(metadata["name"])
@@ -64,14 +65,13 @@ def worker_pod(
         raise PodTemplateError("spec.template.spec.containers must be a list of containers")
     spec["containers"] = containers
 
-    gpus = job.spec.gpus
-    whole = gpus >= 1
+    shape = WorkerShape(gpu_milli=gpu_milli(job.spec.gpus))
     first = containers[0]
     resources = first.setdefault("resources", {})
     requests = resources.setdefault("requests", {})
     limits = resources.setdefault("limits", {})
-    if whole:
-        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(int(gpus))
+    if shape.whole_gpus:
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(shape.whole_gpus)
     if job.spec.cpu is not None:
         requests["cpu"] = str(job.spec.cpu)
     if job.spec.memory is not None:
@@ -84,7 +84,7 @@ def worker_pod(
         {"name": "GPUPOOL_ATTEMPT", "value": str(attempt)},
         {"name": "NVIDIA_VISIBLE_DEVICES", "value": ",".join(str(i) for i in worker.gpu_indices) or "void"},
     ]
-    if not whole and gpus > 0:
+    if shape.is_fractional:
         env.append({"name": "GPUPOOL_GPU_SHARE", "value": f"{worker.gpu_share:g}"})
     for container in containers:
         names = {e.get("name") for e in container.get("env") or []}

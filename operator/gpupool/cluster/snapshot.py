@@ -1,37 +1,44 @@
-"""Turn the cache's raw objects into the core's `Snapshot`, and say what could not be used.
+"""Turn a cache view into the core's `Snapshot` plus everything the apply step needs.
 
-Who calls this: the scheduling loop at step 2 of each cycle. Objects that cannot be read
-(an odd node label, a job written by a newer CRD) are skipped with a reason instead of
-crashing the loop; jobs that cannot be scheduled for reasons the core does not model
-(their queue does not exist, their namespace may not use the queue) are reported here with
-a message a person can act on.
+Who calls this: the scheduling loop (`gpupool.controllers.loop`) at step 2 of each cycle;
+the applier's planner (`gpupool.cluster.plan`) and the status reporter
+(`gpupool.cluster.status`) then read pools, prices, taints, quota flavors and the jobs'
+models from the returned `ClusterSnapshot` instead of deriving them again. Objects that
+cannot be read (an odd node label, a job written by a newer CRD) are skipped with a reason
+instead of crashing the loop; jobs that cannot be scheduled for reasons the core does not
+model (their queue does not exist, their namespace may not use the queue) are reported
+here with a message a person can act on.
 
 Taints of a GPUNodePool are tolerated by gpupool's pods automatically (the pod gets the
 pool's tolerations, as Kueue does for a flavor's), so they are removed from the nodes the
 core sees; any other taint must be tolerated by the job's own pod template.
+
+Nodes are the one kind converted here rather than in the cache, because a node's pool,
+model and class may come from a GPUNodePool: `NodeConverter` keeps each node's conversion
+until the node or the set of pools changes, so a cycle converts only what changed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from pydantic import ValidationError
-
-from gpupool.api import GPUJob, GPUNodePool, GPUQueue, JobPhase, parse_gpujob, parse_gpunodepool, parse_gpuqueue
-from gpupool.api.objects import InvalidObjectError
-from gpupool.cluster.cache import CacheView, Kind
-from gpupool.cluster.convert import ConversionError, gpu_node_from_k8s, job_from_api, queue_from_api
+from gpupool.api import GPUJob, GPUNodePool, GPUQueue, JobPhase
+from gpupool.cluster.cache import CachedObject, CacheView, Kind
+from gpupool.cluster.convert import HOLDING_PHASES, ConversionError, gpu_node_from_k8s, queue_from_api
+from gpupool.cluster.parsing import ParsedJob
+from gpupool.cluster.pods import LABEL_JOB
 from gpupool.core.models import GpuNode, Job, Queue, Snapshot, Taint
 
 log = logging.getLogger("gpupool.snapshot")
 
 PENDING_PHASES = frozenset({None, JobPhase.QUEUED, JobPhase.PREEMPTED})
-HOLDING_PHASES = frozenset({JobPhase.ADMITTED, JobPhase.RUNNING})
+RawObject = Mapping[str, Any]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Unschedulable:
     """A job the core is not asked about, with its reason code and message."""
 
@@ -39,50 +46,27 @@ class Unschedulable:
     message: str
 
 
-@dataclass
-class SnapshotBuild:
-    """The snapshot plus what the loop needs to apply decisions about it."""
+@dataclass(frozen=True)
+class PoolInfo:
+    """One GPUNodePool as the apply step needs it: the model, its taints and GPU-hour prices."""
 
-    snapshot: Snapshot
-    jobs: dict[str, GPUJob] = field(default_factory=dict)
-    nodes: dict[str, GpuNode] = field(default_factory=dict)
-    pools: dict[str, GPUNodePool] = field(default_factory=dict)
-    queues: dict[str, GPUQueue] = field(default_factory=dict)
-    pool_taints: dict[str, tuple[Taint, ...]] = field(default_factory=dict)
-    unschedulable: dict[str, Unschedulable] = field(default_factory=dict)
-    invalid_jobs: dict[str, str] = field(default_factory=dict)
+    pool: GPUNodePool
+    taints: tuple[Taint, ...]
+
+    def gpu_hour_price(self, *, spot: bool) -> float:
+        """Price of one GPU-hour on a node of this pool (see `gpu_hour_price`)."""
+        return gpu_hour_price(self.pool, spot=spot)
 
 
-def parse_jobs(view: CacheView) -> tuple[dict[str, GPUJob], dict[str, str]]:
-    """Every GPUJob the cache holds, parsed; the ones that cannot be read, with why."""
-    jobs: dict[str, GPUJob] = {}
-    invalid: dict[str, str] = {}
-    for key, raw in view.of(Kind.JOB).items():
-        try:
-            jobs[key] = parse_gpujob(raw)
-        except (InvalidObjectError, ValidationError, ValueError) as error:
-            invalid[key] = str(error)
-    return jobs, invalid
-
-
-def _pools(view: CacheView) -> dict[str, GPUNodePool]:
-    pools: dict[str, GPUNodePool] = {}
-    for name, raw in view.of(Kind.POOL).items():
-        try:
-            pools[name] = parse_gpunodepool(raw)
-        except (InvalidObjectError, ValidationError, ValueError) as error:
-            log.warning("skipping unreadable GPUNodePool", extra={"pool": name, "error": str(error)})
-    return pools
-
-
-def _queues(view: CacheView) -> dict[str, GPUQueue]:
-    queues: dict[str, GPUQueue] = {}
-    for name, raw in view.of(Kind.QUEUE).items():
-        try:
-            queues[name] = parse_gpuqueue(raw)
-        except (InvalidObjectError, ValidationError, ValueError) as error:
-            log.warning("skipping unreadable GPUQueue", extra={"queue": name, "error": str(error)})
-    return queues
+def gpu_hour_price(pool: GPUNodePool, *, spot: bool) -> float:
+    """Price of one GPU-hour in `pool`: its node-hour price (spot when `spot` and the pool names
+    one, else on-demand, else amortised on-prem) over its GPUs per node; 0 when no price is set."""
+    price = pool.spec.price_per_node_hour
+    if price is None:
+        return 0.0
+    spot_price = price.spot if spot else None
+    per_node = spot_price or price.on_demand or price.amortised or 0.0
+    return float(per_node) / pool.spec.gpus_per_node
 
 
 def pool_taints(pool: GPUNodePool) -> tuple[Taint, ...]:
@@ -90,38 +74,106 @@ def pool_taints(pool: GPUNodePool) -> tuple[Taint, ...]:
     return tuple(Taint(key=t.key, value=t.value or "", effect=str(t.effect.value)) for t in pool.spec.taints)
 
 
-def _nodes(
-    view: CacheView, pools: Mapping[str, GPUNodePool]
-) -> tuple[dict[str, GpuNode], dict[str, tuple[Taint, ...]]]:
-    nodes: dict[str, GpuNode] = {}
-    taints_by_pool = {name: pool_taints(pool) for name, pool in pools.items()}
-    for name, raw in view.of(Kind.NODE).items():
-        try:
-            node = gpu_node_from_k8s(raw, list(pools.values()))
-        except (ConversionError, ValueError) as error:
-            log.warning("skipping unreadable node", extra={"node": name, "error": str(error)})
-            continue
-        if node is None:
-            continue
-        own_taints = taints_by_pool.get(node.pool, ())
-        if own_taints:
-            node = _without_taints(node, own_taints)
-        nodes[name] = node
-    return nodes, taints_by_pool
+@dataclass
+class ClusterSnapshot:
+    """The core snapshot plus what the loop needs to apply decisions about it."""
+
+    snapshot: Snapshot
+    jobs: dict[str, GPUJob] = field(default_factory=dict)
+    nodes: dict[str, GpuNode] = field(default_factory=dict)
+    pools: dict[str, PoolInfo] = field(default_factory=dict)
+    queues: dict[str, GPUQueue] = field(default_factory=dict)
+    core_queues: dict[str, Queue] = field(default_factory=dict)
+    pods_by_job: dict[str, list[RawObject]] = field(default_factory=dict)
+    unschedulable: dict[str, Unschedulable] = field(default_factory=dict)
+    invalid_jobs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pool_taints(self) -> dict[str, tuple[Taint, ...]]:
+        """Taints of each pool by name."""
+        return {name: info.taints for name, info in self.pools.items()}
+
+    def nominal(self, queue: str) -> dict[str, int]:
+        """Nominal GPUs by quota flavor (`model:<m>` / `pool:<p>`) of one queue."""
+        core_queue = self.core_queues.get(queue)
+        return {q.flavor: q.nominal_gpus for q in core_queue.quotas} if core_queue else {}
+
+    def flavor_of(self, queue: str, pool: str, model: str) -> str:
+        """The queue's quota entry a GPU on (pool, model) counts against: the pool's entry when
+        the queue has one, else the model's (the core's quota ledger charges the same way)."""
+        if f"pool:{pool}" in self.nominal(queue):
+            return f"pool:{pool}"
+        return f"model:{model}"
+
+    def gpu_hour_price(self, pool: str, node: str) -> float:
+        """Price of one GPU-hour on `node` of `pool` (spot when the node is spot); 0 if unknown."""
+        info = self.pools.get(pool)
+        if info is None:
+            return 0.0
+        core_node = self.nodes.get(node)
+        return info.gpu_hour_price(spot=bool(core_node and core_node.spot))
 
 
-def _without_taints(node: GpuNode, tolerated: tuple[Taint, ...]) -> GpuNode:
-    from dataclasses import replace
+def jobs_of(view: CacheView) -> tuple[dict[str, ParsedJob], dict[str, str]]:
+    """Every GPUJob the view holds, parsed; and why each unreadable one was refused."""
+    return view.parsed(Kind.JOB), view.invalid(Kind.JOB)
 
-    return replace(node, taints=tuple(t for t in node.taints if t not in tolerated))
+
+def held_gpus(jobs: Mapping[str, ParsedJob]) -> dict[str, float]:
+    """GPUs each queue holds now: gpus x workers of its jobs in phase Admitted or Running."""
+    held: dict[str, float] = {}
+    for parsed in jobs.values():
+        spec = parsed.api.spec
+        if parsed.api.status.phase in HOLDING_PHASES:
+            held[spec.queue] = held.get(spec.queue, 0.0) + spec.gpus * spec.workers
+    return held
 
 
-def namespace_may_use(queue: GPUQueue, namespace_labels: Mapping[str, str] | None) -> bool:
-    """True when the queue's namespaceSelector admits a namespace with these labels."""
-    selector = queue.spec.namespace_selector
-    if selector is None:
-        return True
-    return selector.matches(dict(namespace_labels or {}))
+def pods_by_job(view: CacheView) -> dict[str, list[RawObject]]:
+    """gpupool's worker pods grouped by their job's `namespace/name` (from the job label)."""
+    grouped: dict[str, list[RawObject]] = {}
+    for entry in view.entries(Kind.POD).values():
+        metadata = entry.raw.get("metadata") or {}
+        job_name = (metadata.get("labels") or {}).get(LABEL_JOB)
+        if job_name:
+            grouped.setdefault(f"{metadata.get('namespace')}/{job_name}", []).append(entry.raw)
+    return grouped
+
+
+class NodeConverter:
+    """Converts nodes to core `GpuNode`s, keeping each result until its node or the pools change.
+
+    Owned by the scheduling loop (one per operator) and passed to `build_snapshot`; a test
+    or a simulation that builds snapshots without one gets a fresh converter each time.
+    """
+
+    def __init__(self) -> None:
+        self._pools_key: tuple[tuple[str, int], ...] = ()
+        self._done: dict[str, tuple[CachedObject, GpuNode | None]] = {}
+
+    def convert(self, view: CacheView, pools: Mapping[str, PoolInfo]) -> dict[str, GpuNode]:
+        """The GPU nodes of `view` (pool taints removed); odd nodes are logged and skipped."""
+        pools_key = tuple(sorted((name, e.resource_version) for name, e in view.entries(Kind.POOL).items()))
+        if pools_key != self._pools_key:
+            self._pools_key, self._done = pools_key, {}
+        pool_models = [info.pool for info in pools.values()]
+        done: dict[str, tuple[CachedObject, GpuNode | None]] = {}
+        for name, entry in view.entries(Kind.NODE).items():
+            previous = self._done.get(name)
+            if previous is not None and previous[0] is entry:
+                done[name] = previous
+                continue
+            try:
+                node = gpu_node_from_k8s(entry.raw, pool_models)
+            except (ConversionError, ValueError) as error:
+                log.warning("skipping unreadable node", extra={"node": name, "error": str(error)})
+                node = None
+            if node is not None and node.pool in pools and pools[node.pool].taints:
+                tolerated = pools[node.pool].taints
+                node = replace(node, taints=tuple(t for t in node.taints if t not in tolerated))
+            done[name] = (entry, node)
+        self._done = done
+        return {name: node for name, (_entry, node) in done.items() if node is not None}
 
 
 def build_snapshot(
@@ -131,25 +183,29 @@ def build_snapshot(
     decayed_usage: Mapping[str, float],
     budget_exhausted: Mapping[str, bool] | None = None,
     seed: int = 0,
-) -> SnapshotBuild:
+    nodes: NodeConverter | None = None,
+) -> ClusterSnapshot:
     """Build the cycle's snapshot from a cache view (see the module docstring)."""
-    pools = _pools(view)
-    nodes, taints_by_pool = _nodes(view, pools)
-    api_queues = _queues(view)
-    jobs, invalid = parse_jobs(view)
+    for name, error in view.invalid(Kind.POOL).items():
+        log.warning("skipping unreadable GPUNodePool", extra={"pool": name, "error": error})
+    for name, error in view.invalid(Kind.QUEUE).items():
+        log.warning("skipping unreadable GPUQueue", extra={"queue": name, "error": error})
+    pools = {name: PoolInfo(pool, pool_taints(pool)) for name, pool in view.parsed(Kind.POOL).items()}
+    core_nodes = (nodes or NodeConverter()).convert(view, pools)
+    api_queues: dict[str, GPUQueue] = view.parsed(Kind.QUEUE)
+    parsed_jobs, invalid = jobs_of(view)
     namespaces = {
-        name: (raw.get("metadata") or {}).get("labels") or {} for name, raw in view.of(Kind.NAMESPACE).items()
+        name: (entry.raw.get("metadata") or {}).get("labels") or {}
+        for name, entry in view.entries(Kind.NAMESPACE).items()
     }
 
-    queues: list[Queue] = []
+    core_queues: dict[str, Queue] = {}
     for name, queue in sorted(api_queues.items()):
         try:
-            queues.append(
-                queue_from_api(
-                    queue,
-                    decayed_usage_gpu_seconds=decayed_usage.get(name, 0.0),
-                    budget_exhausted=(budget_exhausted or {}).get(name, False),
-                )
+            core_queues[name] = queue_from_api(
+                queue,
+                decayed_usage_gpu_seconds=decayed_usage.get(name, 0.0),
+                budget_exhausted=(budget_exhausted or {}).get(name, False),
             )
         except (ConversionError, ValueError) as error:
             log.warning("skipping unreadable GPUQueue", extra={"queue": name, "error": str(error)})
@@ -157,19 +213,18 @@ def build_snapshot(
     running: list[Job] = []
     pending: list[Job] = []
     unschedulable: dict[str, Unschedulable] = {}
-    for key, job in sorted(jobs.items()):
+    for key, parsed in sorted(parsed_jobs.items()):
+        job = parsed.api
         phase = job.status.phase
         if phase not in PENDING_PHASES and phase not in HOLDING_PHASES:
             continue
         if (job.metadata or {}).get("deletionTimestamp"):
             continue
-        try:
-            core_job = job_from_api(job)
-        except (ConversionError, ValueError) as error:
-            invalid[key] = str(error)
+        if parsed.core is None:
+            invalid[key] = parsed.core_error or "cannot be converted"
             continue
         if phase in HOLDING_PHASES:
-            running.append(core_job)
+            running.append(parsed.core)
             continue
         target = api_queues.get(job.spec.queue)
         namespace = str(job.metadata.get("namespace", ""))
@@ -179,30 +234,31 @@ def build_snapshot(
                 f"queue {job.spec.queue} does not exist; create the GPUQueue or set spec.queue to an existing one "
                 f"(kubectl get gpuqueues)",
             )
-        elif not namespace_may_use(target, namespaces.get(namespace)):
+        elif not target.spec.admits_namespace(dict(namespaces.get(namespace) or {})):
             unschedulable[key] = Unschedulable(
                 "NamespaceNotAllowed",
                 f"namespace {namespace} may not submit to queue {job.spec.queue}: its namespaceSelector does not "
                 f"match this namespace's labels; ask the platform team or use another queue",
             )
         else:
-            pending.append(core_job)
+            pending.append(parsed.core)
 
     snapshot = Snapshot(
         now=now,
-        nodes=tuple(nodes[name] for name in sorted(nodes)),
-        queues=tuple(queues),
+        nodes=tuple(core_nodes[name] for name in sorted(core_nodes)),
+        queues=tuple(core_queues.values()),
         running=tuple(running),
         pending=tuple(pending),
         seed=seed,
     )
-    return SnapshotBuild(
+    return ClusterSnapshot(
         snapshot=snapshot,
-        jobs=jobs,
-        nodes=nodes,
+        jobs={key: parsed.api for key, parsed in parsed_jobs.items()},
+        nodes=core_nodes,
         pools=pools,
         queues=api_queues,
-        pool_taints=taints_by_pool,
+        core_queues=core_queues,
+        pods_by_job=pods_by_job(view),
         unschedulable=unschedulable,
         invalid_jobs=invalid,
     )

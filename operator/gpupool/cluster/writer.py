@@ -1,133 +1,190 @@
-"""Every write the operator makes to the API server, in one place.
+"""`KubeWriter`: the `ClusterWriter` port over the Kubernetes Python client, plus the lists.
 
-Who uses this: the scheduling loop (`gpupool.controllers.loop`) only. Each write is
-idempotent: creating a pod that exists is success (deterministic names), deleting one that
-is gone is success, and status patches carry the whole new status. Each method returns the
-object the API server answered with, so the loop can record it in the cache at once
-("assume") and never decide on a state older than its own write.
+Who uses this: `gpupool.controllers.runner` builds one and hands it to the applier (for the
+writes) and to its start-up and periodic re-lists (`list_custom`, `list_core`). Client
+exceptions are turned into the typed errors of `gpupool.cluster.ports` here and nowhere
+else. Answers are read as JSON straight from the response (`_preload_content=False`):
+building the client's model classes for every pod cost more CPU than the write itself.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from gpupool.api import GROUP, VERSION
+from gpupool.api import GROUP, VERSION, GPUJobStatus, GPUNodePoolStatus, GPUQueueStatus, status_patch
+from gpupool.cluster.ports import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ObjectRef,
+    RawObject,
+    Transient,
+    WriteError,
+)
 
 log = logging.getLogger("gpupool.writer")
 
-RawObject = dict[str, Any]
+T = TypeVar("T")
 
 
-class ClusterWriter:
-    """Thin, typed wrapper over the Kubernetes client for the writes gpupool makes."""
+def write_error(error: ApiException, what: str) -> WriteError:
+    """The typed error for an API answer to the write `what` (e.g. "create pod ns/x")."""
+    detail = f"{what}: HTTP {error.status} {error.reason}"
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    if message:
+        detail = f"{detail}: {message}"
+    status = error.status or 0
+    if status == 404:
+        return NotFound(detail)
+    if status == 409:
+        return Conflict(detail)
+    if status in (401, 403):
+        return Forbidden(detail)
+    if status in (400, 422):
+        return Invalid(detail)
+    return Transient(detail)
+
+
+def _call(what: str, request: Callable[[], T]) -> T:
+    try:
+        return request()
+    except ApiException as error:
+        raise write_error(error, what) from error
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise Transient(f"{what}: {error}") from error
+
+
+def _json(response: Any) -> RawObject:
+    body: RawObject = json.loads(response.data)
+    return body
+
+
+class KubeWriter:
+    """Every write gpupool makes, through the generated Kubernetes client."""
 
     def __init__(self, api_client: client.ApiClient, component: str = "gpupool") -> None:
         # The generated client is typed against its model classes; gpupool passes plain
         # dicts (which it accepts), so the clients are held as Any.
         self._core: Any = client.CoreV1Api(api_client)
         self._custom: Any = client.CustomObjectsApi(api_client)
-        self._serialize = api_client.sanitize_for_serialization
         self._component = component
+        self._instance = f"{component}-{uuid.getnode():x}"
 
-    # ---------------------------------------------------------------- reads (start-up list)
+    # ---------------------------------------------------------------- reads (start-up and re-list)
 
-    def list_custom(self, plural: str) -> list[RawObject]:
-        """Every object of a gpupool kind, cluster-wide."""
-        result = self._custom.list_cluster_custom_object(GROUP, VERSION, plural)
-        return list(result.get("items", []))
+    def list_custom(self, plural: str) -> tuple[list[RawObject], int]:
+        """Every object of a gpupool kind, cluster-wide, and the list's resourceVersion."""
+        result = _json(self._custom.list_cluster_custom_object(GROUP, VERSION, plural, _preload_content=False))
+        return list(result.get("items", [])), _list_version(result)
 
-    def list_core(self, what: str, **selector: str) -> list[RawObject]:
-        """Every node, namespace, or (gpupool-labelled) pod."""
-        if what == "nodes":
-            items = self._core.list_node(**selector).items
-        elif what == "namespaces":
-            items = self._core.list_namespace(**selector).items
-        else:
-            items = self._core.list_pod_for_all_namespaces(**selector).items
-        return [self._serialize(item) for item in items]
+    def list_core(self, what: str, **selector: str) -> tuple[list[RawObject], int]:
+        """Every node, namespace, or (label-selected) pod, and the list's resourceVersion."""
+        calls = {
+            "nodes": self._core.list_node,
+            "namespaces": self._core.list_namespace,
+            "pods": self._core.list_pod_for_all_namespaces,
+        }
+        result = _json(calls[what](_preload_content=False, **selector))
+        return list(result.get("items", [])), _list_version(result)
 
     # ---------------------------------------------------------------- pods
 
     def create_pod(self, manifest: RawObject) -> RawObject | None:
         """Create a worker pod; an existing pod of that name counts as created (returns None)."""
         namespace = manifest["metadata"]["namespace"]
+        what = f"create pod {namespace}/{manifest['metadata']['name']}"
         try:
-            created = self._core.create_namespaced_pod(namespace, manifest)
-        except ApiException as error:
-            if error.status == 409:
-                return None
-            raise
-        result: RawObject = self._serialize(created)
-        return result
+            return _call(
+                what, lambda: _json(self._core.create_namespaced_pod(namespace, manifest, _preload_content=False))
+            )
+        except Conflict:
+            return None
 
-    def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> None:
-        """Delete a pod; a pod that is already gone counts as deleted."""
+    def delete_pod(self, namespace: str, name: str) -> None:
+        """Delete a pod at once; a pod that is already gone counts as deleted."""
         try:
-            self._core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace_seconds)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+            _call(
+                f"delete pod {namespace}/{name}",
+                lambda: self._core.delete_namespaced_pod(
+                    name, namespace, grace_period_seconds=0, _preload_content=False
+                ),
+            )
+        except NotFound:
+            return
 
     # ---------------------------------------------------------------- status
 
-    def patch_job_status(self, namespace: str, name: str, status: RawObject) -> RawObject | None:
-        """Merge-patch a GPUJob's status; None when the job is gone."""
-        try:
-            result: RawObject = self._custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, "gpujobs", name, {"status": status}
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return result
+    def patch_job_status(self, namespace: str, name: str, status: GPUJobStatus) -> RawObject:
+        """Replace a GPUJob's status (merge patch with every field); raises `NotFound` if gone."""
+        return self._patch_status(f"gpujobs/{namespace}/{name}", "gpujobs", name, status_patch(status), namespace)
 
-    def patch_cluster_status(self, plural: str, name: str, status: RawObject) -> RawObject | None:
-        """Merge-patch the status of a cluster-scoped gpupool object (queue or pool)."""
-        try:
-            result: RawObject = self._custom.patch_cluster_custom_object_status(
-                GROUP, VERSION, plural, name, {"status": status}
+    def patch_queue_status(self, name: str, status: GPUQueueStatus) -> RawObject:
+        """Replace a GPUQueue's status."""
+        return self._patch_status(f"gpuqueues/{name}", "gpuqueues", name, status_patch(status))
+
+    def patch_pool_status(self, name: str, status: GPUNodePoolStatus) -> RawObject:
+        """Replace a GPUNodePool's status."""
+        return self._patch_status(f"gpunodepools/{name}", "gpunodepools", name, status_patch(status))
+
+    def _patch_status(
+        self, what: str, plural: str, name: str, body: RawObject, namespace: str | None = None
+    ) -> RawObject:
+        if namespace is None:
+            request = lambda: self._custom.patch_cluster_custom_object_status(  # noqa: E731
+                GROUP, VERSION, plural, name, body, _preload_content=False
             )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return result
+        else:
+            request = lambda: self._custom.patch_namespaced_custom_object_status(  # noqa: E731
+                GROUP, VERSION, namespace, plural, name, body, _preload_content=False
+            )
+        return _call(f"patch status of {what}", lambda: _json(request()))
 
     # ---------------------------------------------------------------- events
 
-    def emit_event(self, obj: RawObject, reason: str, message: str, event_type: str = "Normal") -> None:
-        """Post a core/v1 Event about `obj` (a GPUJob); failures are logged, never raised."""
-        metadata = obj.get("metadata") or {}
-        namespace = metadata.get("namespace") or "default"
-        now = datetime.datetime.now(datetime.UTC)
+    def emit_event(self, about: ObjectRef, reason: str, message: str, event_type: str = "Normal") -> None:
+        """Post a core/v1 Event about `about`."""
+        now = datetime.datetime.now(datetime.UTC).isoformat()
         body = {
-            "metadata": {"generateName": f"{metadata.get('name', 'gpupool')}.", "namespace": namespace},
+            "metadata": {"generateName": f"{about.name or 'gpupool'}.", "namespace": about.namespace},
             "involvedObject": {
-                "apiVersion": obj.get("apiVersion"),
-                "kind": obj.get("kind"),
-                "name": metadata.get("name"),
-                "namespace": namespace,
-                "uid": metadata.get("uid"),
-                "resourceVersion": metadata.get("resourceVersion"),
+                "apiVersion": about.api_version,
+                "kind": about.kind,
+                "name": about.name,
+                "namespace": about.namespace,
+                "uid": about.uid,
+                "resourceVersion": about.resource_version,
             },
             "reason": reason,
             "message": message[:1024],
             "type": event_type,
             "source": {"component": self._component},
             "reportingComponent": self._component,
-            "reportingInstance": f"{self._component}-{uuid.getnode():x}",
-            "firstTimestamp": now.isoformat(),
-            "lastTimestamp": now.isoformat(),
+            "reportingInstance": self._instance,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
             "count": 1,
         }
-        try:
-            self._core.create_namespaced_event(namespace, body)
-        except ApiException as error:
-            log.warning("could not post event", extra={"reason": reason, "status": error.status})
+        _call(
+            f"post event {reason} about {about.namespace}/{about.name}",
+            lambda: self._core.create_namespaced_event(about.namespace, body, _preload_content=False),
+        )
+
+
+def _list_version(result: RawObject) -> int:
+    try:
+        return int((result.get("metadata") or {}).get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0

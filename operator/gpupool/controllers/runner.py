@@ -1,7 +1,8 @@
 """`gpupool operator run`: kopf watches feeding the cache, one scheduling loop, health.
 
-Who calls this: `gpupool.cli` (and through it the demo, the Helm chart's container and the
-tests). Start-up order matters: settings and logging; then kopf's start-up handler lists
+Who calls this: `gpupool.cli` (and through it the demo, the end-to-end benchmark and the
+integration tests). Start-up order matters: settings (a bad one stops the operator here,
+naming the variable and the valid values) and logging; then kopf's start-up handler lists
 every kind into the cache (so the loop never decides on a half-listed cluster), marks it
 synced and starts the loop thread; then kopf's watches keep the cache fresh. A periodic
 re-list repairs anything a watch missed. Stopping (SIGTERM/SIGINT) stops the loop first.
@@ -12,33 +13,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 import threading
 import time
 from typing import Any
 
 import kopf
 from kubernetes import config as kube_config
+from pydantic import ValidationError
 
+from gpupool.cluster.apply import Applier
 from gpupool.cluster.cache import ClusterCache, Kind
-from gpupool.cluster.writer import ClusterWriter
+from gpupool.cluster.parsing import parse_object_of
+from gpupool.cluster.writer import KubeWriter
 from gpupool.controllers import handlers
 from gpupool.controllers.health import HealthServer, loop_is_live
 from gpupool.controllers.logs import configure_logging
 from gpupool.controllers.loop import SchedulingLoop
-from gpupool.settings import OperatorSettings
+from gpupool.settings import OperatorSettings, settings_problems
 
 log = logging.getLogger("gpupool.operator")
 
-RESYNC_SECONDS = 300.0
 
-
-def list_everything(cache: ClusterCache, writer: ClusterWriter) -> None:
-    """Fill the cache from fresh lists of every kind the loop reads."""
+def list_everything(cache: ClusterCache, writer: KubeWriter) -> None:
+    """Merge fresh lists of every kind the loop reads into the cache (never going back in time)."""
     for kind in (Kind.JOB, Kind.QUEUE, Kind.POOL):
-        cache.replace_all(kind, writer.list_custom(kind.value))
-    cache.replace_all(Kind.NODE, writer.list_core("nodes"))
-    cache.replace_all(Kind.NAMESPACE, writer.list_core("namespaces"))
-    cache.replace_all(Kind.POD, writer.list_core("pods", label_selector="gpupool.io/job"))
+        cache.replace_all(kind, *writer.list_custom(kind.value))
+    cache.replace_all(Kind.NODE, *writer.list_core("nodes"))
+    cache.replace_all(Kind.NAMESPACE, *writer.list_core("namespaces"))
+    cache.replace_all(Kind.POD, *writer.list_core("pods", label_selector="gpupool.io/job"))
 
 
 class Operator:
@@ -46,10 +49,11 @@ class Operator:
 
     def __init__(self, settings: OperatorSettings, kubeconfig: str | None = None) -> None:
         self.settings = settings
-        self.cache = ClusterCache()
-        self.api_client = kube_config.new_client_from_config(kubeconfig) if kubeconfig else self._default_client()
-        self.writer = ClusterWriter(self.api_client)
-        self.loop = SchedulingLoop(self.cache, self.writer, settings)
+        self.cache = ClusterCache(parse_object_of)
+        self.api_client = self._client(kubeconfig, pool_size=settings.write_concurrency + 4)
+        self.writer = KubeWriter(self.api_client)
+        self.applier = Applier(self.writer, self.cache, settings.write_concurrency)
+        self.loop = SchedulingLoop(self.cache, self.applier, settings)
         self.stop = threading.Event()
         self.started_at = time.time()
         self.registry = kopf.OperatorRegistry()
@@ -57,14 +61,21 @@ class Operator:
         self._register_lifecycle()
 
     @staticmethod
-    def _default_client() -> Any:
-        try:
-            kube_config.load_incluster_config()
-        except kube_config.ConfigException:
-            kube_config.load_kube_config()
+    def _client(kubeconfig: str | None, *, pool_size: int) -> Any:
+        """An API client from `kubeconfig`, else in-cluster, else $KUBECONFIG, with enough
+        connections for the applier's concurrent writes."""
         from kubernetes import client
 
-        return client.ApiClient()
+        configuration = client.Configuration()
+        if kubeconfig:
+            kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        else:
+            try:
+                kube_config.load_incluster_config(client_configuration=configuration)
+            except kube_config.ConfigException:
+                kube_config.load_kube_config(client_configuration=configuration)
+        configuration.connection_pool_maxsize = pool_size
+        return client.ApiClient(configuration)
 
     def _register_lifecycle(self) -> None:
         @kopf.on.login(registry=self.registry)
@@ -101,7 +112,7 @@ class Operator:
             self.stop.set()
 
     def _resync(self) -> None:
-        while not self.stop.wait(RESYNC_SECONDS):
+        while not self.stop.wait(self.settings.resync_seconds):
             try:
                 list_everything(self.cache, self.writer)
             except Exception:
@@ -125,6 +136,7 @@ class Operator:
             kopf.run(registry=self.registry, clusterwide=True, standalone=True)
         finally:
             self.stop.set()
+            self.applier.close()
             if health is not None:
                 health.stop()
 
@@ -134,7 +146,11 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="gpupool operator run", description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig to use (default: in-cluster or $KUBECONFIG)")
     args = parser.parse_args(argv)
-    settings = OperatorSettings()
+    try:
+        settings = OperatorSettings()
+    except ValidationError as error:
+        print(f"gpupool operator: invalid settings:\n{settings_problems(error)}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format)
     Operator(settings, args.kubeconfig).run()
     return 0

@@ -1,7 +1,10 @@
 """gpupool.core: pure scheduling decisions over immutable snapshots.
 
-Who uses this: the operator's scheduling loop (`schedule(snapshot) -> Decisions`), the trace
-simulator and the benchmarks. Nothing here performs I/O or reads the clock.
+Who uses this: the operator's scheduling loop (`schedule(snapshot, config, memory) ->
+Decisions`, passing each cycle's `Decisions.memory` to the next), `gpupool bench cycle`,
+and the trace benches (`gpupool.sim`), which use the placement engine
+(`gpupool.core.placement`) directly. Nothing here performs I/O, reads the clock or keeps
+state between calls.
 """
 
 from gpupool.core.models import (
@@ -9,6 +12,7 @@ from gpupool.core.models import (
     Admission,
     Decisions,
     GpuNode,
+    GpupoolParams,
     GpuSlice,
     Job,
     PlacementPolicy,
@@ -27,6 +31,7 @@ from gpupool.core.models import (
     WorkerPlacement,
     WorkerShape,
 )
+from gpupool.core.placement import PlacementMemory
 from gpupool.core.schedule import schedule
 
 __all__ = [
@@ -35,7 +40,9 @@ __all__ = [
     "Decisions",
     "GpuNode",
     "GpuSlice",
+    "GpupoolParams",
     "Job",
+    "PlacementMemory",
     "PlacementPolicy",
     "PoolClass",
     "Preemption",

@@ -1,4 +1,4 @@
-"""Fast "could it fit right now?" counts over the cycle's `ClusterState`.
+"""Fast "could it fit right now?" counts over the cycle's `PlacementState`.
 
 Who calls this: `gpupool.core.schedule` before asking the placement engine to place a job
 (a job that cannot fit by these counts is not worth scoring), and `gpupool.core.preemption`
@@ -14,12 +14,12 @@ import numpy as np
 import numpy.typing as npt
 
 from gpupool.core.models import MILLI_PER_GPU, Job
-from gpupool.core.placement import ClusterState
+from gpupool.core.placement import PlacementState
 
 Mask = npt.NDArray[np.bool_]
 
 
-def workers_per_row(state: ClusterState, job: Job, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+def workers_per_row(state: PlacementState, job: Job, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Per node in `rows`: how many of `job`'s workers it could take now (capped at the gang)."""
     shape = job.shape
     per: npt.NDArray[np.int64]
@@ -37,7 +37,7 @@ def workers_per_row(state: ClusterState, job: Job, rows: npt.NDArray[np.int64]) 
     return result
 
 
-def workers_fitting_now(state: ClusterState, job: Job, allowed: Mask) -> int:
+def workers_fitting_now(state: PlacementState, job: Job, allowed: Mask) -> int:
     """How many workers of `job` the allowed, ready nodes of its models could take now."""
     rows = np.flatnonzero(allowed & state.ready & state.model_mask(job.gpu_models))
     if len(rows) == 0:
@@ -45,7 +45,7 @@ def workers_fitting_now(state: ClusterState, job: Job, allowed: Mask) -> int:
     return int(workers_per_row(state, job, rows).sum())
 
 
-def fits_now(state: ClusterState, job: Job, allowed: Mask) -> bool:
+def fits_now(state: PlacementState, job: Job, allowed: Mask) -> bool:
     """True when the whole gang fits the allowed nodes as they are now."""
     return workers_fitting_now(state, job, allowed) >= job.workers
 
@@ -58,7 +58,7 @@ class FitCounter:
     only the rows a step touched.
     """
 
-    def __init__(self, state: ClusterState, job: Job, allowed: Mask) -> None:
+    def __init__(self, state: PlacementState, job: Job, allowed: Mask) -> None:
         self._state = state
         self._job = job
         self._ok = allowed & state.ready & state.model_mask(job.gpu_models)

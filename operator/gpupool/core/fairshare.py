@@ -1,9 +1,10 @@
 """Decayed GPU usage and the fair share that orders queues.
 
-Who calls this: the operator's adapter calls `decay_usage` each time it updates a queue's
-`decayed_usage_gpu_seconds` (so history survives restarts in the GPUQueue status), and
-`gpupool.core.ordering` calls `dominant_share` to decide which queue goes next when
-priorities tie. The simulator uses the same two functions.
+Who calls this: the operator's adapter (`gpupool.cluster.usage.DecayedUsage`) calls
+`decay_usage` once per cycle to advance each queue's `decayed_usage_gpu_seconds` (kept in
+the GPUQueue status, so history survives restarts), and `gpupool.core.schedule` calls
+`dominant_share` for the fair share that `gpupool.core.ordering.QueueTurns` compares to
+decide which queue goes next when priorities tie.
 
 Usage decays exponentially with a half-life: GPU-seconds consumed one half-life ago count
 half as much as GPU-seconds consumed now. A queue that holds `g` GPUs for a long time

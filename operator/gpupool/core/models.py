@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gpupool.core.placement.memory import PlacementMemory
 
 MILLI_PER_GPU = 1000
 
@@ -216,10 +220,44 @@ class Queue:
 
 
 @dataclass(frozen=True, slots=True)
-class SchedulerConfig:
-    """Knobs of one scheduling cycle; the operator fills it from its settings."""
+class GpupoolParams:
+    """Knobs of the `gpupool` scoring policy (`gpupool.core.placement.gpupool_policy`).
 
-    placement_policy: str = "default"
+    See docs/benchmarks.md for how they were chosen.
+    """
+
+    # Step 1: a model is claimed while its free share <= claim_margin x pinned ratio x
+    # the cluster's unallocated share; 0 turns step 1 off.
+    claim_margin: float = 1.5
+    # Shares go to their planned homes first (step 2).
+    plan_shares: bool = True
+    # Width (milli-GPU) of the growth buckets that count as equally good for shares (step 3).
+    growth_bin: float = 100.0
+    # Ties: GPU jobs prefer the models that model-pinned jobs need least (step 4).
+    spare_pinned_models: bool = True
+    # Ties: shares and CPU-only jobs prefer nodes with fewer GPUs (step 4). Whole-GPU jobs
+    # do not: whole-GPU-heavy mixes lost about 0.05 points to it.
+    small_nodes_first: bool = True
+
+
+DEFAULT_GPUPOOL_PARAMS = GpupoolParams()
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """Knobs of one scheduling cycle; the operator fills it from its settings.
+
+    `scoring_policy` names the function that scores nodes for a worker
+    (`gpupool.core.placement.SCORING_POLICY_NAMES`: `default`, `random`, `bestfit`, `fgd`,
+    `gpupool`); which pools a job may use is `Job.placement_policy`, a different thing.
+    `gpupool_params` are the parameters of the `gpupool` policy. They live here, not in the
+    `PlacementMemory` a cycle carries to the next: they are chosen by whoever runs the
+    scheduler and never learned from the jobs, so the same memory can be scored with other
+    parameters (a what-if) and no parameter is ever a global.
+    """
+
+    scoring_policy: str = "default"
+    gpupool_params: GpupoolParams = DEFAULT_GPUPOOL_PARAMS
     fair_share_half_life_seconds: float = 3600.0
     max_admissions_per_cycle: int | None = None
 
@@ -278,10 +316,23 @@ class Waiting:
     message: str
 
 
+def _fresh_memory() -> PlacementMemory:
+    # Imported here: the placement package imports this module.
+    from gpupool.core.placement.memory import PlacementMemory
+
+    return PlacementMemory()
+
+
 @dataclass(frozen=True, slots=True)
 class Decisions:
-    """The output of one cycle: values only; the operator's loop applies them."""
+    """The output of one cycle; the operator's loop applies the first three fields.
+
+    `memory` is what placement learned up to and including this cycle; pass it to the next
+    `schedule` call. It is not part of equality: two `Decisions` are equal when they decide
+    the same admissions, preemptions and waits.
+    """
 
     admissions: tuple[Admission, ...] = ()
     preemptions: tuple[Preemption, ...] = ()
     waiting: tuple[Waiting, ...] = ()
+    memory: PlacementMemory = field(default_factory=_fresh_memory, compare=False, repr=False)

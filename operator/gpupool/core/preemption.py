@@ -2,7 +2,7 @@
 
 Who calls this: `gpupool.core.schedule`, when a pending job fits neither its quota nor the
 cluster. It calls `plan_preemption` for one flavor and one set of allowed nodes; on success
-the cycle's `ClusterState` and `QuotaLedger` are left with the victims removed, and the
+the cycle's `PlacementState` and `QuotaLedger` are left with the victims removed, and the
 caller assumes the preemptor's placement and holds the victims' nodes for it.
 
 Rules:
@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from gpupool.core.capacity import FitCounter
 from gpupool.core.models import MILLI_PER_GPU, Job, Queue, WorkerPlacement
-from gpupool.core.placement import ClusterState
+from gpupool.core.placement import PlacementState
 from gpupool.core.quota import QuotaLedger
 
 Mask = npt.NDArray[np.bool_]
@@ -87,7 +87,7 @@ def plan_preemption(
     allowed: Mask,
     candidates: Mapping[str, Sequence[Candidate]],
     ledger: QuotaLedger,
-    state: ClusterState,
+    state: PlacementState,
     place: PlaceFn,
 ) -> PreemptionPlan | None:
     """Victims that let `preemptor` run in `flavor` on `allowed` nodes, or None.
@@ -170,7 +170,7 @@ def _could_be_enough(
     allowed: Mask,
     pool: Sequence[tuple[Candidate, str]],
     ledger: QuotaLedger,
-    state: ClusterState,
+    state: PlacementState,
 ) -> bool:
     """Cheap upper bound: would evicting the whole pool give enough quota and GPUs?"""
     need = preemptor.total_gpu_milli
@@ -194,18 +194,18 @@ def _could_be_enough(
     return int(np.minimum(per[ok], preemptor.workers).sum()) >= preemptor.workers
 
 
-def _restore_all(items: Sequence[tuple[Candidate, str]], ledger: QuotaLedger, state: ClusterState) -> None:
+def _restore_all(items: Sequence[tuple[Candidate, str]], ledger: QuotaLedger, state: PlacementState) -> None:
     for c, _ in reversed(items):
         _restore(c, ledger, state)
 
 
-def _evict(c: Candidate, ledger: QuotaLedger, state: ClusterState) -> None:
+def _evict(c: Candidate, ledger: QuotaLedger, state: PlacementState) -> None:
     state.release(c.placements, c.job.shape)
     for flavor, milli in c.flavor_milli:
         ledger.refund(c.job.queue, flavor, milli)
 
 
-def _restore(c: Candidate, ledger: QuotaLedger, state: ClusterState) -> None:
+def _restore(c: Candidate, ledger: QuotaLedger, state: PlacementState) -> None:
     state.allocate(c.placements, c.job.shape)
     for flavor, milli in c.flavor_milli:
         ledger.charge(c.job.queue, flavor, milli)

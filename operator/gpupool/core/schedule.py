@@ -1,16 +1,20 @@
 """One scheduling cycle: a snapshot in, decisions out.
 
-Who calls this: the operator's scheduling loop calls `schedule(snapshot)` once per cycle
-and applies the returned `Decisions`; the trace simulator and `gpupool bench cycle` call
-the very same function. Nothing here performs I/O, reads the clock or uses global
-randomness: the placement engine's random generator is seeded from `snapshot.seed`, so
-identical snapshots give identical decisions.
+Who calls this: the operator's scheduling loop calls `schedule(snapshot, config)` once per
+cycle and applies the returned `Decisions`; `gpupool bench cycle` calls the very same
+function. (The trace bench replays pods through the placement engine directly.) Nothing
+here performs I/O, reads the clock, uses global randomness or keeps state between calls:
+the placement engine's random generator is seeded from `snapshot.seed`, and what
+placement learns is passed in and out explicitly (`memory`, a `PlacementMemory`), so
+identical snapshots, configs and memories give identical decisions.
 
 The cycle, step by step:
 
-1. Build the cycle's working state: per-GPU allocation (`ClusterState`), quota usage
-   (`QuotaLedger`), node eligibility masks, and the workload mix the placement policy
-   scores against — all from the snapshot's nodes and running jobs.
+1. Build the cycle's working state: per-GPU allocation (`PlacementState`), quota usage
+   (`QuotaLedger`) and node eligibility masks, from the snapshot's nodes and running
+   jobs; and a fork of the given `PlacementMemory` (or a fresh one) whose workload mix,
+   which the scoring policy scores against, counts every running and pending job it has
+   not seen before. The fork comes back in `Decisions.memory`.
 2. Take pending jobs one at a time in scheduling order (`QueueTurns`: priority, fair
    share, submission time), in two passes: the first admits only jobs that fit within
    their queue's nominal quota, the second lets the rest borrow from the cohort (so a
@@ -59,16 +63,22 @@ from gpupool.core.models import (
     WorkerPlacement,
 )
 from gpupool.core.ordering import QueueTurns, priority_allowed
-from gpupool.core.placement import ClusterState, WorkloadMix
+from gpupool.core.placement import PlacementMemory, PlacementState
 from gpupool.core.preemption import Candidate, may_be_victim, plan_preemption
 from gpupool.core.quota import QuotaLedger, resolve_flavors
 
 DEFAULT_CONFIG = SchedulerConfig()
 
 
-def schedule(snapshot: Snapshot, config: SchedulerConfig = DEFAULT_CONFIG) -> Decisions:
-    """Decide one cycle: admissions with placements, preemptions, and why the rest wait."""
-    return _Cycle(snapshot, config).run()
+def schedule(
+    snapshot: Snapshot, config: SchedulerConfig = DEFAULT_CONFIG, memory: PlacementMemory | None = None
+) -> Decisions:
+    """Decide one cycle: admissions with placements, preemptions, and why the rest wait.
+
+    `memory` is the previous cycle's `Decisions.memory` (None: start fresh); it is never
+    changed. The returned `Decisions.memory` is its updated fork, for the next cycle.
+    """
+    return _Cycle(snapshot, config, memory).run()
 
 
 @dataclass(slots=True)
@@ -105,20 +115,19 @@ class _QueueFlavors:
 class _Cycle:
     """The mutable working state of one `schedule` call (never outlives it)."""
 
-    def __init__(self, snapshot: Snapshot, config: SchedulerConfig) -> None:
+    def __init__(self, snapshot: Snapshot, config: SchedulerConfig, memory: PlacementMemory | None) -> None:
         self.snapshot = snapshot
         self.config = config
         self.queues: dict[str, Queue] = {q.name: q for q in snapshot.queues}
         self.eligibility = NodeEligibility(snapshot.nodes)
-        self.state = ClusterState.build(snapshot.nodes, snapshot.running)
+        self.state = PlacementState.build(snapshot.nodes, snapshot.running)
         self.ledger = QuotaLedger(snapshot.queues)
         self.flavors: dict[str, _QueueFlavors] = {
             name: _QueueFlavors(q, self.eligibility) for name, q in self.queues.items()
         }
         self.rng = np.random.default_rng(snapshot.seed)
-        self.mix = WorkloadMix()
-        for job in (*snapshot.running, *snapshot.pending):
-            self.mix.observe(job.shape, job.workers, job.gpu_models)
+        self.memory = memory.fork() if memory is not None else PlacementMemory()
+        self.memory.observe_jobs((*snapshot.running, *snapshot.pending))
         self.cluster_gpus = float(sum(n.gpus for n in snapshot.nodes))
         self.held: dict[str, int] = dict.fromkeys(self.queues, 0)
         self.candidates: dict[str, list[Candidate]] = {}
@@ -219,7 +228,14 @@ class _Cycle:
         return found
 
     def _place(self, job: Job, mask: Mask) -> tuple[WorkerPlacement, ...] | None:
-        return self.state.place(job, allowed=mask, policy=self.config.placement_policy, rng=self.rng, mix=self.mix)
+        return self.state.place(
+            job,
+            allowed=mask,
+            scoring_policy=self.config.scoring_policy,
+            gpupool_params=self.config.gpupool_params,
+            rng=self.rng,
+            memory=self.memory,
+        )
 
     # -- the cycle -------------------------------------------------------------------------
 
@@ -238,6 +254,7 @@ class _Cycle:
             admissions=tuple(self.admissions),
             preemptions=tuple(self.preemptions),
             waiting=tuple(self.waiting),
+            memory=self.memory,
         )
 
     def _pass(self, jobs: list[Job], *, allow_borrow: bool) -> list[Job]:

@@ -155,7 +155,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--gpus-per-node", type=int, default=8)
     parser.add_argument("--pending", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--policy", default="default", help="placement policy name (default: default)")
+    parser.add_argument(
+        "--policy", default="default", help="scoring policy name, `SchedulerConfig.scoring_policy` (default: default)"
+    )
     parser.add_argument(
         "--busy",
         action="store_true",
@@ -166,7 +168,7 @@ def main(argv: list[str]) -> int:
     snapshot = build_snapshot(args.nodes, args.gpus_per_node, args.pending, args.seed)
     if args.busy:
         snapshot = busy_snapshot(snapshot, args.seed)
-    config = SchedulerConfig(placement_policy=args.policy)
+    config = SchedulerConfig(scoring_policy=args.policy)
     started = time.perf_counter()
     decisions = schedule(snapshot, config)
     seconds = time.perf_counter() - started

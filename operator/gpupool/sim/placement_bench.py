@@ -3,7 +3,8 @@
 Who calls this: `gpupool.cli` dispatches `gpupool bench placement ARGS` to `main(ARGS)`;
 scripts outside the project call it with exactly the flags below, so they are an
 interface. The protocol is the FGD paper's (see `gpupool.sim.workload` and
-`gpupool.sim.metrics`); placement goes through the operator's own `ClusterState.place`.
+`gpupool.sim.metrics`); placement goes through the operator's own `PlacementState.place`.
+`--policy` names the scoring policy (`SchedulerConfig.scoring_policy`).
 
     gpupool bench placement --nodes CSV --pods CSV --policy NAME [--seeds 42-51]
         [--tune 1.3] [--json FILE] [--placements-out FILE] [--plot FILE]
@@ -23,9 +24,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from gpupool.core.models import MILLI_PER_GPU, GpuNode
-from gpupool.core.placement import POLICY_NAMES, WorkloadMix
-from gpupool.core.placement.registry import DEFAULT_POLICY, DEFAULT_RESOLVES_TO
+from gpupool.core.models import DEFAULT_GPUPOOL_PARAMS, MILLI_PER_GPU, GpuNode, GpupoolParams, SchedulerConfig
+from gpupool.core.placement import SCORING_POLICY_NAMES, WorkloadMix
+from gpupool.core.placement.registry import DEFAULT_RESOLVES_TO, DEFAULT_SCORING_POLICY
 from gpupool.sim.metrics import allocation_curve, mean_sd, unallocated_at
 from gpupool.sim.openb import TraceFormatError, TracePod, load_nodes, load_pods
 from gpupool.sim.replay import ReplayResult, replay
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pods", required=True, type=Path, help="pod list CSV (name,cpu_milli,memory_mib,num_gpu,gpu_milli,...)"
     )
-    p.add_argument("--policy", required=True, choices=POLICY_NAMES, help="placement policy")
+    p.add_argument("--policy", required=True, choices=SCORING_POLICY_NAMES, help="placement (scoring) policy")
     p.add_argument("--seeds", type=parse_seeds, default=parse_seeds("42-51"), help="e.g. 42-51 or 42,43")
     p.add_argument("--tune", type=float, default=1.3, help="tune the workload to this x GPU capacity (<=0: off)")
     p.add_argument("--json", type=Path, help="write per-seed values, means and pods/s here")
@@ -110,17 +111,25 @@ def offline_mix(pods: Sequence[TracePod]) -> WorkloadMix:
     return mix
 
 
-def run_seed(nodes: Sequence[GpuNode], pods: Sequence[TracePod], policy: str, seed: int, tune: float) -> SeedOutcome:
-    """Shuffle and tune with `seed`, replay, and compute the curve."""
+def run_seed(
+    nodes: Sequence[GpuNode],
+    pods: Sequence[TracePod],
+    policy: str,
+    seed: int,
+    tune: float,
+    gpupool_params: GpupoolParams = DEFAULT_GPUPOOL_PARAMS,
+) -> SeedOutcome:
+    """Shuffle and tune with `seed`, replay with scoring policy `policy`, and compute the curve."""
     capacity = sum(n.gpus for n in nodes) * 1000
     workload_rng = np.random.default_rng(seed)
     arrivals = arrival_sequence(pods, capacity, tune, workload_rng)
-    resolved = DEFAULT_RESOLVES_TO if policy == DEFAULT_POLICY else policy
+    resolved = DEFAULT_RESOLVES_TO if policy == DEFAULT_SCORING_POLICY else policy
     # A separate stream for the scheduler's tie-breaks, so the workload of a seed is the
     # same whichever policy runs.
     sched_rng = np.random.default_rng([seed, 1])
     static = offline_mix(pods) if resolved in OFFLINE_MIX_POLICIES else None
-    result = replay(nodes, arrivals, policy, sched_rng, static, learn_online=resolved in ONLINE_MIX_POLICIES)
+    config = SchedulerConfig(scoring_policy=policy, gpupool_params=gpupool_params)
+    result = replay(nodes, arrivals, config, sched_rng, static, learn_online=resolved in ONLINE_MIX_POLICIES)
     top = max(130, int(np.ceil(result.arrived_pct[-1])) if len(arrivals) else 130)
     curve = allocation_curve(result.arrived_pct, result.allocated_pct, top)
     return SeedOutcome(seed, result, curve)
@@ -155,7 +164,7 @@ def summary(args: argparse.Namespace, outcomes: Sequence[SeedOutcome]) -> dict[s
         "nodes": str(args.nodes),
         "pods": str(args.pods),
         "policy": args.policy,
-        "resolved_policy": DEFAULT_RESOLVES_TO if args.policy == DEFAULT_POLICY else args.policy,
+        "resolved_policy": DEFAULT_RESOLVES_TO if args.policy == DEFAULT_SCORING_POLICY else args.policy,
         "tune": args.tune,
         "seeds": [o.seed for o in outcomes],
         "per_seed": [
@@ -216,7 +225,7 @@ def main(argv: list[str]) -> int:
     nodes, pods = inputs
     outcomes = []
     for seed in args.seeds:
-        o = run_seed(nodes, pods, args.policy, seed, args.tune)
+        o = run_seed(nodes, pods, args.policy, seed, args.tune, DEFAULT_GPUPOOL_PARAMS)
         outcomes.append(o)
         n = len(o.result.names)
         print(

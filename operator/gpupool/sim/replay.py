@@ -1,7 +1,7 @@
 """Replay one arrival sequence through the operator's placement engine.
 
 Who uses this: the placement bench, once per seed and policy. Pods are placed one at a
-time through `ClusterState.place` (the very call the scheduling core makes), allocated
+time through `PlacementState.place` (the very call the scheduling core makes), allocated
 when placed, never deleted; a pod that does not fit stays failed.
 """
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from gpupool.core.models import GpuNode, WorkerPlacement
-from gpupool.core.placement import ClusterState, WorkloadMix
+from gpupool.core.models import GpuNode, SchedulerConfig, WorkerPlacement
+from gpupool.core.placement import PlacementMemory, PlacementState, WorkloadMix
 from gpupool.sim.workload import Arrival
 
 IntArray = npt.NDArray[np.int64]
@@ -46,29 +46,41 @@ class ReplayResult:
 def replay(
     nodes: Sequence[GpuNode],
     arrivals: Sequence[Arrival],
-    policy: str,
+    config: SchedulerConfig,
     rng: np.random.Generator,
     static_mix: WorkloadMix | None = None,
     learn_online: bool = False,
 ) -> ReplayResult:
-    """Place `arrivals` in order on an empty cluster of `nodes` with `policy`.
+    """Place `arrivals` in order on an empty cluster of `nodes` with `config`'s scoring policy.
 
-    `static_mix` is a workload mix fixed in advance (the paper's FGD knows the whole
-    trace's distribution); with `learn_online` the mix is instead learned from the pods
-    that have arrived so far, each observed just before it is placed.
+    Only `config.scoring_policy` and `config.gpupool_params` matter here. `static_mix` is
+    a workload mix fixed in advance (the paper's FGD knows the whole trace's
+    distribution); with `learn_online` the mix is instead learned from the pods that have
+    arrived so far, each observed just before it is placed. Either mix lives in the
+    replay's own `PlacementMemory`.
     """
     # The paper's simulator renames nodes with a random prefix and its scheduler takes
     # the smallest name among equal scores: a random but fixed tie order per seed.
-    state = ClusterState.build(nodes, tie_rank=rng.permutation(len(nodes)))
+    state = PlacementState.build(nodes, tie_rank=rng.permutation(len(nodes)))
     capacity = int(state.gpu_count.sum()) * 1000
-    mix = WorkloadMix() if learn_online else static_mix
+    memory: PlacementMemory | None = None
+    if learn_online:
+        memory = PlacementMemory()
+    elif static_mix is not None:
+        memory = PlacementMemory(mix=static_mix)
     jobs = [a.pod.to_job(a.name) for a in arrivals]
     placements: list[WorkerPlacement | None] = []
     start = time.perf_counter()
     for job, arrival in zip(jobs, arrivals, strict=True):
-        if learn_online and mix is not None:
-            mix.observe(job.shape, 1, arrival.pod.gpu_models)
-        got = state.place(job, policy=policy, rng=rng, mix=mix)
+        if learn_online and memory is not None:
+            memory.mix.observe(job.shape, 1, arrival.pod.gpu_models)
+        got = state.place(
+            job,
+            scoring_policy=config.scoring_policy,
+            gpupool_params=config.gpupool_params,
+            rng=rng,
+            memory=memory,
+        )
         if got is None:
             placements.append(None)
             continue

@@ -1,6 +1,7 @@
 """The arrival sequence of the FGD paper's protocol: shuffle, then tune to a target load.
 
-Who uses this: the placement bench, once per seed. It mirrors the paper's simulator
+Who uses this: the placement and bound benches, once per seed (so both see the same
+sequence for a seed). It mirrors the paper's simulator
 (`hkust-adsl/kubernetes-scheduler-simulator`): the trace pods are shuffled; then, if
 their requested GPU is below `ratio` x cluster GPU capacity, random copies of trace pods
 (named `<original>-tuned-<k>`) are appended until the next copy would cross the target;

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from builders.api import node_object
 from gpupool.api import GPUNodePool, GPUQueue, parse_gpujob, parse_gpunodepool, parse_gpuqueue
 from gpupool.cluster.convert import (
     ConversionError,
@@ -278,32 +279,6 @@ def test_queue_defaults_convert() -> None:
     assert core.strategy is QueueingStrategy.BEST_EFFORT_FIFO
 
 
-def make_node(
-    name: str = "n1",
-    labels: dict[str, str] | None = None,
-    gpus: str | None = "8",
-    ready: str = "True",
-    unschedulable: bool = False,
-    taints: list[dict[str, str]] | None = None,
-) -> dict[str, Any]:
-    """A Node dict as the API server returns it."""
-    resources = {"cpu": "64", "memory": "512Gi", "pods": "110"}
-    if gpus is not None:
-        resources["nvidia.com/gpu"] = gpus
-    return {
-        "metadata": {
-            "name": name,
-            "labels": labels if labels is not None else {"gpupool.io/gpu-model": "H100"},
-        },
-        "spec": {"taints": taints or [], **({"unschedulable": True} if unschedulable else {})},
-        "status": {
-            "capacity": {**resources, "cpu": "65"},
-            "allocatable": resources,
-            "conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": ready}],
-        },
-    }
-
-
 POOLS = [
     parse_gpunodepool(
         {
@@ -338,12 +313,13 @@ LABELS_FULL = {
     ("node", "pools", "expected"),
     [
         (
-            make_node(),
+            node_object(model="H100"),
             [],
             GpuNode(name="n1", gpu_model="H100", gpus=8, cpu_milli=64000, memory_bytes=512 * 2**30),
         ),
         (
-            make_node(
+            node_object(
+                model=None,
                 labels=LABELS_FULL,
                 taints=[{"key": "spot", "value": "1", "effect": "NoExecute"}, {"key": "x"}],
             ),
@@ -361,7 +337,7 @@ LABELS_FULL = {
             ),
         ),
         (
-            make_node(labels={"cloud": "yes"}),
+            node_object(model=None, labels={"cloud": "yes"}),
             POOLS,
             GpuNode(
                 name="n1",
@@ -374,7 +350,7 @@ LABELS_FULL = {
             ),
         ),
         (
-            make_node(labels={"gpupool.io/pool": "onprem-h100"}),
+            node_object(model=None, labels={"gpupool.io/pool": "onprem-h100"}),
             POOLS,
             GpuNode(
                 name="n1",
@@ -386,21 +362,21 @@ LABELS_FULL = {
             ),
         ),
         (
-            make_node(ready="False"),
+            node_object(model="H100", ready="False"),
             [],
             GpuNode(name="n1", gpu_model="H100", gpus=8, cpu_milli=64000, memory_bytes=512 * 2**30, ready=False),
         ),
         (
-            make_node(unschedulable=True),
+            node_object(model="H100", unschedulable=True),
             [],
             GpuNode(name="n1", gpu_model="H100", gpus=8, cpu_milli=64000, memory_bytes=512 * 2**30, ready=False),
         ),
         (
-            make_node(gpus=None),
+            node_object(model="H100", gpus=None),
             [],
             GpuNode(name="n1", gpu_model="H100", gpus=0, cpu_milli=64000, memory_bytes=512 * 2**30),
         ),
-        (make_node(labels={"kubernetes.io/os": "linux"}), POOLS, None),
+        (node_object(model=None, labels={"kubernetes.io/os": "linux"}), POOLS, None),
     ],
     ids=[
         "model-label-only",
@@ -426,7 +402,7 @@ def test_gpu_node_from_k8s(node: dict[str, Any], pools: list[GPUNodePool], expec
     ids=["bad-class-label", "fractional-gpu-capacity"],
 )
 def test_unreadable_nodes_name_the_node_and_the_fix(labels: dict[str, str], match: str) -> None:
-    node = make_node(labels=labels, gpus="1.5" if match == "whole number" else "8")
+    node = node_object(model=None, labels=labels, gpus="1.5" if match == "whole number" else "8")
     with pytest.raises(ConversionError, match=match) as err:
         gpu_node_from_k8s(node)
     assert "node n1" in str(err.value)

@@ -6,32 +6,19 @@ from typing import Any
 
 import pytest
 
-from gpupool.api import parse_gpujob
+from builders.api import gpujob
+from gpupool.api import GPUJob
 from gpupool.cluster.lifecycle import Step, next_step, pods_of_attempt
 from gpupool.cluster.pods import LABEL_ATTEMPT, LABEL_WORKER
 
 NOW = 1_000_000.0
 
 
-def make_job(phase: str = "Admitted", workers: int = 2, backoff_limit: int = 1, max_runtime: str | None = None) -> Any:
-    spec: dict[str, Any] = {
-        "queue": "q",
-        "workers": workers,
-        "gpus": 1,
-        "backoffLimit": backoff_limit,
-        "template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}},
-    }
-    if max_runtime:
-        spec["maxRuntime"] = max_runtime
-    return parse_gpujob(
-        {
-            "apiVersion": "gpupool.io/v1alpha1",
-            "kind": "GPUJob",
-            "metadata": {"name": "train", "namespace": "ns", "uid": "u1"},
-            "spec": spec,
-            "status": {"phase": phase, "attempts": 1},
-        }
-    )
+def make_job(
+    phase: str = "Admitted", workers: int = 2, backoff_limit: int = 1, max_runtime: str | None = None
+) -> GPUJob:
+    extra = {"maxRuntime": max_runtime} if max_runtime else {}
+    return gpujob(phase=phase, workers=workers, backoffLimit=backoff_limit, status={"attempts": 1}, **extra)
 
 
 def make_pod(worker: int, phase: str, attempt: int = 1, deleting: bool = False, exit_code: int = 1) -> dict[str, Any]:

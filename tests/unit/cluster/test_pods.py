@@ -6,29 +6,21 @@ from typing import Any
 
 import pytest
 
-from gpupool.api import WorkerPlacementStatus, parse_gpujob
+from builders.api import gpujob
+from gpupool.api import GPUJob, WorkerPlacementStatus
 from gpupool.cluster.pods import GPU_RESOURCE, pod_name, worker_pod
 from gpupool.core.models import Taint
 
 
-def make_job(gpus: float, workers: int = 1, template_spec: dict[str, Any] | None = None) -> Any:
-    return parse_gpujob(
-        {
-            "apiVersion": "gpupool.io/v1alpha1",
-            "kind": "GPUJob",
-            "metadata": {"name": "train", "namespace": "ns", "uid": "uid-1"},
-            "spec": {
-                "queue": "q",
-                "workers": workers,
-                "gpus": gpus,
-                "cpu": "4",
-                "memory": "8Gi",
-                "template": {
-                    "metadata": {"annotations": {"gpupool.io/sim-duration": "5s"}, "labels": {"app": "x"}},
-                    "spec": template_spec or {"containers": [{"name": "main", "image": "img"}]},
-                },
-            },
-        }
+def make_job(gpus: float, workers: int = 1, template_spec: dict[str, Any] | None = None) -> GPUJob:
+    return gpujob(
+        gpus=gpus,
+        workers=workers,
+        uid="uid-1",
+        cpu="4",
+        memory="8Gi",
+        template_metadata={"annotations": {"gpupool.io/sim-duration": "5s"}, "labels": {"app": "x"}},
+        template_spec=template_spec or {"containers": [{"name": "main", "image": "img"}]},
     )
 
 

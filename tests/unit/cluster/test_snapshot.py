@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from builders.api import cache_of, gpunodepool_object, node_object, view_of
 from gpupool.cluster.cache import CacheView, Kind
-from gpupool.cluster.snapshot import build_snapshot
+from gpupool.cluster.snapshot import NodeConverter, build_snapshot
 
 
 def node(name: str, **labels: str) -> dict[str, Any]:
@@ -33,7 +34,7 @@ GOOD_SPEC = {"queue": "q", "gpus": 1, "template": {"spec": {"containers": [{"nam
 
 
 def view(**kinds: dict[str, Any]) -> CacheView:
-    return CacheView({Kind(k): v for k, v in kinds.items()})
+    return view_of(**kinds)
 
 
 def test_odd_objects_are_skipped_or_reported_not_fatal() -> None:
@@ -101,3 +102,16 @@ def test_pool_taints_are_hidden_from_the_core() -> None:
     (core_node,) = build.snapshot.nodes
     assert [t.key for t in core_node.taints] == ["other"]
     assert [t.key for t in build.pool_taints["gpu"]] == ["dedicated"]
+
+
+def test_nodes_are_converted_again_only_when_they_or_the_pools_change() -> None:
+    cache = cache_of([node_object("a"), node_object("b")])
+    converter = NodeConverter()
+    first = build_snapshot(cache.view(), 1.0, decayed_usage={}, nodes=converter).nodes
+    cache.upsert(Kind.NODE, node_object("b", gpus="4"))
+    second = build_snapshot(cache.view(), 2.0, decayed_usage={}, nodes=converter).nodes
+    assert second["a"] is first["a"]
+    assert (second["b"].gpus, first["b"].gpus) == (4, 8)
+    cache.upsert(Kind.POOL, gpunodepool_object("gpu", taints=[{"key": "k", "effect": "NoSchedule"}]))
+    third = build_snapshot(cache.view(), 3.0, decayed_usage={}, nodes=converter).nodes
+    assert third["a"] is not second["a"] and third["a"] == second["a"]

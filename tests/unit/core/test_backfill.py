@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from builders import make_job, make_node, make_queue, make_snapshot
 
+from builders import make_job, make_node, make_queue, make_snapshot
 from gpupool.core import Job, schedule
 
 

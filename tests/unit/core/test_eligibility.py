@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from builders import make_job, make_node, make_queue
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from builders import make_job, make_node, make_queue
 from gpupool.core.capacity import FitCounter, workers_fitting_now
 from gpupool.core.eligibility import NodeEligibility
 from gpupool.core.models import PlacementPolicy, Taint, Toleration
-from gpupool.core.placement import ClusterState
+from gpupool.core.placement import PlacementState
 
 TAINT = Taint("dedicated", "ml", "NoSchedule")
 
@@ -74,16 +74,16 @@ def test_pool_stages(policy: PlacementPolicy, allow_cloud: bool, allow_spot: boo
 )
 def test_fit_counter_matches_a_full_count(running: list[int], ask: int, workers: int) -> None:
     nodes = [make_node("n1"), make_node("n2", gpus=4)]
-    state = ClusterState(nodes)
+    state = PlacementState(nodes)
     job = make_job("p", gpus=ask / 1000, workers=workers)
     allowed = np.ones(2, dtype=bool)
     counter = FitCounter(state, job, allowed)
     for k, milli in enumerate(running):
-        placed = state.place(make_job(f"r{k}", gpus=milli / 1000), policy="bestfit")
+        placed = state.place(make_job(f"r{k}", gpus=milli / 1000), scoring_policy="bestfit")
         if placed is None:
             continue
         state.allocate(placed, make_job(gpus=milli / 1000).shape)
         counter.refresh(tuple(state.index_of(p.node) for p in placed))
         total = workers_fitting_now(state, job, allowed)
         assert counter.fits() == (total >= workers)
-        assert (state.place(job, allowed=allowed, policy="bestfit") is not None) == (total >= workers)
+        assert (state.place(job, allowed=allowed, scoring_policy="bestfit") is not None) == (total >= workers)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from builders import make_job, make_queue
 
+from builders import make_job, make_queue
 from gpupool.core.models import Job
 from gpupool.core.ordering import QueueTurns, priority_allowed
 

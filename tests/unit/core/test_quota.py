@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from builders import make_node, make_queue
 
+from builders import make_node, make_queue
 from gpupool.core.models import Quota
 from gpupool.core.quota import QuotaLedger, resolve_flavors
 

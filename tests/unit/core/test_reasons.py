@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from builders import make_job
 
+from builders import make_job
 from gpupool.core.reasons import describe_request
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from builders import make_job, make_node, make_queue, make_snapshot
 
+from builders import make_job, make_node, make_queue, make_snapshot
 from gpupool.core import Decisions, GpuNode, Job, PlacementPolicy, Queue, SchedulerConfig, schedule
 from gpupool.core.models import Taint, Toleration, WaitCode
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from builders import GIB
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from builders import GIB
 from gpupool.core import (
     GpuNode,
     Job,

@@ -2,46 +2,31 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from builders import GIB
+from builders import make_job as job_of
+from builders import make_node as node_of
 from gpupool.core.models import GpuNode, GpuSlice, Job, WorkerPlacement, WorkerShape
-from gpupool.core.placement import DEFAULT_POLICY, POLICY_NAMES, ClusterState, PlacementError, WorkloadMix
+from gpupool.core.placement import (
+    DEFAULT_SCORING_POLICY,
+    SCORING_POLICY_NAMES,
+    PlacementError,
+    PlacementMemory,
+    PlacementState,
+    WorkloadMix,
+)
 
-GIB = 1024**3
-ALL_POLICIES = [p for p in POLICY_NAMES]
-
-
-def make_node(
-    name: str = "n0",
-    gpus: int = 8,
-    model: str = "A100",
-    cpu: int = 64_000,
-    memory: int = 256 * GIB,
-    ready: bool = True,
-) -> GpuNode:
-    return GpuNode(name=name, gpu_model=model, gpus=gpus, cpu_milli=cpu, memory_bytes=memory, ready=ready)
-
-
-def make_job(
-    key: str = "ns/j",
-    gpu_milli: int = 1000,
-    workers: int = 1,
-    cpu: int = 1000,
-    memory: int = GIB,
-    models: tuple[str, ...] = (),
-    placements: tuple[WorkerPlacement, ...] = (),
-) -> Job:
-    return Job(
-        key=key,
-        queue="q",
-        shape=WorkerShape(gpu_milli=gpu_milli, cpu_milli=cpu, memory_bytes=memory),
-        workers=workers,
-        gpu_models=models,
-        placements=placements,
-    )
+ALL_POLICIES = [p for p in SCORING_POLICY_NAMES]
+# This file's defaults: A100 nodes of 64 cores and 256 GiB; jobs of one worker asking
+# one GPU, one core and 1 GiB.
+make_node = partial(node_of, model="A100", cpu=64_000, memory=256 * GIB)
+make_job = partial(job_of, queue="q", gpu_milli=1000, cpu=1000, memory=GIB)
 
 
 def running(node: str, slices: list[tuple[int, int]], key: str = "ns/r", cpu: int = 1000) -> Job:
@@ -111,8 +96,8 @@ def running(node: str, slices: list[tuple[int, int]], key: str = "ns/r", cpu: in
     ],
 )
 def test_fit_rules(policy: str, nodes: list[GpuNode], busy: list[Job], job: Job, expect_node: str | None) -> None:
-    state = ClusterState.build(nodes, busy)
-    got = state.place(job, policy=policy, rng=np.random.default_rng(1))
+    state = PlacementState.build(nodes, busy)
+    got = state.place(job, scoring_policy=policy, rng=np.random.default_rng(1))
     if job.shape.gpu_milli == 500:  # no GPU has 500 left
         assert got is None
         return
@@ -136,11 +121,11 @@ def test_share_packs_tightest(policy: str, whole_gpu_jobs_seen: int) -> None:
         running("a", [(1, 300)], key="ns/r2"),
         running("a", [(2, 800)], key="ns/r3"),
     ]
-    state = ClusterState.build([node], busy)
-    mix = WorkloadMix()
-    mix.observe(WorkerShape(1000, 1000), whole_gpu_jobs_seen)
-    mix.observe(WorkerShape(400, 1000), 5)
-    got = state.place(make_job(gpu_milli=400), policy=policy, mix=mix)
+    state = PlacementState.build([node], busy)
+    memory = PlacementMemory()
+    memory.mix.observe(WorkerShape(1000, 1000), whole_gpu_jobs_seen)
+    memory.mix.observe(WorkerShape(400, 1000), 5)
+    got = state.place(make_job(gpu_milli=400), scoring_policy=policy, memory=memory)
     assert got is not None
     assert got[0].gpus == (GpuSlice(0, 400),)  # GPU 0 has 500 left: the tightest fit
 
@@ -148,10 +133,10 @@ def test_share_packs_tightest(policy: str, whole_gpu_jobs_seen: int) -> None:
 @pytest.mark.parametrize("policy", ALL_POLICIES)
 def test_gang_all_or_nothing(policy: str) -> None:
     nodes = [make_node("a", gpus=2), make_node("b", gpus=2)]
-    state = ClusterState.build(nodes)
+    state = PlacementState.build(nodes)
     before = state.gpu_free.copy()
-    assert state.place(make_job(gpu_milli=1000, workers=5), policy=policy) is None
-    got = state.place(make_job(gpu_milli=1000, workers=4), policy=policy)
+    assert state.place(make_job(gpu_milli=1000, workers=5), scoring_policy=policy) is None
+    got = state.place(make_job(gpu_milli=1000, workers=4), scoring_policy=policy)
     assert got is not None and [p.worker for p in got] == [0, 1, 2, 3]
     used = {(p.node, s.index) for p in got for s in p.gpus}
     assert len(used) == 4  # four distinct GPUs
@@ -159,13 +144,13 @@ def test_gang_all_or_nothing(policy: str) -> None:
 
 
 def test_gang_workers_share_a_node() -> None:
-    state = ClusterState.build([make_node("a", gpus=8)])
+    state = PlacementState.build([make_node("a", gpus=8)])
     got = state.place(make_job(gpu_milli=2000, workers=4))
     assert got is not None and {p.node for p in got} == {"a"}
 
 
 def test_allocate_release_round_trip() -> None:
-    state = ClusterState.build([make_node("a", gpus=2), make_node("b", gpus=2)])
+    state = PlacementState.build([make_node("a", gpus=2), make_node("b", gpus=2)])
     snapshot = (state.gpu_free.copy(), state.cpu_free.copy(), state.memory_free.copy())
     job = make_job(gpu_milli=300, workers=3)
     got = state.place(job)
@@ -179,7 +164,7 @@ def test_allocate_release_round_trip() -> None:
 
 
 def test_allocate_rejects_over_allocation() -> None:
-    state = ClusterState.build([make_node("a", gpus=1)])
+    state = PlacementState.build([make_node("a", gpus=1)])
     p = (WorkerPlacement(0, "a", (GpuSlice(0, 700),)),)
     state.allocate(p, WorkerShape(700))
     with pytest.raises(PlacementError):
@@ -192,14 +177,14 @@ def test_deterministic_with_same_seed(policy: str) -> None:
     nodes = [make_node(f"n{i}", gpus=8) for i in range(20)]
 
     def run(seed: int) -> list[tuple[WorkerPlacement, ...] | None]:
-        state = ClusterState.build(nodes)
+        state = PlacementState.build(nodes)
         rng = np.random.default_rng(seed)
-        mix = WorkloadMix()
+        memory = PlacementMemory()
         out = []
         for k in range(60):
             job = make_job(key=f"ns/j{k}", gpu_milli=[250, 1000, 2000, 500][k % 4])
-            mix.observe(job.shape)
-            got = state.place(job, policy=policy, rng=rng, mix=mix)
+            memory.mix.observe(job.shape)
+            got = state.place(job, scoring_policy=policy, rng=rng, memory=memory)
             if got is not None:
                 state.allocate(got, job.shape)
             out.append(got)
@@ -209,7 +194,7 @@ def test_deterministic_with_same_seed(policy: str) -> None:
 
 
 def test_fits_anywhere_and_masks() -> None:
-    state = ClusterState.build([make_node("a", gpus=2, model="T4"), make_node("b", gpus=8, model="A100")])
+    state = PlacementState.build([make_node("a", gpus=2, model="T4"), make_node("b", gpus=8, model="A100")])
     assert state.index_of("b") == 1
     assert state.model_mask(["T4"]).tolist() == [True, False]
     assert state.model_mask([]).tolist() == [True, True]
@@ -219,13 +204,13 @@ def test_fits_anywhere_and_masks() -> None:
     job = make_job(gpu_milli=1000)
     got = state.place(job, allowed=np.array([True, False]))
     assert got is not None and got[0].node == "a"
-    assert DEFAULT_POLICY in POLICY_NAMES and {"random", "bestfit", "fgd"} <= set(POLICY_NAMES)
+    assert DEFAULT_SCORING_POLICY in SCORING_POLICY_NAMES and {"random", "bestfit", "fgd"} <= set(SCORING_POLICY_NAMES)
 
 
 def test_unknown_policy_is_an_error() -> None:
-    state = ClusterState.build([make_node()])
+    state = PlacementState.build([make_node()])
     with pytest.raises(ValueError, match="unknown placement policy"):
-        state.place(make_job(), policy="nope")
+        state.place(make_job(), scoring_policy="nope")
 
 
 request = st.tuples(
@@ -248,13 +233,13 @@ def test_never_over_allocates(reqs: list[tuple[int, int, int, int]], policy: str
         make_node("b", gpus=2, cpu=16_000, memory=64 * GIB, model="T4"),
         make_node("c", gpus=4, cpu=32_000, memory=64 * GIB),
     ]
-    state = ClusterState.build(nodes)
+    state = PlacementState.build(nodes)
     rng = np.random.default_rng(seed)
-    mix = WorkloadMix()
+    memory = PlacementMemory()
     for k, (milli, workers, cpu, mem) in enumerate(reqs):
         job = make_job(key=f"ns/{k}", gpu_milli=milli, workers=workers, cpu=cpu, memory=mem * GIB)
-        mix.observe(job.shape, workers)
-        got = state.place(job, policy=policy, rng=rng, mix=mix)
+        memory.mix.observe(job.shape, workers)
+        got = state.place(job, scoring_policy=policy, rng=rng, memory=memory)
         if got is None:
             continue
         assert len(got) == workers
@@ -267,12 +252,12 @@ def test_never_over_allocates(reqs: list[tuple[int, int, int, int]], policy: str
 
 def test_ties_go_to_lowest_tie_rank() -> None:
     nodes = [make_node(f"n{i}", gpus=8) for i in range(4)]
-    state = ClusterState.build(nodes, tie_rank=[3, 1, 0, 2])
+    state = PlacementState.build(nodes, tie_rank=[3, 1, 0, 2])
     for policy in ("bestfit", "fgd", "gpupool"):
-        got = state.place(make_job(), policy=policy)
+        got = state.place(make_job(), scoring_policy=policy)
         assert got is not None and got[0].node == "n2", policy
     with pytest.raises(ValueError, match="tie_rank"):
-        ClusterState.build(nodes, tie_rank=[0])
+        PlacementState.build(nodes, tie_rank=[0])
 
 
 def _reference_frag(free: list[int], cpu: int, model: str, mix: WorkloadMix) -> float:

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
-from gpupool.core.models import GpuNode, GpuSlice, Job, WorkerPlacement, WorkerShape
-from gpupool.core.placement import ClusterState, WorkloadMix
+from builders import GIB
+from builders import make_job as job_of
+from builders import make_node as node_of
+from gpupool.core.models import GpupoolParams, Job, WorkerShape
+from gpupool.core.placement import PlacementMemory, PlacementState, WorkloadMix
 from gpupool.core.placement.gpupool_policy import narrow_ties, unclaimed_models
 
-GIB = 1024**3
-
-
-def make_node(name: str, gpus: int = 1, model: str = "A100", cpu: int = 64_000) -> GpuNode:
-    return GpuNode(name=name, gpu_model=model, gpus=gpus, cpu_milli=cpu, memory_bytes=256 * GIB)
-
-
-def make_job(gpu_milli: int, key: str = "ns/j", cpu: int = 1000, node: str = "", gpu: int = 0) -> Job:
-    """A pending job, or a running one holding GPU `gpu` of `node` when a node is given."""
-    placements: tuple[WorkerPlacement, ...] = ()
-    if node:
-        placements = (WorkerPlacement(0, node, (GpuSlice(gpu, gpu_milli),)),)
-    return Job(
-        key=key,
-        queue="q",
-        shape=WorkerShape(gpu_milli=gpu_milli, cpu_milli=cpu, memory_bytes=GIB),
-        workers=1,
-        placements=placements,
-    )
+# This file's defaults: one-GPU A100 nodes of 64 cores and 256 GiB; single-worker jobs of
+# one core and 1 GiB. `on=(node,)` with `first_gpu=g` makes a job running on GPU g of node.
+make_node = partial(node_of, gpus=1, model="A100", cpu=64_000, memory=256 * GIB)
+make_job = partial(job_of, key="ns/j", queue="q", cpu=1000, memory=GIB)
+DEFAULT_PARAMS = GpupoolParams()
 
 
 def mix_of(*seen: tuple[int, int, tuple[str, ...]]) -> WorkloadMix:
@@ -59,9 +50,9 @@ SHARES = mix_of((650, 10, ()), (320, 10, ()), (470, 20, ()), (110, 1, ()))
 )
 def test_share_goes_to_its_planned_home(held: list[tuple[str, int]], share: int, expect: tuple[str, int]) -> None:
     nodes = [make_node(name) for name, _ in held] + [make_node("idle")]
-    running = [make_job(milli, key=f"ns/{name}", node=name) for name, milli in held]
-    state = ClusterState.build(nodes, running)
-    got = state.place(make_job(share), policy="gpupool", mix=SHARES)
+    running = [make_job(gpu_milli=milli, key=f"ns/{name}", on=(name,)) for name, milli in held]
+    state = PlacementState.build(nodes, running)
+    got = state.place(make_job(gpu_milli=share), scoring_policy="gpupool", memory=PlacementMemory(SHARES))
     assert got is not None
     assert (got[0].node, got[0].gpus[0].index) == expect
 
@@ -70,33 +61,35 @@ def test_tightest_home_wins_whatever_the_tie_order() -> None:
     # a: 400 free, the 320 leaves 80 (too little for any share); b: 350 free, leaves 30.
     # Both look alike to the fragmentation buckets, and the tie order favours a.
     nodes = [make_node("a"), make_node("b"), make_node("idle")]
-    running = [make_job(600, key="ns/a", node="a"), make_job(650, key="ns/b", node="b")]
-    state = ClusterState.build(nodes, running, tie_rank=[0, 1, 2])
-    got = state.place(make_job(320), policy="gpupool", mix=SHARES)
+    running = [make_job(gpu_milli=600, key="ns/a", on=("a",)), make_job(gpu_milli=650, key="ns/b", on=("b",))]
+    state = PlacementState.build(nodes, running, tie_rank=[0, 1, 2])
+    got = state.place(make_job(gpu_milli=320), scoring_policy="gpupool", memory=PlacementMemory(SHARES))
     assert got is not None and got[0].node == "b"
 
 
 def test_without_a_plan_a_share_takes_the_tightest_gpu() -> None:
     nodes = [make_node("a"), make_node("b"), make_node("idle")]
-    state = ClusterState.build(nodes, [make_job(470, key="ns/a", node="a"), make_job(600, key="ns/b", node="b")])
-    got = state.place(make_job(320), policy="gpupool", mix=None)
+    state = PlacementState.build(
+        nodes, [make_job(gpu_milli=470, key="ns/a", on=("a",)), make_job(gpu_milli=600, key="ns/b", on=("b",))]
+    )
+    got = state.place(make_job(gpu_milli=320), scoring_policy="gpupool", memory=None)
     assert got is not None and got[0].node == "b"  # 400 free: leaves 80, the least
 
 
 @pytest.mark.parametrize(
     ("job", "expect"),
     [
-        pytest.param(make_job(1000), ["g2"], id="flexible-gpu-job-spares-the-pinned-model"),
-        pytest.param(make_job(500), ["g2"], id="flexible-share-spares-the-pinned-model"),
-        pytest.param(make_job(0), ["t4", "g2"], id="cpu-only-job-ignores-models"),
+        pytest.param(make_job(gpu_milli=1000), ["g2"], id="flexible-gpu-job-spares-the-pinned-model"),
+        pytest.param(make_job(gpu_milli=500), ["g2"], id="flexible-share-spares-the-pinned-model"),
+        pytest.param(make_job(gpu_milli=0), ["t4", "g2"], id="cpu-only-job-ignores-models"),
     ],
 )
 def test_ties_spare_pinned_models(job: Job, expect: list[str]) -> None:
     nodes = [make_node("t4", gpus=2, model="T4"), make_node("g2", gpus=2, model="G2")]
-    state = ClusterState.build(nodes)
+    state = PlacementState.build(nodes)
     mix = mix_of((1000, 10, ("T4",)), (1000, 10, ()), (0, 5, ()))
     tied = np.array([0, 1], dtype=np.int64)  # both nodes ranked equal by fragmentation
-    kept = narrow_ties(state, tied, tied, job.shape, mix.snapshot())
+    kept = narrow_ties(state, tied, tied, job.shape, PlacementMemory(mix).tables(), DEFAULT_PARAMS)
     assert [state.node_names[i] for i in kept] == expect
 
 
@@ -109,9 +102,9 @@ def test_ties_spare_pinned_models(job: Job, expect: list[str]) -> None:
     ],
 )
 def test_small_nodes_first_among_ties(gpu_milli: int, expect: list[str]) -> None:
-    state = ClusterState.build([make_node("big", gpus=8), make_node("small", gpus=2)])
+    state = PlacementState.build([make_node("big", gpus=8), make_node("small", gpus=2)])
     tied = np.array([0, 1], dtype=np.int64)
-    kept = narrow_ties(state, tied, tied, WorkerShape(gpu_milli, 1000), None)
+    kept = narrow_ties(state, tied, tied, WorkerShape(gpu_milli, 1000), None, DEFAULT_PARAMS)
     assert [state.node_names[i] for i in kept] == expect
 
 
@@ -135,19 +128,23 @@ def test_unclaimed_models(busy: list[tuple[str, int]], among: list[str], expect:
         make_node("c", gpus=2, model="C"),
         make_node("c2", gpus=2, model="C"),
     ]
-    running = [make_job(1000, key=f"ns/{name}-{g}", node=name, gpu=g) for name, gpus in busy for g in range(gpus)]
-    state = ClusterState.build(nodes, running)
-    snapshot = CLAIMED.snapshot()
-    assert snapshot is not None
+    running = [
+        make_job(gpu_milli=1000, key=f"ns/{name}-{g}", on=(name,), first_gpu=g)
+        for name, gpus in busy
+        for g in range(gpus)
+    ]
+    state = PlacementState.build(nodes, running)
+    tables = PlacementMemory(CLAIMED).tables()
+    assert tables is not None
     candidates = np.array([state.index_of(n) for n in among], dtype=np.int64)
-    kept = unclaimed_models(state, candidates, snapshot)
+    kept = unclaimed_models(state, candidates, tables, DEFAULT_PARAMS)
     assert [state.node_names[i] for i in kept] == expect
 
 
 def test_flexible_job_avoids_claimed_model_even_when_fragmentation_prefers_it() -> None:
     # b has a partly used GPU, so packing there looks best, but pinned jobs will fill B.
     nodes = [make_node("b", gpus=2, model="B"), make_node("a", gpus=2, model="A")]
-    state = ClusterState.build(nodes, [make_job(500, key="ns/b", node="b")], tie_rank=[0, 1])
+    state = PlacementState.build(nodes, [make_job(gpu_milli=500, key="ns/b", on=("b",))], tie_rank=[0, 1])
     mix = mix_of((500, 10, ("B",)), (500, 10, ()))
-    got = state.place(make_job(500), policy="gpupool", mix=mix)
+    got = state.place(make_job(gpu_milli=500), scoring_policy="gpupool", memory=PlacementMemory(mix))
     assert got is not None and got[0].node == "a"

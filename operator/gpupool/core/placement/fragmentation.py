@@ -1,7 +1,8 @@
 """GPU fragmentation of nodes against a workload mix, vectorised over nodes.
 
-Who uses this: the `fgd` and `gpupool` placement policies, which put a worker where it
-raises fragmentation least (FGD, Weng et al., USENIX ATC '23).
+Who uses this: the `fgd` and `gpupool` scoring policies, which put a worker where it
+raises fragmentation least (FGD, Weng et al., USENIX ATC '23); `MixTables.frag_model`
+(`memory.py`) builds one `FragModel` per mix snapshot and cluster GPU-model list.
 
 Definition (the paper's): for a request type t and a node, the fragment is the free GPU
 milli that t cannot use. If t cannot run on the node at all (wrong GPU model, not enough

@@ -1,10 +1,13 @@
 """The workload mix: how often each kind of worker request turns up.
 
-Who uses this: fragmentation-aware placement policies (`fgd`, `gpupool`) score a node by
+Who uses this: fragmentation-aware scoring policies (`fgd`, `gpupool`) score a node by
 how much of its free GPU a *typical* request could still use, so they need the
-distribution of typical requests. The operator feeds it every job it sees
-(`WorkloadMix.observe`), the trace bench feeds it each pod as it arrives; both learn the
-distribution online, from the past only.
+distribution of typical requests. It lives in a `PlacementMemory` (`memory.py`): each
+scheduling cycle (`gpupool.core.schedule`) feeds it every job of its snapshot that the
+memory has not seen before (`PlacementMemory.observe_jobs`, which calls
+`WorkloadMix.observe`); the trace bench (`gpupool.sim.replay`) feeds it each pod as it
+arrives. Either way the distribution is learned online, from the past only, and carried
+from cycle to cycle only if the caller passes the memory on (`Decisions.memory`).
 
 A request type is (milli-GPU per worker, cpu, allowed GPU models). Memory is left out on
 purpose, as in the FGD paper: it rarely limits GPU nodes and every extra key dimension
@@ -80,7 +83,7 @@ class WorkloadMix:
         self._coverage = coverage
         self._snapshot: MixSnapshot | None = None
         self._snapshot_total = 0.0
-        # Bumped whenever a new snapshot is built; scorers cache derived arrays by it.
+        # Bumped whenever a new snapshot is built; `PlacementMemory.tables` follows it.
         self.version = 0
 
     @property
@@ -95,6 +98,16 @@ class WorkloadMix:
         key = RequestType(shape.gpu_milli, shape.cpu_milli, tuple(sorted(gpu_models)))
         self._counts[key] = self._counts.get(key, 0.0) + count
         self._total += count
+
+    def copy(self) -> WorkloadMix:
+        """An independent copy (counts copied; the current snapshot, never changed, shared)."""
+        other = WorkloadMix(self._coverage)
+        other._counts = dict(self._counts)
+        other._total = self._total
+        other._snapshot = self._snapshot
+        other._snapshot_total = self._snapshot_total
+        other.version = self.version
+        return other
 
     def snapshot(self) -> MixSnapshot | None:
         """The typical request types, or None before anything was observed.

@@ -1,11 +1,12 @@
 """How much of each GPU model's capacity the model-pinned part of the workload will want.
 
-Who uses this: the `gpupool` placement policy, to keep jobs off the GPU models that
-model-pinned jobs depend on. A job pinned to `T4|P100` has nowhere else to go; a job that
-accepts any model does. If flexible jobs fill the T4s first, the pinned ones fail later
-while other models sit idle. On a synthetic openb variant with half the GPU jobs pinned
-to two of four models (`spec50` in docs/benchmarks.md), keeping jobs off the models
-pinned jobs still need halved unallocated GPU at arrived = 100% (16.7% with FGD, 8.8%).
+Who uses this: the `gpupool` scoring policy (through `MixTables.pinned` in `memory.py`),
+to keep jobs off the GPU models that model-pinned jobs depend on. A job pinned to
+`T4|P100` has nowhere else to go; a job that accepts any model does. If flexible jobs
+fill the T4s first, the pinned ones fail later while other models sit idle. On a
+synthetic openb variant with half the GPU jobs pinned to two of four models (`spec50` in
+docs/benchmarks.md), keeping jobs off the models pinned jobs still need halved
+unallocated GPU at arrived = 100% (16.7% with FGD, 8.8%).
 
 The measures, per GPU model m:
     demand(m) = sum over pinned model sets S that contain m of
@@ -30,14 +31,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-def pinned_demand_per_node(
-    snapshot: MixSnapshot, models: tuple[str, ...], model_id: IntArray, gpu_count: IntArray
-) -> FloatArray:
-    """demand(m) of each node's GPU model (see module doc); one value per node.
-
-    `models[model_id[i]]` is node i's GPU model and `gpu_count[i]` its GPU count.
-    """
-    capacity = gpus_per_model(model_id, gpu_count, len(models))
+def pinned_demand_per_model(snapshot: MixSnapshot, models: tuple[str, ...], capacity: FloatArray) -> FloatArray:
+    """demand(m) of each of `models` (see module doc); `capacity[m]` is the GPUs of model m."""
     position = {m: k for k, m in enumerate(models)}
     demand = np.zeros(len(models), dtype=np.float64)
     for model_set, milli in snapshot.pinned_milli:
@@ -45,6 +40,17 @@ def pinned_demand_per_node(
         gpus = float(capacity[allowed].sum()) if allowed else 0.0
         if gpus > 0:
             demand[allowed] += milli / gpus
+    return demand
+
+
+def pinned_demand_per_node(
+    snapshot: MixSnapshot, models: tuple[str, ...], model_id: IntArray, gpu_count: IntArray
+) -> FloatArray:
+    """demand(m) of each node's GPU model (see module doc); one value per node.
+
+    `models[model_id[i]]` is node i's GPU model and `gpu_count[i]` its GPU count.
+    """
+    demand = pinned_demand_per_model(snapshot, models, gpus_per_model(model_id, gpu_count, len(models)))
     per_node: FloatArray = demand[model_id] if len(models) else np.zeros(len(model_id), dtype=np.float64)
     return per_node
 
@@ -56,7 +62,10 @@ def gpus_per_model(model_id: IntArray, gpu_count: IntArray, models: int) -> Floa
 
 
 def pinned_ratio(demand: FloatArray, snapshot: MixSnapshot, gpu_count: IntArray) -> FloatArray:
-    """ratio(m) of each node (see module doc) from its `pinned_demand_per_node` value."""
+    """ratio(m) for each `demand(m)` value (see module doc), per model or per node alike.
+
+    `gpu_count` holds the cluster's per-node GPU counts (only their sum matters).
+    """
     average = snapshot.milli_per_worker / max(float(gpu_count.sum()), 1.0)
     if average <= 0:
         return np.zeros_like(demand)
@@ -64,4 +73,4 @@ def pinned_ratio(demand: FloatArray, snapshot: MixSnapshot, gpu_count: IntArray)
     return ratio
 
 
-__all__ = ["gpus_per_model", "pinned_demand_per_node", "pinned_ratio"]
+__all__ = ["gpus_per_model", "pinned_demand_per_model", "pinned_demand_per_node", "pinned_ratio"]

@@ -1,15 +1,19 @@
-"""Placement policies: given the nodes where a worker fits, pick one node and its GPUs.
+"""Scoring policies: given the nodes where a worker fits, pick one node and its GPUs.
 
-Who uses this: `ClusterState.place` resolves the policy name it is given (the operator's
-`SchedulerConfig.placement_policy`, or the trace bench's `--policy`) and calls the policy
-once per worker with the indices of the nodes where that worker fits.
+Who uses this: `PlacementState.place` resolves the scoring policy name it is given (the
+scheduling core's `SchedulerConfig.scoring_policy`, or the trace bench's `--policy`;
+`registry.py`) and calls the policy once per worker with the indices of the nodes where
+that worker fits.
 
-Every policy is a function (state, candidates, shape, rng, mix) -> (node row, GPU indices)
-or None when there is no candidate. Ties between nodes go to the node first in the
-state's tie order (`ClusterState.tie_rank`; node order unless the caller sets one), as
-in the FGD paper's scheduler, which picks the lexicographically smallest node name among
-equal scores. A fixed order packs: equal nodes fill one after another instead of
-spreading at random. Only `random` draws from `rng`.
+Every policy is a function (state, candidates, shape, rng, memory, params) -> (node row,
+GPU indices) or None when there is no candidate; `memory` is the `PlacementMemory` whose
+learned mix the fragmentation-aware policies score against (None: nothing learned),
+`params` the `gpupool` policy's parameters (the others ignore them). Ties between nodes
+go to the node first in the state's tie order (`PlacementState.tie_rank`; node order
+unless the caller sets one), as in the FGD paper's scheduler, which picks the
+lexicographically smallest node name among equal scores. A fixed order packs: equal
+nodes fill one after another instead of spreading at random. Only `random` draws from
+`rng`.
 
 - `random`:  a uniformly random fitting node (the paper's Random baseline).
 - `bestfit`: the paper's BestFit: least cpu and GPU left after placement, scores
@@ -27,18 +31,19 @@ from typing import TYPE_CHECKING, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from gpupool.core.models import MILLI_PER_GPU, WorkerShape
+from gpupool.core.models import MILLI_PER_GPU, GpupoolParams, WorkerShape
 from gpupool.core.placement.fragmentation import FragModel
-from gpupool.core.placement.mix import MixSnapshot, WorkloadMix
+from gpupool.core.placement.memory import MixTables, PlacementMemory
+from gpupool.core.placement.mix import WorkloadMix
 
 if TYPE_CHECKING:
-    from gpupool.core.placement.state import ClusterState
+    from gpupool.core.placement.state import PlacementState
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 Choice: TypeAlias = tuple[int, tuple[int, ...]]
-Policy: TypeAlias = Callable[
-    ["ClusterState", IntArray, WorkerShape, "np.random.Generator | None", "WorkloadMix | None"],
+ScoringPolicy: TypeAlias = Callable[
+    ["PlacementState", IntArray, WorkerShape, "np.random.Generator | None", "PlacementMemory | None", GpupoolParams],
     "Choice | None",
 ]
 
@@ -48,27 +53,27 @@ BESTFIT_MAX_GPU_MILLI = 8 * MILLI_PER_GPU
 
 
 # ------------------------------------------------------------------ GPU choice helpers
-def idle_gpus(state: ClusterState, node: int, count: int) -> tuple[int, ...]:
+def idle_gpus(state: PlacementState, node: int, count: int) -> tuple[int, ...]:
     """The `count` lowest-numbered fully idle GPUs of `node`."""
     row = state.gpu_free[node]
     return tuple(int(g) for g in np.flatnonzero(row == MILLI_PER_GPU)[:count])
 
 
-def tightest_gpu(state: ClusterState, node: int, milli: int) -> int:
+def tightest_gpu(state: PlacementState, node: int, milli: int) -> int:
     """The GPU of `node` with the least free milli that still holds `milli` (lowest index on ties)."""
     row = state.gpu_free[node]
     slack = np.where(row >= milli, row - milli, np.iinfo(np.int64).max)
     return int(np.argmin(slack))
 
 
-def default_gpus(state: ClusterState, node: int, shape: WorkerShape) -> tuple[int, ...]:
+def default_gpus(state: PlacementState, node: int, shape: WorkerShape) -> tuple[int, ...]:
     """Tightest GPU for a share, lowest idle GPUs for whole GPUs, none for CPU-only."""
     if shape.is_fractional:
         return (tightest_gpu(state, node, shape.gpu_milli),)
     return idle_gpus(state, node, shape.whole_gpus)
 
 
-def pick_best(state: ClusterState, candidates: IntArray, scores: FloatArray | IntArray) -> int:
+def pick_best(state: PlacementState, candidates: IntArray, scores: FloatArray | IntArray) -> int:
     """Position (in `candidates`) of the highest score; ties to the lowest `tie_rank`."""
     best = np.flatnonzero(scores == scores.max())
     if len(best) == 1:
@@ -78,11 +83,12 @@ def pick_best(state: ClusterState, candidates: IntArray, scores: FloatArray | In
 
 # ------------------------------------------------------------------------- policies
 def random_policy(
-    state: ClusterState,
+    state: PlacementState,
     candidates: IntArray,
     shape: WorkerShape,
     rng: np.random.Generator | None,
-    mix: WorkloadMix | None,
+    memory: PlacementMemory | None,
+    params: GpupoolParams,
 ) -> Choice | None:
     """A uniformly random fitting node (seeded; a fixed seed when no rng is given)."""
     if len(candidates) == 0:
@@ -96,7 +102,7 @@ def random_policy(
     return node, default_gpus(state, node, shape)
 
 
-def bestfit_scores(state: ClusterState, candidates: IntArray, shape: WorkerShape) -> IntArray:
+def bestfit_scores(state: PlacementState, candidates: IntArray, shape: WorkerShape) -> IntArray:
     """The paper's BestFit as the scheduler sees it: integer 0..100, higher is better."""
     cpu_left = state.cpu_free[candidates] - shape.cpu_milli
     gpu_left = state.sum_free[candidates] - shape.gpu_milli
@@ -105,11 +111,12 @@ def bestfit_scores(state: ClusterState, candidates: IntArray, shape: WorkerShape
 
 
 def bestfit_policy(
-    state: ClusterState,
+    state: PlacementState,
     candidates: IntArray,
     shape: WorkerShape,
     rng: np.random.Generator | None,
-    mix: WorkloadMix | None,
+    memory: PlacementMemory | None,
+    params: GpupoolParams,
 ) -> Choice | None:
     """Least cpu + GPU left after placement (quantised as the paper's scheduler does)."""
     if len(candidates) == 0:
@@ -118,40 +125,19 @@ def bestfit_policy(
     return node, default_gpus(state, node, shape)
 
 
-class _FragModels:
-    """Caches one `FragModel` per (mix snapshot, cluster model list)."""
-
-    def __init__(self) -> None:
-        self._key: tuple[int, tuple[str, ...]] | None = None
-        self._snapshot: MixSnapshot | None = None
-        self._model: FragModel | None = None
-
-    def get(self, snapshot: MixSnapshot, models: tuple[str, ...]) -> FragModel:
-        key = (id(snapshot), models)
-        # Holding the snapshot keeps its id from being reused while cached.
-        if self._model is None or self._key != key or self._snapshot is not snapshot:
-            self._model = FragModel(snapshot, models)
-            self._key = key
-            self._snapshot = snapshot
-        return self._model
-
-
-_frag_models = _FragModels()
-
-
-def frag_model_for(state: ClusterState, shape: WorkerShape, mix: WorkloadMix | None) -> FragModel:
-    """The fragmentation model of `mix`, or of `shape` alone when no mix is known yet."""
-    snapshot = mix.snapshot() if mix is not None else None
-    if snapshot is None:
-        fallback = WorkloadMix()
-        fallback.observe(shape)
-        snapshot = fallback.snapshot()
-        assert snapshot is not None
-    return _frag_models.get(snapshot, state.models)
+def frag_model_for(state: PlacementState, shape: WorkerShape, tables: MixTables | None) -> FragModel:
+    """The fragmentation model of the learned mix, or of `shape` alone when none is known yet."""
+    if tables is not None:
+        return tables.frag_model(state.models)
+    fallback = WorkloadMix()
+    fallback.observe(shape)
+    snapshot = fallback.snapshot()
+    assert snapshot is not None
+    return FragModel(snapshot, state.models)
 
 
 def frag_growth(
-    state: ClusterState, candidates: IntArray, shape: WorkerShape, model: FragModel
+    state: PlacementState, candidates: IntArray, shape: WorkerShape, model: FragModel
 ) -> tuple[FloatArray, IntArray]:
     """Growth of expected fragmentation for each candidate node, and the GPU it implies.
 
@@ -180,11 +166,12 @@ def sigmoid_score(growth: FloatArray) -> IntArray:
 
 
 def fgd_policy(
-    state: ClusterState,
+    state: PlacementState,
     candidates: IntArray,
     shape: WorkerShape,
     rng: np.random.Generator | None,
-    mix: WorkloadMix | None,
+    memory: PlacementMemory | None,
+    params: GpupoolParams,
 ) -> Choice | None:
     """The paper's FGD: least fragmentation growth, scored through its quantised sigmoid.
 
@@ -194,7 +181,7 @@ def fgd_policy(
     """
     if len(candidates) == 0:
         return None
-    model = frag_model_for(state, shape, mix)
+    model = frag_model_for(state, shape, memory.tables() if memory is not None else None)
     free = state.gpu_free[candidates]
     cpu = state.cpu_free[candidates]
     idle = state.idle[candidates]

@@ -1,30 +1,33 @@
-"""Placement policy names, and which one `default` means.
+"""Scoring policy names, and which one `default` means.
 
-Who uses this: `ClusterState.place` resolves its `policy` argument here; the operator's
-settings and the trace bench validate names against `POLICY_NAMES`.
+Who uses this: `PlacementState.place` resolves its `scoring_policy` argument here (the
+scheduling core passes `SchedulerConfig.scoring_policy`, the trace bench its `--policy`);
+the operator's settings (`gpupool.settings`) check their `placement_policy` against
+`SCORING_POLICY_NAMES` at start-up, and the trace bench offers them as `--policy` choices.
 """
 
 from __future__ import annotations
 
 from gpupool.core.placement.gpupool_policy import gpupool_policy
-from gpupool.core.placement.policies import Policy, bestfit_policy, fgd_policy, random_policy
+from gpupool.core.placement.policies import ScoringPolicy, bestfit_policy, fgd_policy, random_policy
 
-POLICIES: dict[str, Policy] = {
+SCORING_POLICIES: dict[str, ScoringPolicy] = {
     "random": random_policy,
     "bestfit": bestfit_policy,
     "fgd": fgd_policy,
     "gpupool": gpupool_policy,
 }
-DEFAULT_POLICY = "default"
+DEFAULT_SCORING_POLICY = "default"
 # What `default` stands for: the best policy on the openb trace bench (docs/benchmarks.md).
 DEFAULT_RESOLVES_TO = "gpupool"
-POLICY_NAMES: tuple[str, ...] = (DEFAULT_POLICY, *POLICIES)
+SCORING_POLICY_NAMES: tuple[str, ...] = (DEFAULT_SCORING_POLICY, *SCORING_POLICIES)
 
 
-def resolve_policy(name: str) -> Policy:
-    """The policy function for `name` (`default` = `DEFAULT_RESOLVES_TO`)."""
-    key = DEFAULT_RESOLVES_TO if name == DEFAULT_POLICY else name
+def resolve_scoring_policy(name: str) -> ScoringPolicy:
+    """The scoring policy function for `name` (`default` = `DEFAULT_RESOLVES_TO`)."""
+    key = DEFAULT_RESOLVES_TO if name == DEFAULT_SCORING_POLICY else name
     try:
-        return POLICIES[key]
+        return SCORING_POLICIES[key]
     except KeyError:
-        raise ValueError(f"unknown placement policy {name!r}; choose one of {', '.join(POLICY_NAMES)}") from None
+        choices = ", ".join(SCORING_POLICY_NAMES)
+        raise ValueError(f"unknown placement policy {name!r}: the scoring policy is one of {choices}") from None

@@ -1,6 +1,6 @@
 """A packing plan for GPU shares: which share sizes should end up together on one GPU.
 
-Who uses this: the `gpupool` placement policy, to decide where a share goes. Greedy
+Who uses this: the `gpupool` scoring policy, to decide where a share goes. Greedy
 rules (best fit, least fragmentation growth) look one placement ahead and pair shares
 badly: a 0.32 share lands beside a 0.47 one (0.21 left, which almost nothing fills)
 while a 0.65 share that would have completed it with 0.03 left arrives later. A plan
@@ -16,8 +16,8 @@ a subset of its other members took `1000 - f`. For example the pattern 0.47 + 0.
 a GPU with 530 free the planned home of a 0.47 share, and 0.65 + 0.32 makes 350 free the
 home of 0.32 and 680 free the home of 0.65.
 
-The plan is a pure function of the counts (`SharePlan.from_counts`); the policy rebuilds
-it whenever the workload mix takes a new snapshot.
+The plan is a pure function of the counts (`SharePlan.from_counts`); `MixTables.share_plan`
+(`memory.py`) builds it once per snapshot of the workload mix.
 """
 
 from __future__ import annotations

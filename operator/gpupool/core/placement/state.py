@@ -1,9 +1,9 @@
 """Per-GPU allocation of a cluster as numpy arrays, and gang placement over it.
 
-Who uses this: the scheduling core builds one `ClusterState` per cycle from the snapshot
-(`ClusterState.build(nodes, running)`), asks `place` for every job it tries to admit and
+Who uses this: the scheduling core builds one `PlacementState` per cycle from the snapshot
+(`PlacementState.build(nodes, running)`), asks `place` for every job it tries to admit and
 `allocate`s what it admits so later jobs see it; preemption what-ifs `release` victims and
-undo. The trace bench (`gpupool.sim.placement_bench`) drives the very same object.
+undo. The trace bench (`gpupool.sim.replay`) drives the very same object.
 
 Layout: node i has `gpu_free[i, g]` milli free on GPU g; rows are padded with 0 up to the
 largest GPU count, and a padded slot behaves like a fully used GPU (it can host nothing
@@ -18,11 +18,20 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from gpupool.core.models import MILLI_PER_GPU, GpuNode, GpuSlice, Job, WorkerPlacement, WorkerShape
-from gpupool.core.placement.mix import WorkloadMix
+from gpupool.core.models import (
+    DEFAULT_GPUPOOL_PARAMS,
+    MILLI_PER_GPU,
+    GpuNode,
+    GpupoolParams,
+    GpuSlice,
+    Job,
+    WorkerPlacement,
+    WorkerShape,
+)
+from gpupool.core.placement.memory import PlacementMemory
 from gpupool.core.placement.pinned_demand import FloatArray, gpus_per_model
 from gpupool.core.placement.policies import Choice
-from gpupool.core.placement.registry import resolve_policy
+from gpupool.core.placement.registry import DEFAULT_SCORING_POLICY, resolve_scoring_policy
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -32,7 +41,7 @@ class PlacementError(ValueError):
     """A placement does not fit the state it is applied to (a caller bug, not a wait)."""
 
 
-class ClusterState:
+class PlacementState:
     """Mutable per-GPU view of a cluster; `place` never mutates it, `allocate` does."""
 
     def __init__(self, nodes: Sequence[GpuNode]) -> None:
@@ -77,7 +86,7 @@ class ClusterState:
         running: Iterable[Job] = (),
         *,
         tie_rank: Sequence[int] | IntArray | None = None,
-    ) -> ClusterState:
+    ) -> PlacementState:
         """State of `nodes` with the placements of `running` jobs applied.
 
         Placements on nodes that are not in `nodes` (deleted since) are skipped: the
@@ -95,9 +104,9 @@ class ClusterState:
                 state.allocate(known, job.shape)
         return state
 
-    def copy(self) -> ClusterState:
+    def copy(self) -> PlacementState:
         """An independent copy (for what-ifs that must not touch the original)."""
-        other = object.__new__(ClusterState)
+        other = object.__new__(PlacementState)
         other.__dict__.update(self.__dict__)
         for name in ("gpu_free", "cpu_free", "memory_free", "idle", "max_free", "sum_free"):
             setattr(other, name, getattr(self, name).copy())
@@ -160,29 +169,32 @@ class ClusterState:
         job: Job,
         *,
         allowed: BoolArray | None = None,
-        policy: str = "default",
+        scoring_policy: str = DEFAULT_SCORING_POLICY,
+        gpupool_params: GpupoolParams = DEFAULT_GPUPOOL_PARAMS,
         rng: np.random.Generator | None = None,
-        mix: WorkloadMix | None = None,
+        memory: PlacementMemory | None = None,
     ) -> tuple[WorkerPlacement, ...] | None:
         """Where every worker of `job` would run, or None if the whole gang cannot fit.
 
         Honours node readiness, `job.gpu_models`, cpu, memory and GPU fit, and the caller's
         `allowed` mask (taints, pool policy and quota flavors are the caller's business).
         Workers are placed one after another, each seeing the ones before it, so several
-        may share a node. The state is left exactly as it was.
+        may share a node; `scoring_policy` (a `SCORING_POLICY_NAMES` entry) picks each
+        worker's node, scoring against the mix `memory` learned (None: nothing learned).
+        The state is left exactly as it was; `memory` only caches tables it derives.
         """
-        chooser = resolve_policy(policy)
+        chooser = resolve_scoring_policy(scoring_policy)
         base = self.ready & self.model_mask(job.gpu_models)
         if allowed is not None:
             base = base & allowed
         shape = job.shape
         if job.workers == 1:
-            choice = chooser(self, self.feasible(shape, base), shape, rng, mix)
+            choice = chooser(self, self.feasible(shape, base), shape, rng, memory, gpupool_params)
             return None if choice is None else (self._to_placement(0, choice, shape),)
         placed: list[WorkerPlacement] = []
         try:
             for worker in range(job.workers):
-                choice = chooser(self, self.feasible(shape, base), shape, rng, mix)
+                choice = chooser(self, self.feasible(shape, base), shape, rng, memory, gpupool_params)
                 if choice is None:
                     return None
                 placement = self._to_placement(worker, choice, shape)
@@ -248,4 +260,4 @@ class ClusterState:
         self.sum_free[rows] = block.sum(axis=1)
 
 
-__all__ = ["ClusterState", "PlacementError"]
+__all__ = ["PlacementError", "PlacementState"]

@@ -1,4 +1,10 @@
-"""Builders for core values with sensible defaults, so each test states only what matters."""
+"""Builders for core values with sensible defaults, so each test states only what matters.
+
+Who uses this: the unit tests of the core, the placement engine and the sims, as
+`from builders import make_node` (`tests/` is on `sys.path`: pytest puts the directory of
+the rootdir conftest there). A test file whose cases share other defaults binds them once
+with `functools.partial`.
+"""
 
 from __future__ import annotations
 
@@ -106,6 +112,7 @@ def make_job(
     *,
     queue: str = "team-a",
     gpus: float = 1,
+    gpu_milli: int | None = None,
     workers: int = 1,
     priority: int = 0,
     models: tuple[str, ...] = (),
@@ -118,12 +125,16 @@ def make_job(
     admitted_at: float | None = None,
     on: tuple[str, ...] = (),
     first_gpu: int = 0,
+    placements: tuple[WorkerPlacement, ...] = (),
 ) -> Job:
-    """A job; `on=("n1", ...)` makes it running with one worker per named node, holding GPUs
-    from `first_gpu` upwards (give jobs sharing a node distinct ranges)."""
-    milli = round(gpus * 1000)
+    """A job of `gpus` GPUs per worker (or `gpu_milli` milli-GPU, when given).
+
+    `on=("n1", ...)` makes it running with one worker per named node, holding GPUs from
+    `first_gpu` upwards (give jobs sharing a node distinct ranges); `placements` gives the
+    placements of a running job explicitly instead.
+    """
+    milli = gpu_milli if gpu_milli is not None else round(gpus * 1000)
     shape = WorkerShape(gpu_milli=milli, cpu_milli=cpu, memory_bytes=memory)
-    placements: tuple[WorkerPlacement, ...] = ()
     if on:
         used: dict[str, int] = dict.fromkeys(on, first_gpu)
         out = []

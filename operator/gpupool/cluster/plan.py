@@ -1,0 +1,389 @@
+"""Turn lifecycle steps and core decisions into `JobChange`s: what to write, per job, in order.
+
+Who calls this: the scheduling loop (`gpupool.controllers.loop`) at step 1 (lifecycle:
+`plan_lifecycle`) and step 4 (`plan_decisions`); the applier (`gpupool.cluster.apply`)
+carries the changes out. Everything here is pure: the job's next status comes from
+`gpupool.cluster.status`, its worker pods from `gpupool.cluster.pods`, built from the
+decision itself (the admission's placements), never from a re-read status.
+
+A `JobChange` is written in this order: the status (when there is one), then the event,
+then pod deletions, then pod creations. When the status write fails, the rest is skipped
+and the next cycle decides again from the API server's truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from gpupool.api import API_VERSION, GPUJob, GPUJobStatus, JobPhase
+from gpupool.cluster import pods as podlib
+from gpupool.cluster.convert import HOLDING_PHASES, parse_duration_seconds, parse_timestamp, placement_status
+from gpupool.cluster.lifecycle import LifecycleStep, Step, next_step, pods_of_attempt
+from gpupool.cluster.ports import ObjectRef
+from gpupool.cluster.snapshot import ClusterSnapshot
+from gpupool.cluster.status import has_condition, job_status, timestamp
+from gpupool.core.models import Admission, Decisions
+
+log = logging.getLogger("gpupool.plan")
+
+RawObject = Mapping[str, Any]
+
+
+class ChangeKind(StrEnum):
+    """Why a job is written to (the applier logs it; tests match on it)."""
+
+    INVALID = "Invalid"
+    QUEUE = "Queue"
+    CREATE_PODS = "CreatePods"
+    START = "Start"
+    FINISH = "Finish"
+    FAIL = "Fail"
+    RESTART = "Restart"
+    STRAY_PODS = "StrayPods"
+    PREEMPT = "Preempt"
+    ADMIT = "Admit"
+    WAIT = "Wait"
+
+
+@dataclass(frozen=True)
+class EventNote:
+    """A core/v1 Event to post about the job: reason, sentence, Normal or Warning."""
+
+    reason: str
+    message: str
+    type: str = "Normal"
+
+
+@dataclass(frozen=True)
+class JobChange:
+    """Writes for one job: `status` first, then `event`, then `delete_pods`, then `create_pods`.
+
+    `event_without_status` posts the event even when the status write fails (used for jobs
+    gpupool cannot read, whose status the API server may also refuse).
+    """
+
+    kind: ChangeKind
+    namespace: str
+    name: str
+    about: ObjectRef
+    status: GPUJobStatus | None = None
+    event: EventNote | None = None
+    delete_pods: tuple[str, ...] = ()
+    create_pods: tuple[dict[str, Any], ...] = ()
+    event_without_status: bool = False
+
+    @property
+    def key(self) -> str:
+        """The job's `namespace/name`."""
+        return f"{self.namespace}/{self.name}"
+
+
+def job_ref(metadata: Mapping[str, Any]) -> ObjectRef:
+    """The Event reference of a GPUJob from its metadata."""
+    return ObjectRef.of(metadata, api_version=API_VERSION, kind="GPUJob")
+
+
+def _change(job: GPUJob, kind: ChangeKind, **fields: Any) -> JobChange:
+    metadata = job.metadata
+    return JobChange(
+        kind=kind,
+        namespace=str(metadata["namespace"]),
+        name=str(metadata["name"]),
+        about=job_ref(metadata),
+        **fields,
+    )
+
+
+@dataclass(frozen=True)
+class Planner:
+    """Builds `JobChange`s; holds the only setting pods need (the scheduler name)."""
+
+    scheduler_name: str = "gpupool"
+
+    # ------------------------------------------------------------------ step 1: lifecycle
+
+    def plan_lifecycle(self, snap: ClusterSnapshot, now: float) -> list[JobChange]:
+        """Queue new jobs, advance jobs holding GPUs by their pods, delete stray pods."""
+        changes: list[JobChange] = []
+        for _key, job in sorted(snap.jobs.items()):
+            if job.status.phase is None:
+                changes.append(self.queued(job, now))
+            elif job.status.phase in HOLDING_PHASES and not job.metadata.get("deletionTimestamp"):
+                change = self.advance(job, snap, now)
+                if change is not None:
+                    changes.append(change)
+        changes.extend(self.stray_pods(snap))
+        return changes
+
+    def queued(self, job: GPUJob, now: float) -> JobChange:
+        """A new job enters its queue."""
+        message = f"queued in {job.spec.queue}"
+        status = job_status(
+            job,
+            now,
+            [("Admitted", False, "Queued", message)],
+            phase=JobPhase.QUEUED,
+            queued_at=timestamp(now),
+            message=message,
+        )
+        return _change(
+            job, ChangeKind.QUEUE, status=status, event=EventNote("Queued", f"queued in queue {job.spec.queue}")
+        )
+
+    def advance(self, job: GPUJob, snap: ClusterSnapshot, now: float) -> JobChange | None:
+        """The next lifecycle step of a job holding GPUs (`gpupool.cluster.lifecycle`)."""
+        key = f"{job.metadata['namespace']}/{job.metadata['name']}"
+        attempt = job.status.attempts
+        max_runtime = (
+            parse_duration_seconds(job.spec.max_runtime, what="spec.maxRuntime") if job.spec.max_runtime else None
+        )
+        step = next_step(
+            job,
+            pods_of_attempt(snap.pods_by_job.get(key, []), attempt),
+            now,
+            started_at=parse_timestamp(job.status.started_at),
+            max_runtime_seconds=max_runtime,
+            failures=job.status.failures,
+        )
+        if step.step == Step.CREATE_PODS:
+            manifests = self.worker_pods(job, job.status.placement, attempt, snap, step.missing_workers)
+            return _change(job, ChangeKind.CREATE_PODS, create_pods=manifests) if manifests else None
+        if step.step == Step.MARK_RUNNING:
+            nodes = sorted({p.node for p in job.status.placement})
+            status = job_status(
+                job,
+                now,
+                [("Running", True, step.reason, step.message)],
+                phase=JobPhase.RUNNING,
+                started_at=timestamp(now),
+                message=f"running {job.spec.workers} worker(s) on {', '.join(nodes)}",
+            )
+            return _change(job, ChangeKind.START, status=status, event=EventNote("Started", step.message))
+        if step.step in (Step.SUCCEED, Step.FAIL, Step.RETRY):
+            return self.stop_attempt(job, step, snap, now)
+        return None
+
+    def stop_attempt(self, job: GPUJob, step: LifecycleStep, snap: ClusterSnapshot, now: float) -> JobChange:
+        """The attempt ends: it succeeded, failed for good, or the gang restarts.
+
+        In each case the attempt's GPU time is accounted and the Running condition cleared;
+        a failure deletes the unfinished pods, a restart all of the attempt's pods.
+        """
+        gpu_seconds, cost = self.attempt_usage(job, snap, now)
+        running = ("Running", False, step.reason, step.message)
+        if step.step == Step.RETRY:
+            kind, event, only_unfinished = ChangeKind.RESTART, EventNote("Restarting", step.message, "Warning"), False
+            condition = ("Admitted", False, step.reason, step.message)
+            fields: dict[str, Any] = {
+                "phase": JobPhase.QUEUED,
+                "placement": [],
+                "started_at": None,
+                "admitted_at": None,
+                "failures": job.status.failures + 1,
+                "message": f"queued again: {step.message}",
+            }
+        else:
+            succeeded = step.step == Step.SUCCEED
+            kind = ChangeKind.FINISH if succeeded else ChangeKind.FAIL
+            event = EventNote("Finished", step.message) if succeeded else EventNote("Failed", step.message, "Warning")
+            only_unfinished = True
+            condition = ("Finished", True, "Succeeded" if succeeded else step.reason, step.message)
+            fields = {
+                "phase": JobPhase.SUCCEEDED if succeeded else JobPhase.FAILED,
+                "finished_at": timestamp(now),
+                "message": f"{'succeeded' if succeeded else 'failed'}: {step.message}",
+            }
+        status = job_status(job, now, [running, condition], gpu_seconds=gpu_seconds, cost=cost, **fields)
+        pods = () if kind == ChangeKind.FINISH else self.job_pods(job, snap, only_unfinished=only_unfinished)
+        return _change(job, kind, status=status, event=event, delete_pods=pods)
+
+    def stray_pods(self, snap: ClusterSnapshot) -> list[JobChange]:
+        """Pods of deleted jobs, of jobs no longer holding GPUs, or of an older attempt."""
+        changes: list[JobChange] = []
+        for key, pods in sorted(snap.pods_by_job.items()):
+            job = snap.jobs.get(key)
+            stray = tuple(
+                str(pod["metadata"]["name"])
+                for pod in pods
+                if not pod["metadata"].get("deletionTimestamp") and _is_stray(pod, job)
+            )
+            if stray:
+                namespace, _, name = key.partition("/")
+                about = job_ref(job.metadata) if job else ObjectRef(API_VERSION, "GPUJob", namespace, name)
+                changes.append(JobChange(ChangeKind.STRAY_PODS, namespace, name, about, delete_pods=stray))
+        return changes
+
+    # ------------------------------------------------------------------ step 4: decisions
+
+    def plan_decisions(self, snap: ClusterSnapshot, decisions: Decisions, now: float) -> list[JobChange]:
+        """Preemptions, then admissions, then the reasons of waiting jobs."""
+        changes: list[JobChange] = []
+        for preemption in decisions.preemptions:
+            job = snap.jobs.get(preemption.victim_key)
+            if job is not None:
+                changes.append(self.preempted(job, preemption.message, snap, now))
+        for admission in decisions.admissions:
+            job = snap.jobs.get(admission.job_key)
+            if job is not None:
+                changes.append(self.admitted(job, admission, snap, now))
+        waits = [(w.job_key, str(w.code), w.message) for w in decisions.waiting]
+        waits += [(key, reason.code, reason.message) for key, reason in snap.unschedulable.items()]
+        for key, code, message in waits:
+            job = snap.jobs.get(key)
+            change = self.waiting(job, code, message, now) if job is not None else None
+            if change is not None:
+                changes.append(change)
+        return changes
+
+    def admitted(self, job: GPUJob, admission: Admission, snap: ClusterSnapshot, now: float) -> JobChange:
+        """Status Admitted with the placement, then the workers' pods built from it."""
+        attempt = job.status.attempts + 1
+        job_name = str(job.metadata["name"])
+        workers = placement_status(admission.placements, snap.nodes, lambda w: podlib.pod_name(job_name, attempt, w))
+        where = ", ".join(f"{w.node} (GPU {','.join(map(str, w.gpu_indices)) or '-'})" for w in workers)
+        borrowed = admission.borrowed_gpus
+        borrowed_note = f", borrowing {borrowed:g} GPU(s) from the cohort" if borrowed else ""
+        message = f"admitted to {job.spec.queue}{borrowed_note}; starting {job.spec.workers} worker(s) on {where}"
+        conditions = [("Admitted", True, "Admitted", message)]
+        if has_condition(job.status, "Preempted"):
+            conditions.append(("Preempted", False, "Readmitted", message))
+        status = job_status(
+            job,
+            now,
+            conditions,
+            phase=JobPhase.ADMITTED,
+            admitted_at=timestamp(now),
+            started_at=None,
+            attempts=attempt,
+            placement=workers,
+            message=message,
+        )
+        pods = self.worker_pods(job, workers, attempt, snap, tuple(range(job.spec.workers)))
+        return _change(job, ChangeKind.ADMIT, status=status, event=EventNote("Admitted", message), create_pods=pods)
+
+    def preempted(self, job: GPUJob, message: str, snap: ClusterSnapshot, now: float) -> JobChange:
+        """Status Preempted (its GPU time accounted), then its pods go."""
+        gpu_seconds, cost = self.attempt_usage(job, snap, now)
+        status = job_status(
+            job,
+            now,
+            [("Admitted", False, "Preempted", message), ("Preempted", True, "Preempted", message)],
+            phase=JobPhase.PREEMPTED,
+            placement=[],
+            admitted_at=None,
+            started_at=None,
+            message=f"preempted and queued again: {message}",
+            gpu_seconds=gpu_seconds,
+            cost=cost,
+        )
+        return _change(
+            job,
+            ChangeKind.PREEMPT,
+            status=status,
+            event=EventNote("Preempted", message, "Warning"),
+            delete_pods=self.job_pods(job, snap, only_unfinished=False),
+        )
+
+    def waiting(self, job: GPUJob, code: str, message: str, now: float) -> JobChange | None:
+        """The reason a job waits, written only when it changed."""
+        pending = job.status.phase in (JobPhase.QUEUED, JobPhase.PREEMPTED)
+        if job.status.message == message and pending:
+            return None
+        status = job_status(
+            job,
+            now,
+            [("Admitted", False, code, message)],
+            message=message,
+            phase=job.status.phase or JobPhase.QUEUED,
+        )
+        return _change(job, ChangeKind.WAIT, status=status)
+
+    @staticmethod
+    def invalid(key: str, raw: RawObject, reason: str) -> JobChange:
+        """A GPUJob gpupool cannot read: phase Failed with the reason, and a Warning event."""
+        message = f"gpupool cannot read this GPUJob and will not schedule it: {reason}"
+        namespace, _, name = key.partition("/")
+        return JobChange(
+            ChangeKind.INVALID,
+            namespace,
+            name,
+            ObjectRef.of(raw, api_version=str(raw.get("apiVersion") or API_VERSION), kind="GPUJob"),
+            status=GPUJobStatus(phase=JobPhase.FAILED, message=message[:1000]),
+            event=EventNote("Invalid", message, "Warning"),
+            event_without_status=True,
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def worker_pods(
+        self,
+        job: GPUJob,
+        placement: Sequence[Any],
+        attempt: int,
+        snap: ClusterSnapshot,
+        workers: tuple[int, ...],
+    ) -> tuple[dict[str, Any], ...]:
+        """The manifests of `workers` (those with a placement); none when the template is unusable."""
+        by_worker = {p.worker: p for p in placement}
+        manifests = []
+        try:
+            for worker in workers:
+                where = by_worker.get(worker)
+                if where is None:
+                    continue
+                info = snap.pools.get(where.pool)
+                manifests.append(
+                    podlib.worker_pod(
+                        job,
+                        where,
+                        attempt=attempt,
+                        pool_taints=info.taints if info else (),
+                        scheduler_name=self.scheduler_name,
+                    )
+                )
+        except podlib.PodTemplateError as error:
+            log.warning("cannot build worker pod", extra={"job": job.metadata.get("name"), "error": str(error)})
+            return ()
+        return tuple(manifests)
+
+    @staticmethod
+    def job_pods(job: GPUJob, snap: ClusterSnapshot, *, only_unfinished: bool) -> tuple[str, ...]:
+        """Names of the job's pods (all attempts), leaving finished ones when asked."""
+        key = f"{job.metadata['namespace']}/{job.metadata['name']}"
+        return tuple(
+            str(pod["metadata"]["name"])
+            for pod in snap.pods_by_job.get(key, [])
+            if not (only_unfinished and (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"))
+        )
+
+    @staticmethod
+    def attempt_usage(job: GPUJob, snap: ClusterSnapshot, now: float) -> tuple[float, float]:
+        """`gpuSeconds` and `cost` with the attempt that ends now added (per worker, at its
+        pool's price per GPU-hour); unchanged when the attempt never started."""
+        started = parse_timestamp(job.status.started_at)
+        if started is None:
+            return job.status.gpu_seconds, job.status.cost
+        seconds = max(0.0, now - started)
+        gpus = job.spec.gpus * job.spec.workers
+        cost = sum(
+            snap.gpu_hour_price(worker.pool, worker.node) * job.spec.gpus * seconds / 3600.0
+            for worker in job.status.placement
+            if worker.pool in snap.pools
+        )
+        return round(job.status.gpu_seconds + gpus * seconds, 3), round(job.status.cost + cost, 4)
+
+
+def _is_stray(pod: RawObject, job: GPUJob | None) -> bool:
+    labels = pod["metadata"].get("labels") or {}
+    phase = (pod.get("status") or {}).get("phase")
+    return (
+        job is None
+        or job.metadata.get("deletionTimestamp") is not None
+        or job.status.phase in (JobPhase.QUEUED, JobPhase.PREEMPTED)
+        or (job.status.phase in HOLDING_PHASES and labels.get(podlib.LABEL_ATTEMPT) != str(job.status.attempts))
+        or (job.status.phase == JobPhase.FAILED and phase not in ("Succeeded", "Failed"))
+    )

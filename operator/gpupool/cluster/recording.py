@@ -1,0 +1,108 @@
+"""`RecordingWriter`: an in-memory `ClusterWriter` that records every call and fails on demand.
+
+Who uses this: unit tests of the applier and the loop (and, later, fault tests) stand it in
+for the API server's writes, in the shape of Karpenter's fake cloud provider: each call is
+appended to `calls` as a `Call`, and `fail_next(verb, error)` makes the next call of that
+verb raise `error` instead of writing. Answers look like the API server's: a created pod
+or a patched status comes back with a fresh, increasing `resourceVersion`, built on the
+object the fake last saw (seeded with `seed`).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from dataclasses import dataclass
+
+from gpupool.api import GPUJobStatus, GPUNodePoolStatus, GPUQueueStatus, status_patch
+from gpupool.cluster.cache import object_key
+from gpupool.cluster.ports import NotFound, ObjectRef, RawObject, WriteError
+
+
+@dataclass(frozen=True)
+class Call:
+    """One recorded write: the verb, what it touched (`kind/namespace/name`) and a detail."""
+
+    verb: str
+    target: str
+    detail: str = ""
+
+
+class RecordingWriter:
+    """Records calls; keeps the objects it wrote so answers carry increasing resourceVersions."""
+
+    def __init__(self, start_version: int = 1000) -> None:
+        self.calls: list[Call] = []
+        self.objects: dict[str, RawObject] = {}
+        self._failures: dict[str, list[WriteError]] = {}
+        self._versions = itertools.count(start_version)
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- test controls
+
+    def seed(self, kind: str, obj: RawObject) -> None:
+        """Make the fake know an existing object (so status writes to it succeed)."""
+        self.objects[f"{kind}/{object_key(obj)}"] = copy.deepcopy(obj)
+
+    def fail_next(self, verb: str, error: WriteError) -> None:
+        """The next call of `verb` (e.g. "create_pod") raises `error` and writes nothing."""
+        self._failures.setdefault(verb, []).append(error)
+
+    def verbs(self) -> list[str]:
+        """The verbs called so far, in order."""
+        return [c.verb for c in self.calls]
+
+    # ---------------------------------------------------------------- internals
+
+    def _record(self, verb: str, target: str, detail: str = "") -> None:
+        with self._lock:
+            self.calls.append(Call(verb, target, detail))
+            pending = self._failures.get(verb)
+            error = pending.pop(0) if pending else None
+        if error is not None:
+            raise error
+
+    def _stamp(self, obj: RawObject) -> RawObject:
+        obj.setdefault("metadata", {})["resourceVersion"] = str(next(self._versions))
+        return copy.deepcopy(obj)
+
+    def _patch(self, kind: str, key: str, status: GPUJobStatus | GPUQueueStatus | GPUNodePoolStatus) -> RawObject:
+        current = self.objects.get(f"{kind}/{key}")
+        if current is None:
+            raise NotFound(f"{kind} {key} not found")
+        body = status_patch(status)["status"]
+        current["status"] = {k: v for k, v in body.items() if v is not None}
+        return self._stamp(current)
+
+    # ---------------------------------------------------------------- the port
+
+    def create_pod(self, manifest: RawObject) -> RawObject | None:
+        metadata = manifest["metadata"]
+        key = f"{metadata['namespace']}/{metadata['name']}"
+        self._record("create_pod", f"pods/{key}", manifest["spec"].get("nodeName", ""))
+        if f"pods/{key}" in self.objects:
+            return None
+        pod = copy.deepcopy(manifest)
+        pod["status"] = {"phase": "Pending"}
+        self.objects[f"pods/{key}"] = pod
+        return self._stamp(pod)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        self._record("delete_pod", f"pods/{namespace}/{name}")
+        self.objects.pop(f"pods/{namespace}/{name}", None)
+
+    def patch_job_status(self, namespace: str, name: str, status: GPUJobStatus) -> RawObject:
+        self._record("patch_job_status", f"gpujobs/{namespace}/{name}", str(status.phase or ""))
+        return self._patch("gpujobs", f"{namespace}/{name}", status)
+
+    def patch_queue_status(self, name: str, status: GPUQueueStatus) -> RawObject:
+        self._record("patch_queue_status", f"gpuqueues/{name}")
+        return self._patch("gpuqueues", name, status)
+
+    def patch_pool_status(self, name: str, status: GPUNodePoolStatus) -> RawObject:
+        self._record("patch_pool_status", f"gpunodepools/{name}")
+        return self._patch("gpunodepools", name, status)
+
+    def emit_event(self, about: ObjectRef, reason: str, message: str, event_type: str = "Normal") -> None:
+        self._record("emit_event", f"{about.kind}/{about.namespace}/{about.name}", reason)

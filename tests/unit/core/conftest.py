@@ -1,6 +1,0 @@
-"""Puts this directory on sys.path so tests can `from builders import ...`."""
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
