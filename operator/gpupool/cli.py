@@ -21,6 +21,10 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> int:
         from gpupool.sim import bound_bench
 
         return bound_bench.main(rest)
+    if args.what == "e2e":
+        from gpupool.devcluster import e2e_bench
+
+        return e2e_bench.main(rest)
     from gpupool.sim import cycle_bench
 
     return cycle_bench.main(rest)
@@ -49,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpupool", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    bench = sub.add_parser("bench", help="benchmarks over the scheduling core", add_help=False)
-    bench.add_argument("what", choices=["placement", "bound", "cycle"])
+    bench = sub.add_parser(
+        "bench", help="benchmarks over the scheduling core, and end to end on a local cluster", add_help=False
+    )
+    bench.add_argument("what", choices=["placement", "bound", "cycle", "e2e"])
     bench.set_defaults(handler=_bench)
 
     dev = sub.add_parser("dev", help="the local control plane (etcd, apiserver, ..., kwok)", add_help=False)

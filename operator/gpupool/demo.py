@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from gpupool.api import crdgen
 from gpupool.devcluster.build import ensure_built, hack_dir
-from gpupool.devcluster.cluster import DevCluster, free_port
+from gpupool.devcluster.cluster import DevCluster
 from gpupool.devcluster.nodes import GpuNodeSpec, create_gpu_node
-from gpupool.devcluster.tools import kubectl_path
+from gpupool.devcluster.operator_process import start_operator
+from gpupool.devcluster.tools import install_crds, kubectl
 
 DEMO_NODES = (
     GpuNodeSpec(name="onprem-a100-0", gpus=8, gpu_model="A100", pool="onprem-a100", cpu="96", memory="1Ti"),
@@ -36,53 +35,8 @@ DEMO_NODES = (
 TERMINAL = {"Succeeded", "Failed"}
 
 
-def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        [kubectl_path(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        timeout=120,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
-def _install_crds(kubeconfig: Path) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        paths = crdgen.write(Path(folder))
-        files = [arg for path in paths for arg in ("-f", str(path))]
-        _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", *files)
-        _kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", *files)
-
-
-def _start_operator(cluster: DevCluster) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "GPUPOOL_HEALTH_HOST": "127.0.0.1",
-        "GPUPOOL_HEALTH_PORT": str(port),
-        "GPUPOOL_SCHEDULE_INTERVAL_SECONDS": "1",
-    }
-    argv = [sys.executable, "-m", "gpupool.cli", "operator", "run", "--kubeconfig", str(cluster.kubeconfig)]
-    record = cluster.start_extra("gpupool-operator", argv, env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    print(f"  operator ready (pid {record.pid}, log {record.log})")
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the operator did not become ready; see {record.log}")
-
-
 def _phases(kubeconfig: Path) -> dict[str, str]:
-    out = _kubectl(
+    out = kubectl(
         kubeconfig,
         "get",
         "gpujobs",
@@ -98,7 +52,7 @@ def _watch(kubeconfig: Path, unattended: bool, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     last_table = ""
     while time.monotonic() < deadline:
-        table = _kubectl(kubeconfig, "get", "gpujobs", "-A")
+        table = kubectl(kubeconfig, "get", "gpujobs", "-A")
         if table != last_table:
             stamp = time.strftime("%H:%M:%S")
             if not unattended:
@@ -128,22 +82,24 @@ def main(argv: list[str]) -> int:
     cluster.up()
     kubeconfig = cluster.kubeconfig
     print("gpupool demo: installing CRDs, nodes and namespaces")
-    _install_crds(kubeconfig)
+    with tempfile.TemporaryDirectory() as folder:
+        install_crds(kubeconfig, crdgen.write(Path(folder)))
     from kubernetes import client, config
 
     api = client.CoreV1Api(config.new_client_from_config(str(kubeconfig)))
     for spec in DEMO_NODES:
         create_gpu_node(api, spec)
     for namespace in ("team-a", "team-b"):
-        _kubectl(kubeconfig, "apply", "-f", "-", stdin=_namespace_yaml(namespace))
+        kubectl(kubeconfig, "apply", "-f", "-", stdin=_namespace_yaml(namespace))
     print("gpupool demo: starting the operator")
-    _start_operator(cluster)
+    record = start_operator(cluster, {"GPUPOOL_SCHEDULE_INTERVAL_SECONDS": "1"})
+    print(f"  operator ready (pid {record.pid}, log {record.log})")
     print("gpupool demo: applying examples/cluster.yaml (pool, queues) and examples/jobs.yaml (jobs)")
-    _kubectl(kubeconfig, "delete", "-f", str(repo / "examples" / "jobs.yaml"), "--ignore-not-found", "--wait=true")
-    _kubectl(kubeconfig, "apply", "-f", str(repo / "examples" / "cluster.yaml"))
-    _kubectl(kubeconfig, "apply", "-f", str(repo / "examples" / "jobs.yaml"))
+    kubectl(kubeconfig, "delete", "-f", str(repo / "examples" / "jobs.yaml"), "--ignore-not-found", "--wait=true")
+    kubectl(kubeconfig, "apply", "-f", str(repo / "examples" / "cluster.yaml"))
+    kubectl(kubeconfig, "apply", "-f", str(repo / "examples" / "jobs.yaml"))
     finished = _watch(kubeconfig, unattended, args.timeout)
-    print(_kubectl(kubeconfig, "get", "gpupool"))
+    print(kubectl(kubeconfig, "get", "gpupool"))
     print(
         "\nThe cluster and the operator keep running. Carry on by hand:\n"
         f"  export KUBECONFIG={kubeconfig}\n"

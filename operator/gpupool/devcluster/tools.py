@@ -1,13 +1,16 @@
 """Where the dev cluster's own command-line tools are (kubectl built with the control plane).
 
-Who calls this: the test fixtures, the demo, and `gpupool dev` itself, so every kubectl
-call talks to a server of the same version (no version-skew warnings).
+Who calls this: the test fixtures, the demo, `gpupool bench e2e` and `gpupool dev` itself,
+so every kubectl call talks to a server of the same version (no version-skew warnings).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
 
 from gpupool.devcluster.versions import binary_path
 
@@ -29,3 +32,25 @@ def env_with_tools(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PATH"] = f"{binary_path('kubectl').parent}{os.pathsep}{env.get('PATH', '')}"
     env.update(extra or {})
     return env
+
+
+def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    """Run the built kubectl against `kubeconfig`; its stdout, or RuntimeError with its stderr."""
+    result = subprocess.run(
+        [kubectl_path(), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def install_crds(kubeconfig: Path, paths: Sequence[Path]) -> None:
+    """Apply the CRD files (server-side) and wait until every one is Established."""
+    files = [arg for path in paths for arg in ("-f", str(path))]
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", *files)
+    kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", *files)

@@ -1,0 +1,650 @@
+"""`gpupool bench e2e`: gpupool end to end on the real API server, against the server's own limit.
+
+Who calls this: `gpupool.cli` dispatches `gpupool bench e2e ARGS` to `main(ARGS)`; people
+refresh the "End to end" section of docs/benchmarks.md with it. It starts a private
+control plane (a DevCluster in a temporary folder, so a developer's `gpupool dev` cluster
+is never touched), installs the CRDs from `crds/`, creates kwok GPU nodes, one GPUNodePool
+over them and one GPUQueue whose quota admits every job, then times two phases:
+
+A. the physical limit: N pods asking for one `nvidia.com/gpu` each, bound straight to the
+   nodes (`spec.nodeName`, round-robin) and created by a pool of client threads; from the
+   first create until kwok has made all N Running. Then they are deleted.
+B. gpupool: the operator runs as a child process (production settings; `GPUPOOL_*`
+   variables set around this command reach it); N one-GPU GPUJobs are created by the same
+   pool of threads; from the first create until all N are in phase Running, and each
+   job's admission latency: its create returned -> first seen Admitted or Running. The
+   operator's CPU seconds and peak RSS are read from /proc before it is stopped.
+
+Phases are seen from watches (one on pods, one on gpujobs), so a time is when this client
+first saw the change, not a poll interval later.
+
+    gpupool bench e2e [--jobs 1000] [--nodes 125] [--gpus-per-node 8] [--concurrency 16]
+        [--timeout 1800] [--json FILE] [--keep-logs]
+
+Progress goes to stderr, the figures to stdout. The cluster and the operator are stopped
+at the end, also on an error, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from gpupool.cluster.pods import DEFAULT_CONTAINER
+from gpupool.devcluster.build import BuildError, ensure_built, hack_dir
+from gpupool.devcluster.cluster import ClusterError, DevCluster
+from gpupool.devcluster.nodes import GPU_RESOURCE, LABEL_POOL, GpuNodeSpec, create_gpu_node
+from gpupool.devcluster.operator_process import start_operator
+from gpupool.devcluster.tools import install_crds
+
+GROUP = "gpupool.io"
+VERSION = "v1alpha1"
+NAMESPACE = "gpupool-e2e"
+MODEL = "A100"
+POOL = "e2e-a100"
+QUEUE = "e2e"
+WATCH_SECONDS = 240
+PROGRESS_SECONDS = 60.0
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def round_robin(count: int, nodes: Sequence[str], per_node: int) -> list[str]:
+    """The node of each of `count` one-GPU pods: node i % len(nodes), at most `per_node` on one."""
+    if count > len(nodes) * per_node:
+        raise ValueError(f"{count} one-GPU pods do not fit {len(nodes)} nodes of {per_node} GPUs")
+    return [nodes[i % len(nodes)] for i in range(count)]
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (linear interpolation between ranks), or None without values."""
+    if not values:
+        return None
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+def cpu_seconds_of(stat: str, clock_ticks: int) -> float:
+    """User + system CPU seconds of a process and its waited-for children, from /proc/<pid>/stat."""
+    # After "(comm)": state is field 3 of proc(5), utime..cstime are fields 14-17.
+    fields = stat.rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / clock_ticks
+
+
+def peak_rss_mib_of(status: str) -> float:
+    """VmHWM (peak resident set) in MiB, from /proc/<pid>/status; 0 when absent."""
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def node_ready(node: Mapping[str, Any]) -> bool:
+    """Ready and without the node.kubernetes.io/* taints a node carries until it is."""
+    conditions = (node.get("status") or {}).get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    taints = (node.get("spec") or {}).get("taints") or []
+    return ready and not any(str(t.get("key", "")).startswith("node.kubernetes.io/") for t in taints)
+
+
+@dataclass
+class E2eResult:
+    """The figures of one run; `None` seconds mean the phase timed out."""
+
+    jobs: int
+    nodes: int
+    gpus_per_node: int
+    concurrency: int
+    timeout_s: float
+    bound_create_s: float = 0.0
+    bound_running_s: float | None = None
+    bound_running: int = 0
+    gpupool_create_s: float = 0.0
+    gpupool_running_s: float | None = None
+    gpupool_running: int = 0
+    gpupool_phases: dict[str, int] = field(default_factory=dict)
+    admitted: int = 0
+    admission_p50_s: float | None = None
+    admission_p99_s: float | None = None
+    operator_cpu_s: float = 0.0
+    operator_cpu_jobs_s: float = 0.0
+    operator_peak_rss_mib: float = 0.0
+    bound_control_plane_cpu_s: float = 0.0
+    gpupool_control_plane_cpu_s: float = 0.0
+
+    @property
+    def ratio(self) -> float | None:
+        """gpupool's all-Running time over the bound pods' (None when either timed out)."""
+        if self.bound_running_s is None or self.gpupool_running_s is None or self.bound_running_s <= 0:
+            return None
+        return self.gpupool_running_s / self.bound_running_s
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "ratio": self.ratio}
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def format_table(result: E2eResult) -> str:
+    """A one-row Markdown table of the run's figures (timeouts show progress instead)."""
+    bound = _seconds(result.bound_running_s)
+    if result.bound_running_s is None:
+        bound = f"> {result.timeout_s:.0f} ({result.bound_running}/{result.jobs} Running)"
+    gpupool = _seconds(result.gpupool_running_s)
+    ratio = "—" if result.ratio is None else f"{result.ratio:.1f}x"
+    if result.gpupool_running_s is None:
+        gpupool = f"> {result.timeout_s:.0f} ({result.gpupool_running}/{result.jobs} Running)"
+        if result.bound_running_s:
+            ratio = f"> {result.timeout_s / result.bound_running_s:.1f}x"
+    header = (
+        "N",
+        "bound pods all Running (s)",
+        "gpupool all Running (s)",
+        "ratio",
+        "admission p50 (s)",
+        "admission p99 (s)",
+        "operator CPU (s)",
+        "operator peak RSS (MiB)",
+        "GPUJobs created (s)",
+        "control-plane CPU, pods / GPUJobs (s)",
+    )
+    row = (
+        str(result.jobs),
+        bound,
+        gpupool,
+        ratio,
+        _seconds(result.admission_p50_s),
+        _seconds(result.admission_p99_s),
+        f"{result.operator_cpu_s:.1f}",
+        f"{result.operator_peak_rss_mib:.0f}",
+        _seconds(result.gpupool_create_s),
+        f"{result.bound_control_plane_cpu_s:.1f} / {result.gpupool_control_plane_cpu_s:.1f}",
+    )
+    return "\n".join(
+        ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|", "| " + " | ".join(row) + " |"]
+    )
+
+
+# ---------------------------------------------------------------- the operator's usage
+
+
+@dataclass(frozen=True)
+class ProcUsage:
+    """CPU seconds and peak RSS of a process tree at one moment."""
+
+    cpu_s: float
+    peak_rss_mib: float
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            kids = [int(p) for p in children.read_text().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            found += [kid, *_descendants(kid)]
+    return found
+
+
+def process_usage(pid: int) -> ProcUsage:
+    """User + system CPU seconds and VmHWM of `pid` and its live descendants, summed."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = rss = 0.0
+    for each in [pid, *_descendants(pid)]:
+        try:
+            cpu += cpu_seconds_of(Path(f"/proc/{each}/stat").read_text(), ticks)
+            rss += peak_rss_mib_of(Path(f"/proc/{each}/status").read_text())
+        except OSError:
+            continue
+    return ProcUsage(cpu, rss)
+
+
+def control_plane_cpu_s(cluster: DevCluster) -> float:
+    """CPU seconds used so far by the cluster's own processes (etcd, API server, kwok, ...)."""
+    return sum(process_usage(record.pid).cpu_s for record, alive in cluster.running() if alive)
+
+
+# ---------------------------------------------------------------- watching phases
+
+
+class _Gone(Exception):
+    """The watch's resourceVersion is too old (410): list again."""
+
+
+class PhaseWatch:
+    """A watch on one namespaced list: each object's phase now, and when it first reached some phases.
+
+    `marks` names sets of phases, e.g. {"admitted": {"Admitted", "Running"}}; `first[mark]`
+    maps an object's name to the monotonic time this client first saw it in one of them.
+    `list_call` is a namespaced list method of the kubernetes client, bound to its
+    namespace (and group/version/plural for custom objects). Events are read as raw JSON
+    lines, so the client's own deserialisation does not slow the measurement down.
+    """
+
+    def __init__(self, list_call: Callable[..., Any], marks: Mapping[str, Collection[str]]) -> None:
+        self._list = list_call
+        self._marks = {mark: frozenset(phases) for mark, phases in marks.items()}
+        self.first: dict[str, dict[str, float]] = {mark: {} for mark in marks}
+        self.phases: dict[str, str | None] = {}
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._resource_version = ""
+        self._response: Any = None
+        self._thread = threading.Thread(target=self._run, name="phase-watch", daemon=True)
+
+    def start(self) -> None:
+        self._relist()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        response = self._response
+        if response is not None:
+            # Shut the socket's read side: a blocked read returns at once. (Closing the
+            # response from here would wait for the reader, up to the next bookmark.)
+            with suppress(Exception):
+                response.shutdown()
+        self._thread.join(timeout=5)
+
+    def wait(self, predicate: Callable[[PhaseWatch], bool], timeout: float) -> bool:
+        """Block until `predicate(self)` holds or `timeout` seconds pass; whether it holds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout=max(0.0, timeout))
+
+    def count(self, mark: str) -> int:
+        with self._changed:
+            return len(self.first[mark])
+
+    def phase_counts(self) -> dict[str, int]:
+        with self._changed:
+            return dict(Counter(phase or "none" for phase in self.phases.values()))
+
+    def _see(self, obj: Mapping[str, Any], now: float, deleted: bool = False) -> None:
+        name = obj["metadata"]["name"]
+        if deleted:
+            self.phases.pop(name, None)
+            return
+        phase = (obj.get("status") or {}).get("phase")
+        self.phases[name] = phase
+        for mark, phases in self._marks.items():
+            if phase in phases:
+                self.first[mark].setdefault(name, now)
+
+    def _relist(self) -> None:
+        doc = json.loads(self._list(_preload_content=False).data)
+        now = time.monotonic()
+        with self._changed:
+            self.phases = {}
+            for item in doc.get("items") or []:
+                self._see(item, now)
+            self._resource_version = doc["metadata"]["resourceVersion"]
+            self._changed.notify_all()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._stream()
+            except Exception:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.2)
+                try:
+                    self._relist()
+                except Exception:
+                    time.sleep(1.0)
+
+    def _stream(self) -> None:
+        response = self._list(
+            watch=True,
+            resource_version=self._resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=WATCH_SECONDS,
+            _preload_content=False,
+            _request_timeout=WATCH_SECONDS + 30,
+        )
+        self._response = response
+        try:
+            buffer = b""
+            for chunk in response.stream(decode_content=True):
+                if self._stop.is_set():
+                    return
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        self._event(json.loads(line))
+        finally:
+            self._response = None
+            response.close()
+
+    def _event(self, event: Mapping[str, Any]) -> None:
+        kind, obj = event["type"], event["object"]
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise _Gone(obj.get("message", ""))
+            raise RuntimeError(f"watch error: {obj.get('message')}")
+        if kind != "BOOKMARK":
+            now = time.monotonic()
+            with self._changed:
+                self._see(obj, now, deleted=kind == "DELETED")
+                self._changed.notify_all()
+        self._resource_version = obj["metadata"]["resourceVersion"]
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _say(message: str) -> None:
+    print(f"gpupool bench e2e: {message}", file=sys.stderr, flush=True)
+
+
+def _api_client(kubeconfig: Path, pool_size: int) -> Any:
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+def _create_all(pool: ThreadPoolExecutor, create: Callable[[int], object], count: int) -> list[float]:
+    """create(i) for every i on the pool; the monotonic time each create returned, by i."""
+
+    def one(index: int) -> float:
+        create(index)
+        return time.monotonic()
+
+    return list(pool.map(one, range(count)))
+
+
+def _wait_reporting(watch: PhaseWatch, mark: str, count: int, start: float, timeout: float, what: str) -> bool:
+    """Wait until `count` objects reached `mark`, saying how many did every minute."""
+    deadline = start + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if watch.wait(lambda w: len(w.first[mark]) >= count, min(left, PROGRESS_SECONDS)):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        _say(f"{watch.count(mark)}/{count} {what} after {time.monotonic() - start:.0f}s")
+
+
+def _when(seconds: float | None, timeout: float) -> str:
+    return f"after {seconds:.2f}s" if seconds is not None else f"when cut short at {timeout:.0f}s"
+
+
+def _last_time(watch: PhaseWatch, mark: str, start: float) -> float:
+    return max(watch.first[mark].values()) - start
+
+
+class Bench:
+    """One run's cluster objects and clients; `setup`, then `bound_pods`, then `gpupool`."""
+
+    def __init__(self, cluster: DevCluster, args: argparse.Namespace, pool: ThreadPoolExecutor) -> None:
+        from kubernetes import client
+
+        self.cluster = cluster
+        self.args = args
+        self.pool = pool
+        api_client = _api_client(cluster.kubeconfig, args.concurrency + 4)
+        # Any: bodies go in as dicts and answers come back raw (`_preload_content=False`).
+        self.core: Any = client.CoreV1Api(api_client)
+        self.custom: Any = client.CustomObjectsApi(api_client)
+        self.node_names = [f"e2e-gpu-{i}" for i in range(args.nodes)]
+        self.result = E2eResult(
+            jobs=args.jobs,
+            nodes=args.nodes,
+            gpus_per_node=args.gpus_per_node,
+            concurrency=args.concurrency,
+            timeout_s=args.timeout,
+        )
+
+    def _create_custom(self, plural: str, body: dict[str, Any], namespace: str | None = None) -> None:
+        if namespace is None:
+            self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body, _preload_content=False)
+        else:
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body, _preload_content=False)
+
+    def setup(self) -> None:
+        crds = sorted((hack_dir().parent / "crds").glob("*.yaml"))
+        if not crds:
+            raise ClusterError("no CRDs in crds/; run `make crds`")
+        install_crds(self.cluster.kubeconfig, crds)
+        args = self.args
+        specs = [
+            GpuNodeSpec(name=name, gpus=args.gpus_per_node, gpu_model=MODEL, pool=POOL) for name in self.node_names
+        ]
+        list(self.pool.map(lambda spec: create_gpu_node(self.core, spec), specs))
+        self._wait_nodes_ready()
+        self.core.create_namespace({"metadata": {"name": NAMESPACE}}, _preload_content=False)
+        self._wait_default_service_account()
+        pool_spec = {
+            "class": "OnPrem",
+            "gpuModel": MODEL,
+            "gpusPerNode": args.gpus_per_node,
+            "nodeSelector": {LABEL_POOL: POOL},
+            "pricePerNodeHour": {"amortised": 12.0},
+            "provider": "Static",
+        }
+        self._create_custom("gpunodepools", self._object("GPUNodePool", POOL, pool_spec))
+        quota = {"gpuModel": MODEL, "nominal": args.nodes * args.gpus_per_node}
+        self._create_custom("gpuqueues", self._object("GPUQueue", QUEUE, {"quotas": [quota]}))
+
+    @staticmethod
+    def _object(kind: str, name: str, spec: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        metadata = {"name": name} if namespace is None else {"name": name, "namespace": namespace}
+        return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": metadata, "spec": spec}
+
+    def _wait_nodes_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = self.core.list_node(label_selector=f"{LABEL_POOL}={POOL}", _preload_content=False)
+            nodes = json.loads(response.data)["items"]
+            if len(nodes) == len(self.node_names) and all(node_ready(n) for n in nodes):
+                return
+            time.sleep(0.5)
+        raise ClusterError(f"the {len(self.node_names)} kwok nodes were not Ready in {timeout:.0f}s")
+
+    def _wait_default_service_account(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if json.loads(self.core.list_namespaced_service_account(NAMESPACE, _preload_content=False).data)["items"]:
+                return
+            time.sleep(0.2)
+        raise ClusterError(f"namespace {NAMESPACE} got no default service account in {timeout:.0f}s")
+
+    def bound_pods(self) -> None:
+        """Phase A: N one-GPU pods bound by nodeName, first create -> all Running; then delete them."""
+        count, result = self.args.jobs, self.result
+        placement = round_robin(count, self.node_names, self.args.gpus_per_node)
+        gpu = {GPU_RESOURCE: "1"}
+
+        def create(index: int) -> object:
+            container = {**DEFAULT_CONTAINER, "resources": {"requests": gpu, "limits": gpu}}
+            body = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"pod-{index:05d}", "namespace": NAMESPACE},
+                "spec": {"nodeName": placement[index], "containers": [container], "restartPolicy": "Never"},
+            }
+            return self.core.create_namespaced_pod(NAMESPACE, body, _preload_content=False)
+
+        watch = PhaseWatch(lambda **kw: self.core.list_namespaced_pod(NAMESPACE, **kw), {"running": {"Running"}})
+        watch.start()
+        try:
+            _say(f"phase A: creating {count} pods bound to {len(self.node_names)} nodes")
+            control_plane = control_plane_cpu_s(self.cluster)
+            start = time.monotonic()
+            result.bound_create_s = max(_create_all(self.pool, create, count)) - start
+            done = _wait_reporting(watch, "running", count, start, self.args.timeout, "pods Running")
+            result.bound_control_plane_cpu_s = control_plane_cpu_s(self.cluster) - control_plane
+            result.bound_running = watch.count("running")
+            if done:
+                result.bound_running_s = _last_time(watch, "running", start)
+            _say(f"phase A: {result.bound_running}/{count} Running {_when(result.bound_running_s, self.args.timeout)}")
+            self.core.delete_collection_namespaced_pod(NAMESPACE, grace_period_seconds=0, _preload_content=False)
+            if not watch.wait(lambda w: not w.phases, self.args.timeout):
+                raise ClusterError(f"the phase A pods were not all gone after {self.args.timeout:.0f}s")
+        finally:
+            watch.stop()
+
+    def gpupool(self) -> None:
+        """Phase B: the operator, N one-GPU GPUJobs, first create -> all Running, admission latency."""
+        count, result = self.args.jobs, self.result
+        _say("phase B: starting the operator")
+        record = start_operator(self.cluster)
+        baseline = process_usage(record.pid)
+
+        template = {"spec": {"containers": [DEFAULT_CONTAINER]}}
+        spec = {"queue": QUEUE, "gpus": 1, "gpuModels": [MODEL], "template": template}
+
+        def create(index: int) -> None:
+            self._create_custom("gpujobs", self._object("GPUJob", f"job-{index:05d}", spec, NAMESPACE), NAMESPACE)
+
+        marks = {"admitted": {"Admitted", "Running"}, "running": {"Running"}}
+        watch = PhaseWatch(
+            lambda **kw: self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "gpujobs", **kw), marks
+        )
+        watch.start()
+        try:
+            _say(f"phase B: creating {count} GPUJobs")
+            control_plane = control_plane_cpu_s(self.cluster)
+            start = time.monotonic()
+            created = _create_all(self.pool, create, count)
+            result.gpupool_create_s = max(created) - start
+            done = _wait_reporting(watch, "running", count, start, self.args.timeout, "GPUJobs Running")
+            result.gpupool_control_plane_cpu_s = control_plane_cpu_s(self.cluster) - control_plane
+            usage = process_usage(record.pid)
+            result.gpupool_running = watch.count("running")
+            result.gpupool_phases = watch.phase_counts()
+            if done:
+                result.gpupool_running_s = _last_time(watch, "running", start)
+            admitted = dict(watch.first["admitted"])
+        finally:
+            watch.stop()
+        latencies = [
+            max(0.0, admitted[name] - created[index])
+            for index in range(count)
+            if (name := f"job-{index:05d}") in admitted
+        ]
+        result.admitted = len(latencies)
+        result.admission_p50_s = percentile(latencies, 50)
+        result.admission_p99_s = percentile(latencies, 99)
+        result.operator_cpu_s = usage.cpu_s
+        result.operator_cpu_jobs_s = usage.cpu_s - baseline.cpu_s
+        result.operator_peak_rss_mib = usage.peak_rss_mib
+        _say(f"phase B: {result.gpupool_running}/{count} Running {_when(result.gpupool_running_s, self.args.timeout)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gpupool bench e2e",
+        description="gpupool end to end on a private local control plane, against pods bound straight to nodes.",
+    )
+    p.add_argument("--jobs", type=int, default=1000, help="pods in phase A and one-GPU GPUJobs in phase B (N)")
+    p.add_argument("--nodes", type=int, default=125, help="kwok GPU nodes")
+    p.add_argument("--gpus-per-node", type=int, default=8, help="GPUs (A100) per node")
+    p.add_argument("--concurrency", type=int, default=16, help="client threads creating objects")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds each phase may take before it is cut short")
+    p.add_argument("--json", type=Path, help="write the figures here as JSON")
+    p.add_argument("--keep-logs", action="store_true", help="keep the private cluster's folder (component logs)")
+    return p
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """No Ctrl-C or SIGTERM while cleaning up, so the cluster is always stopped."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run(args: argparse.Namespace, cluster: DevCluster) -> E2eResult:
+    """Start `cluster`, run both phases on it; the caller stops it."""
+    _say(f"starting a private control plane in {cluster.state_dir}")
+    cluster.up(progress=lambda _msg: None)
+    pool = ThreadPoolExecutor(max_workers=args.concurrency, thread_name_prefix="create")
+    try:
+        bench = Bench(cluster, args, pool)
+        _say(f"creating {args.nodes} nodes of {args.gpus_per_node} {MODEL}, a GPUNodePool and a GPUQueue")
+        bench.setup()
+        bench.bound_pods()
+        bench.gpupool()
+        return bench.result
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def main(argv: list[str]) -> int:
+    """Run the benchmark; 0 when both phases finished, 1 on a timeout or error, 2 on bad flags."""
+    args = build_parser().parse_args(argv)
+    if min(args.jobs, args.nodes, args.gpus_per_node, args.concurrency) < 1 or args.timeout <= 0:
+        print(
+            "gpupool bench e2e: --jobs, --nodes, --gpus-per-node, --concurrency and --timeout must be > 0",
+            file=sys.stderr,
+        )
+        return 2
+    if args.jobs > args.nodes * args.gpus_per_node:
+        print(
+            f"gpupool bench e2e: {args.jobs} one-GPU jobs do not fit {args.nodes}x{args.gpus_per_node} GPUs",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        ensure_built(progress=_say)
+    except BuildError as error:
+        print(f"gpupool bench e2e: {error}", file=sys.stderr)
+        return 1
+    folder = Path(tempfile.mkdtemp(prefix="gpupool-e2e-"))
+    cluster = DevCluster(folder / "state")
+    previous_term = signal.signal(signal.SIGTERM, _interrupt)
+    result: E2eResult | None = None
+    try:
+        result = run(args, cluster)
+    except KeyboardInterrupt:
+        _say("interrupted")
+    except Exception as error:  # a ClusterError, or an ApiException from the client: say it, then clean up
+        _say(f"failed: {type(error).__name__}: {error}")
+    finally:
+        with _signals_ignored():
+            cluster.down(progress=lambda _msg: None)
+            if args.keep_logs:
+                _say(f"logs kept in {cluster.logs}")
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous_term)
+    if result is None:
+        return 1
+    print(format_table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    return 0 if result.gpupool_running_s is not None and result.bound_running_s is not None else 1

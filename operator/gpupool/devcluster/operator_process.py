@@ -1,0 +1,45 @@
+"""Run `gpupool operator run` next to a dev cluster, as one of the cluster's extras.
+
+Who calls this: the demo and `gpupool bench e2e`. The operator is recorded in the
+cluster's state, so `DevCluster.down` (and `gpupool dev down`) stops it with the control
+plane. It gets a free loopback health port, and this returns once `/readyz` answers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+
+from gpupool.devcluster.cluster import ClusterError, DevCluster, ProcessRecord, free_port, pid_alive
+
+OPERATOR_EXTRA = "gpupool-operator"
+
+
+def start_operator(
+    cluster: DevCluster, env: Mapping[str, str] | None = None, wait_seconds: float = 60.0
+) -> ProcessRecord:
+    """Start the operator against `cluster` with `env` over this environment; wait until ready."""
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "GPUPOOL_HEALTH_HOST": "127.0.0.1",
+        "GPUPOOL_HEALTH_PORT": str(port),
+        **(env or {}),
+    }
+    argv = [sys.executable, "-m", "gpupool.cli", "operator", "run", "--kubeconfig", str(cluster.kubeconfig)]
+    record = cluster.start_extra(OPERATOR_EXTRA, argv, full_env)
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if not pid_alive(record):
+            raise ClusterError(f"the operator exited during start-up; see {record.log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return record
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise ClusterError(f"the operator did not become ready in {wait_seconds:g}s; see {record.log}")
