@@ -60,7 +60,7 @@ def test_owner_reclaims_borrowed_quota_by_preemption(world: Scenario) -> None:
     assert "preempted by" in why["message"] and "owner" in why["message"] and "reclaim" in why["message"]
     assert preempted["attempts"] == 1
     world.wait_phase("owner", "Running", 20)
-    assert "Preempted" in world.events("borrower")
+    wait_for(lambda: "Preempted" in world.events("borrower"), 10, "the Preempted event")
 
     # Once the owner is done, the borrower comes back for a second attempt.
     world.wait_phase("owner", "Succeeded", 30)

@@ -12,19 +12,27 @@ jobs' writes do not depend on each other within a batch, so they run concurrentl
 bounded pool of threads (`concurrency`, the operator's `GPUPOOL_WRITE_CONCURRENCY`): a
 write costs the API server little but the operator a round trip, and one at a time the
 loop could not keep up with the API server (1,000 admissions meant 5,000 sequential
-round trips). Events are best-effort: a failed post is logged, never retried.
+round trips).
+
+Events are best-effort, as in client-go's event recorder: a failed post is logged, never
+retried. With `event_queue` > 0 they are posted by one background thread from a queue of
+that size, so status and pod writes (which the next cycle depends on) never wait behind
+them; a full queue drops the event with a warning. With 0 they are posted inline, in
+order with the job's other writes (what the unit tests use).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from gpupool.api import GPUNodePoolStatus, GPUQueueStatus
 from gpupool.cluster.cache import ClusterCache, Kind
-from gpupool.cluster.plan import JobChange
-from gpupool.cluster.ports import ClusterWriter, NotFound, WriteError
+from gpupool.cluster.plan import EventNote, JobChange
+from gpupool.cluster.ports import ClusterWriter, NotFound, ObjectRef, WriteError
 
 log = logging.getLogger("gpupool.apply")
 
@@ -32,15 +40,24 @@ log = logging.getLogger("gpupool.apply")
 class Applier:
     """Writes changes through `writer` and records each answer in `cache`."""
 
-    def __init__(self, writer: ClusterWriter, cache: ClusterCache, concurrency: int = 16) -> None:
+    def __init__(self, writer: ClusterWriter, cache: ClusterCache, concurrency: int = 16, event_queue: int = 0) -> None:
         self.writer = writer
         self.cache = cache
         self.concurrency = max(1, concurrency)
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="gpupool-write")
+        self._events: queue.Queue[tuple[ObjectRef, EventNote] | None] | None = None
+        self._poster: threading.Thread | None = None
+        if event_queue > 0:
+            self._events = queue.Queue(maxsize=event_queue)
+            self._poster = threading.Thread(target=self._post_queued, name="gpupool-events", daemon=True)
+            self._poster.start()
 
-    def close(self) -> None:
-        """Stop the writer threads (after the writes in flight)."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the writer threads (after the writes in flight) and post the queued events."""
         self._pool.shutdown(wait=True)
+        if self._events is not None and self._poster is not None:
+            self._events.put(None)
+            self._poster.join(timeout)
 
     # ------------------------------------------------------------------ jobs
 
@@ -62,11 +79,10 @@ class Applier:
 
     def _one(self, change: JobChange) -> bool:
         if change.status is not None and not self._status(change):
-            if change.event is not None and change.event_without_status:
-                self._event(change)
+            if change.events_without_status:
+                self._emit(change)
             return False
-        if change.event is not None:
-            self._event(change)
+        self._emit(change)
         for pod in change.delete_pods:
             try:
                 self.writer.delete_pod(change.namespace, pod)
@@ -80,7 +96,8 @@ class Applier:
             except WriteError as error:
                 name = manifest["metadata"]["name"]
                 log.warning("pod create failed", extra={"job": change.key, "error": str(error)})
-                self._post(change, "PodCreateFailed", f"could not create worker pod {name}: {error}", "Warning")
+                note = EventNote("PodCreateFailed", f"could not create worker pod {name}: {error}", "Warning")
+                self._post(change.about, note)
                 break
             if created is not None:
                 self.cache.upsert(Kind.POD, created)
@@ -101,16 +118,31 @@ class Applier:
         self.cache.upsert(Kind.JOB, updated)
         return True
 
-    def _event(self, change: JobChange) -> None:
-        assert change.event is not None
-        self._post(change, change.event.reason, change.event.message, change.event.type)
-        log.info(change.event.message, extra={"event": change.event.reason, "job": change.key})
+    def _emit(self, change: JobChange) -> None:
+        for note in change.events:
+            log.debug(note.message, extra={"event": note.reason, "job": change.key})
+            self._post(change.about, note)
 
-    def _post(self, change: JobChange, reason: str, message: str, event_type: str) -> None:
+    def _post(self, about: ObjectRef, note: EventNote) -> None:
+        if self._events is not None:
+            try:
+                self._events.put_nowait((about, note))
+            except queue.Full:
+                log.warning("event queue full; event dropped", extra={"reason": note.reason, "job": about.name})
+            return
+        self._post_now(about, note)
+
+    def _post_now(self, about: ObjectRef, note: EventNote) -> None:
         try:
-            self.writer.emit_event(change.about, reason, message, event_type)
+            self.writer.emit_event(about, note.reason, note.message, note.type)
         except WriteError as error:
-            log.warning("could not post event", extra={"reason": reason, "job": change.key, "error": str(error)})
+            where = f"{about.namespace}/{about.name}"
+            log.warning("could not post event", extra={"reason": note.reason, "job": where, "error": str(error)})
+
+    def _post_queued(self) -> None:
+        assert self._events is not None
+        while (item := self._events.get()) is not None:
+            self._post_now(*item)
 
     # ------------------------------------------------------------------ queues and pools
 

@@ -6,9 +6,13 @@ carries the changes out. Everything here is pure: the job's next status comes fr
 `gpupool.cluster.status`, its worker pods from `gpupool.cluster.pods`, built from the
 decision itself (the admission's placements), never from a re-read status.
 
-A `JobChange` is written in this order: the status (when there is one), then the event,
+A `JobChange` is written in this order: the status (when there is one), then its events,
 then pod deletions, then pod creations. When the status write fails, the rest is skipped
 and the next cycle decides again from the API server's truth.
+
+A job new to gpupool (no phase yet) is queued by the same status write that admits it or
+says why it waits, with a `Queued` event before the others: one write instead of two for
+every new job, and the same status and events a person sees.
 """
 
 from __future__ import annotations
@@ -37,7 +41,6 @@ class ChangeKind(StrEnum):
     """Why a job is written to (the applier logs it; tests match on it)."""
 
     INVALID = "Invalid"
-    QUEUE = "Queue"
     CREATE_PODS = "CreatePods"
     START = "Start"
     FINISH = "Finish"
@@ -60,10 +63,10 @@ class EventNote:
 
 @dataclass(frozen=True)
 class JobChange:
-    """Writes for one job: `status` first, then `event`, then `delete_pods`, then `create_pods`.
+    """Writes for one job: `status` first, then `events`, then `delete_pods`, then `create_pods`.
 
-    `event_without_status` posts the event even when the status write fails (used for jobs
-    gpupool cannot read, whose status the API server may also refuse).
+    `events_without_status` posts the events even when the status write fails (used for
+    jobs gpupool cannot read, whose status the API server may also refuse).
     """
 
     kind: ChangeKind
@@ -71,10 +74,10 @@ class JobChange:
     name: str
     about: ObjectRef
     status: GPUJobStatus | None = None
-    event: EventNote | None = None
+    events: tuple[EventNote, ...] = ()
     delete_pods: tuple[str, ...] = ()
     create_pods: tuple[dict[str, Any], ...] = ()
-    event_without_status: bool = False
+    events_without_status: bool = False
 
     @property
     def key(self) -> str:
@@ -107,32 +110,23 @@ class Planner:
     # ------------------------------------------------------------------ step 1: lifecycle
 
     def plan_lifecycle(self, snap: ClusterSnapshot, now: float) -> list[JobChange]:
-        """Queue new jobs, advance jobs holding GPUs by their pods, delete stray pods."""
+        """Advance jobs holding GPUs by their pods, delete stray pods (new jobs are queued by
+        their first decision, in `plan_decisions`)."""
         changes: list[JobChange] = []
         for _key, job in sorted(snap.jobs.items()):
-            if job.status.phase is None:
-                changes.append(self.queued(job, now))
-            elif job.status.phase in HOLDING_PHASES and not job.metadata.get("deletionTimestamp"):
+            if job.status.phase in HOLDING_PHASES and not job.metadata.get("deletionTimestamp"):
                 change = self.advance(job, snap, now)
                 if change is not None:
                     changes.append(change)
         changes.extend(self.stray_pods(snap))
         return changes
 
-    def queued(self, job: GPUJob, now: float) -> JobChange:
-        """A new job enters its queue."""
-        message = f"queued in {job.spec.queue}"
-        status = job_status(
-            job,
-            now,
-            [("Admitted", False, "Queued", message)],
-            phase=JobPhase.QUEUED,
-            queued_at=timestamp(now),
-            message=message,
-        )
-        return _change(
-            job, ChangeKind.QUEUE, status=status, event=EventNote("Queued", f"queued in queue {job.spec.queue}")
-        )
+    @staticmethod
+    def entering(job: GPUJob, now: float) -> tuple[tuple[EventNote, ...], dict[str, Any]]:
+        """For a job new to gpupool, the `Queued` event and the status fields that queue it."""
+        if job.status.phase is not None:
+            return (), {}
+        return (EventNote("Queued", f"queued in queue {job.spec.queue}"),), {"queued_at": timestamp(now)}
 
     def advance(self, job: GPUJob, snap: ClusterSnapshot, now: float) -> JobChange | None:
         """The next lifecycle step of a job holding GPUs (`gpupool.cluster.lifecycle`)."""
@@ -162,7 +156,7 @@ class Planner:
                 started_at=timestamp(now),
                 message=f"running {job.spec.workers} worker(s) on {', '.join(nodes)}",
             )
-            return _change(job, ChangeKind.START, status=status, event=EventNote("Started", step.message))
+            return _change(job, ChangeKind.START, status=status, events=(EventNote("Started", step.message),))
         if step.step in (Step.SUCCEED, Step.FAIL, Step.RETRY):
             return self.stop_attempt(job, step, snap, now)
         return None
@@ -199,7 +193,7 @@ class Planner:
             }
         status = job_status(job, now, [running, condition], gpu_seconds=gpu_seconds, cost=cost, **fields)
         pods = () if kind == ChangeKind.FINISH else self.job_pods(job, snap, only_unfinished=only_unfinished)
-        return _change(job, kind, status=status, event=event, delete_pods=pods)
+        return _change(job, kind, status=status, events=(event,), delete_pods=pods)
 
     def stray_pods(self, snap: ClusterSnapshot) -> list[JobChange]:
         """Pods of deleted jobs, of jobs no longer holding GPUs, or of an older attempt."""
@@ -251,10 +245,12 @@ class Planner:
         conditions = [("Admitted", True, "Admitted", message)]
         if has_condition(job.status, "Preempted"):
             conditions.append(("Preempted", False, "Readmitted", message))
+        queued_events, queued_fields = self.entering(job, now)
         status = job_status(
             job,
             now,
             conditions,
+            **queued_fields,
             phase=JobPhase.ADMITTED,
             admitted_at=timestamp(now),
             started_at=None,
@@ -263,7 +259,8 @@ class Planner:
             message=message,
         )
         pods = self.worker_pods(job, workers, attempt, snap, tuple(range(job.spec.workers)))
-        return _change(job, ChangeKind.ADMIT, status=status, event=EventNote("Admitted", message), create_pods=pods)
+        events = (*queued_events, EventNote("Admitted", message))
+        return _change(job, ChangeKind.ADMIT, status=status, events=events, create_pods=pods)
 
     def preempted(self, job: GPUJob, message: str, snap: ClusterSnapshot, now: float) -> JobChange:
         """Status Preempted (its GPU time accounted), then its pods go."""
@@ -284,7 +281,7 @@ class Planner:
             job,
             ChangeKind.PREEMPT,
             status=status,
-            event=EventNote("Preempted", message, "Warning"),
+            events=(EventNote("Preempted", message, "Warning"),),
             delete_pods=self.job_pods(job, snap, only_unfinished=False),
         )
 
@@ -293,14 +290,16 @@ class Planner:
         pending = job.status.phase in (JobPhase.QUEUED, JobPhase.PREEMPTED)
         if job.status.message == message and pending:
             return None
+        queued_events, queued_fields = self.entering(job, now)
         status = job_status(
             job,
             now,
             [("Admitted", False, code, message)],
+            **queued_fields,
             message=message,
             phase=job.status.phase or JobPhase.QUEUED,
         )
-        return _change(job, ChangeKind.WAIT, status=status)
+        return _change(job, ChangeKind.WAIT, status=status, events=queued_events)
 
     @staticmethod
     def invalid(key: str, raw: RawObject, reason: str) -> JobChange:
@@ -313,8 +312,8 @@ class Planner:
             name,
             ObjectRef.of(raw, api_version=str(raw.get("apiVersion") or API_VERSION), kind="GPUJob"),
             status=GPUJobStatus(phase=JobPhase.FAILED, message=message[:1000]),
-            event=EventNote("Invalid", message, "Warning"),
-            event_without_status=True,
+            events=(EventNote("Invalid", message, "Warning"),),
+            events_without_status=True,
         )
 
     # ------------------------------------------------------------------ helpers

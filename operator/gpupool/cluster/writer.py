@@ -68,8 +68,21 @@ def _call(what: str, request: Callable[[], T]) -> T:
 
 
 def _json(response: Any) -> RawObject:
-    body: RawObject = json.loads(response.data)
+    """The JSON body of a raw (`_preload_content=False`) response; the connection goes back
+    to the pool (without `release_conn` every request would open a new TLS connection)."""
+    try:
+        body: RawObject = json.loads(response.data)
+    finally:
+        response.release_conn()
     return body
+
+
+def _drain(response: Any) -> None:
+    """Read and drop a raw response's body, giving its connection back to the pool."""
+    try:
+        response.data  # noqa: B018 - reading the body is the point
+    finally:
+        response.release_conn()
 
 
 class KubeWriter:
@@ -118,8 +131,8 @@ class KubeWriter:
         try:
             _call(
                 f"delete pod {namespace}/{name}",
-                lambda: self._core.delete_namespaced_pod(
-                    name, namespace, grace_period_seconds=0, _preload_content=False
+                lambda: _drain(
+                    self._core.delete_namespaced_pod(name, namespace, grace_period_seconds=0, _preload_content=False)
                 ),
             )
         except NotFound:
@@ -179,7 +192,7 @@ class KubeWriter:
         }
         _call(
             f"post event {reason} about {about.namespace}/{about.name}",
-            lambda: self._core.create_namespaced_event(about.namespace, body, _preload_content=False),
+            lambda: _drain(self._core.create_namespaced_event(about.namespace, body, _preload_content=False)),
         )
 
 

@@ -34,6 +34,9 @@ from gpupool.settings import OperatorSettings, settings_problems
 
 log = logging.getLogger("gpupool.operator")
 
+# Events waiting to be posted; past this a burst's events are dropped (with a warning).
+EVENT_QUEUE = 10_000
+
 
 def list_everything(cache: ClusterCache, writer: KubeWriter) -> None:
     """Merge fresh lists of every kind the loop reads into the cache (never going back in time)."""
@@ -52,7 +55,7 @@ class Operator:
         self.cache = ClusterCache(parse_object_of)
         self.api_client = self._client(kubeconfig, pool_size=settings.write_concurrency + 4)
         self.writer = KubeWriter(self.api_client)
-        self.applier = Applier(self.writer, self.cache, settings.write_concurrency)
+        self.applier = Applier(self.writer, self.cache, settings.write_concurrency, event_queue=EVENT_QUEUE)
         self.loop = SchedulingLoop(self.cache, self.applier, settings)
         self.stop = threading.Event()
         self.started_at = time.time()

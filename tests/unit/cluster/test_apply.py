@@ -64,15 +64,18 @@ def cluster(*jobs: dict[str, Any], pods: Iterable[dict[str, Any]] = ()) -> list[
 
 # Each row: the cluster before one cycle, and the writes that cycle makes about job "train".
 CASES = {
-    "new job is queued, then admitted with its pod": (
+    "new job is queued and admitted by one status write, then its pod": (
         cluster(gpujob_object()),
         [
-            ("patch_job_status", "Queued"),
-            ("emit_event", "Queued"),
             ("patch_job_status", "Admitted"),
+            ("emit_event", "Queued"),
             ("emit_event", "Admitted"),
             ("create_pod", "n1"),
         ],
+    ),
+    "new job that cannot fit is queued with its reason": (
+        cluster(gpujob_object(gpus=16)),
+        [("patch_job_status", "Queued"), ("emit_event", "Queued")],
     ),
     "admitted job whose pods run is marked running": (
         cluster(
@@ -210,3 +213,18 @@ def preemption_cluster() -> list[dict[str, Any]]:
     )
     high = gpujob_object("high", gpus=8, priority=10, phase="Queued", status={"message": "queued in q"})
     return cluster(low, high, pods=[worker_pod_object("low")])
+
+
+def test_queued_events_are_all_posted_by_close() -> None:
+    objects = cluster(*[gpujob_object(f"j{i}") for i in range(8)])
+    cache = cache_of(objects)
+    writer = RecordingWriter()
+    for obj in objects:
+        if obj["kind"] == "GPUJob":
+            writer.seed("gpujobs", obj)
+    applier = Applier(writer, cache, concurrency=4, event_queue=100)
+    loop = SchedulingLoop(cache, applier, OperatorSettings(), clock=lambda: NOW)
+    loop.cycle()
+    applier.close()
+    events = sorted(c.target for c in writer.calls if c.verb == "emit_event")
+    assert events == sorted(f"GPUJob/ns/j{i}" for i in range(8) for _ in ("Queued", "Admitted"))
