@@ -63,6 +63,8 @@ POOL = "e2e-a100"
 QUEUE = "e2e"
 WATCH_SECONDS = 240
 PROGRESS_SECONDS = 60.0
+# The spec of every benchmark GPUJob: one GPU of the bench's model, in the bench's queue.
+JOB_SPEC = {"queue": QUEUE, "gpus": 1, "gpuModels": [MODEL], "template": {"spec": {"containers": [DEFAULT_CONTAINER]}}}
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -129,6 +131,8 @@ class E2eResult:
     operator_peak_rss_mib: float = 0.0
     bound_control_plane_cpu_s: float = 0.0
     gpupool_control_plane_cpu_s: float = 0.0
+    scripted_running_s: float | None = None
+    scripted_control_plane_cpu_s: float = 0.0
 
     @property
     def ratio(self) -> float | None:
@@ -137,8 +141,15 @@ class E2eResult:
             return None
         return self.gpupool_running_s / self.bound_running_s
 
+    @property
+    def ratio_to_scripted(self) -> float | None:
+        """gpupool's all-Running time over the same writes made by a script with no scheduler."""
+        if self.scripted_running_s is None or self.gpupool_running_s is None or self.scripted_running_s <= 0:
+            return None
+        return self.gpupool_running_s / self.scripted_running_s
+
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "ratio": self.ratio}
+        return {**dataclasses.asdict(self), "ratio": self.ratio, "ratio_to_scripted": self.ratio_to_scripted}
 
 
 def _seconds(value: float | None) -> str:
@@ -167,6 +178,8 @@ def format_table(result: E2eResult) -> str:
         "operator peak RSS (MiB)",
         "GPUJobs created (s)",
         "control-plane CPU, pods / GPUJobs (s)",
+        "same writes, scripted (s)",
+        "ratio to scripted",
     )
     row = (
         str(result.jobs),
@@ -179,6 +192,8 @@ def format_table(result: E2eResult) -> str:
         f"{result.operator_peak_rss_mib:.0f}",
         _seconds(result.gpupool_create_s),
         f"{result.bound_control_plane_cpu_s:.1f} / {result.gpupool_control_plane_cpu_s:.1f}",
+        _seconds(result.scripted_running_s),
+        "—" if result.ratio_to_scripted is None else f"{result.ratio_to_scripted:.2f}x",
     )
     return "\n".join(
         ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|", "| " + " | ".join(row) + " |"]
@@ -277,6 +292,11 @@ class PhaseWatch:
         with self._changed:
             return len(self.first[mark])
 
+    def reached(self, mark: str) -> set[str]:
+        """The names of the objects seen in one of `mark`'s phases so far."""
+        with self._changed:
+            return set(self.first[mark])
+
     def phase_counts(self) -> dict[str, int]:
         with self._changed:
             return dict(Counter(phase or "none" for phase in self.phases.values()))
@@ -356,6 +376,27 @@ class PhaseWatch:
 # ---------------------------------------------------------------- the run
 
 
+def _finish(response: Any) -> None:
+    """Read a raw response to its end and give its connection back to the pool (one TLS
+    connection per client thread; an unread body must never go back to the pool)."""
+    try:
+        response.data  # noqa: B018 - reading the body is the point
+    finally:
+        response.release_conn()
+
+
+def bound_pod(name: str, node: str) -> dict[str, Any]:
+    """A pod asking for one GPU, bound to `node` by `spec.nodeName` (no scheduler involved)."""
+    gpu = {GPU_RESOURCE: "1"}
+    container = {**DEFAULT_CONTAINER, "resources": {"requests": gpu, "limits": gpu}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"nodeName": node, "containers": [container], "restartPolicy": "Never"},
+    }
+
+
 def _say(message: str) -> None:
     print(f"gpupool bench e2e: {message}", file=sys.stderr, flush=True)
 
@@ -423,9 +464,12 @@ class Bench:
 
     def _create_custom(self, plural: str, body: dict[str, Any], namespace: str | None = None) -> None:
         if namespace is None:
-            self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body, _preload_content=False)
+            response = self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body, _preload_content=False)
         else:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body, _preload_content=False)
+            response = self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, body, _preload_content=False
+            )
+        _finish(response)
 
     def setup(self) -> None:
         crds = sorted((hack_dir().parent / "crds").glob("*.yaml"))
@@ -479,17 +523,10 @@ class Bench:
         """Phase A: N one-GPU pods bound by nodeName, first create -> all Running; then delete them."""
         count, result = self.args.jobs, self.result
         placement = round_robin(count, self.node_names, self.args.gpus_per_node)
-        gpu = {GPU_RESOURCE: "1"}
 
-        def create(index: int) -> object:
-            container = {**DEFAULT_CONTAINER, "resources": {"requests": gpu, "limits": gpu}}
-            body = {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": f"pod-{index:05d}", "namespace": NAMESPACE},
-                "spec": {"nodeName": placement[index], "containers": [container], "restartPolicy": "Never"},
-            }
-            return self.core.create_namespaced_pod(NAMESPACE, body, _preload_content=False)
+        def create(index: int) -> None:
+            body = bound_pod(f"pod-{index:05d}", placement[index])
+            _finish(self.core.create_namespaced_pod(NAMESPACE, body, _preload_content=False))
 
         watch = PhaseWatch(lambda **kw: self.core.list_namespaced_pod(NAMESPACE, **kw), {"running": {"Running"}})
         watch.start()
@@ -510,6 +547,90 @@ class Bench:
         finally:
             watch.stop()
 
+    def scripted_writes(self) -> None:
+        """Phase S: gpupool's writes for N jobs made by a script, with no scheduler and no watch
+        of its own: create the GPUJob, write it Admitted (one status write), post Queued and
+        Admitted events, create its pod bound to a node; when the pod runs, write the job
+        Running and post Started. The time from the first create until the last job is
+        written Running is the floor for any operator that makes these writes; then the
+        jobs and pods are deleted (before the operator starts, so it never sees them)."""
+        count, result = self.args.jobs, self.result
+        placement = round_robin(count, self.node_names, self.args.gpus_per_node)
+
+        def status(name: str, phase: str) -> None:
+            body = {"status": {"phase": phase, "message": f"{phase.lower()} by the scripted phase", "attempts": 1}}
+            _finish(
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, NAMESPACE, "gpujobs", name, body, _preload_content=False
+                )
+            )
+
+        def event(name: str, reason: str) -> None:
+            body = {
+                "metadata": {"generateName": f"{name}.", "namespace": NAMESPACE},
+                "involvedObject": {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "GPUJob",
+                    "name": name,
+                    "namespace": NAMESPACE,
+                },
+                "reason": reason,
+                "message": f"{reason} (scripted)",
+                "type": "Normal",
+            }
+            _finish(self.core.create_namespaced_event(NAMESPACE, body, _preload_content=False))
+
+        def admit(index: int) -> None:
+            name = f"script-{index:05d}"
+            self._create_custom("gpujobs", self._object("GPUJob", name, JOB_SPEC, NAMESPACE), NAMESPACE)
+            status(name, "Admitted")
+            event(name, "Queued")
+            event(name, "Admitted")
+            pod = bound_pod(f"{name}-w0", placement[index])
+            _finish(self.core.create_namespaced_pod(NAMESPACE, pod, _preload_content=False))
+
+        def start(pod_name: str) -> None:
+            job = pod_name.removesuffix("-w0")
+            status(job, "Running")
+            event(job, "Started")
+
+        watch = PhaseWatch(lambda **kw: self.core.list_namespaced_pod(NAMESPACE, **kw), {"running": {"Running"}})
+        watch.start()
+        try:
+            _say(f"phase S: the same writes for {count} jobs, scripted")
+            control_plane = control_plane_cpu_s(self.cluster)
+            began = time.monotonic()
+            admitting = [self.pool.submit(admit, index) for index in range(count)]
+            started: set[str] = set()
+            starting = []
+            deadline = began + self.args.timeout
+            while len(started) < count and time.monotonic() < deadline:
+                failed = next((f for f in admitting if f.done() and f.exception()), None)
+                if failed is not None:
+                    raise ClusterError(f"phase S: a scripted write failed: {failed.exception()}")
+                watch.wait(lambda w: len(w.first["running"]) > len(started), 0.5)
+                ready = watch.reached("running") - started
+                started.update(ready)
+                starting += [self.pool.submit(start, name) for name in ready]
+            for future in [*admitting, *starting]:
+                future.result()
+            if len(started) == count:
+                result.scripted_running_s = time.monotonic() - began
+            result.scripted_control_plane_cpu_s = control_plane_cpu_s(self.cluster) - control_plane
+            _say(
+                f"phase S: {len(started)}/{count} written Running {_when(result.scripted_running_s, self.args.timeout)}"
+            )
+            _finish(
+                self.custom.delete_collection_namespaced_custom_object(
+                    GROUP, VERSION, NAMESPACE, "gpujobs", _preload_content=False
+                )
+            )
+            self.core.delete_collection_namespaced_pod(NAMESPACE, grace_period_seconds=0, _preload_content=False)
+            if not watch.wait(lambda w: not w.phases, self.args.timeout):
+                raise ClusterError(f"the phase S pods were not all gone after {self.args.timeout:.0f}s")
+        finally:
+            watch.stop()
+
     def gpupool(self) -> None:
         """Phase B: the operator, N one-GPU GPUJobs, first create -> all Running, admission latency."""
         count, result = self.args.jobs, self.result
@@ -517,11 +638,8 @@ class Bench:
         record = start_operator(self.cluster)
         baseline = process_usage(record.pid)
 
-        template = {"spec": {"containers": [DEFAULT_CONTAINER]}}
-        spec = {"queue": QUEUE, "gpus": 1, "gpuModels": [MODEL], "template": template}
-
         def create(index: int) -> None:
-            self._create_custom("gpujobs", self._object("GPUJob", f"job-{index:05d}", spec, NAMESPACE), NAMESPACE)
+            self._create_custom("gpujobs", self._object("GPUJob", f"job-{index:05d}", JOB_SPEC, NAMESPACE), NAMESPACE)
 
         marks = {"admitted": {"Admitted", "Running"}, "running": {"Running"}}
         watch = PhaseWatch(
@@ -598,6 +716,7 @@ def run(args: argparse.Namespace, cluster: DevCluster) -> E2eResult:
         _say(f"creating {args.nodes} nodes of {args.gpus_per_node} {MODEL}, a GPUNodePool and a GPUQueue")
         bench.setup()
         bench.bound_pods()
+        bench.scripted_writes()
         bench.gpupool()
         return bench.result
     finally:

@@ -80,10 +80,13 @@ def test_table_shows_every_figure_and_the_ratio() -> None:
         gpupool_create_s=9.5,
         bound_control_plane_cpu_s=8.12,
         gpupool_control_plane_cpu_s=30.0,
+        scripted_running_s=12.4,
     )
     header, rule, row = format_table(result).splitlines()
-    assert header.count("|") == rule.count("|") == row.count("|") == 11
-    assert row == "| 1000 | 15.50 | 930.00 | 60.0x | 400.00 | 850.25 | 512.3 | 211 | 9.50 | 8.1 / 30.0 |"
+    assert header.count("|") == rule.count("|") == row.count("|") == 13
+    assert row == (
+        "| 1000 | 15.50 | 930.00 | 60.0x | 400.00 | 850.25 | 512.3 | 211 | 9.50 | 8.1 / 30.0 | 12.40 | 75.00x |"
+    )
     assert result.to_json()["ratio"] == pytest.approx(60.0)
 
 
