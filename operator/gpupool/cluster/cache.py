@@ -152,9 +152,16 @@ class ClusterCache:
         self._changed.set()
         return True
 
-    def delete(self, kind: Kind, key: str) -> None:
-        """Forget an object that the API server deleted (or that the loop just deleted)."""
+    def delete(self, kind: Kind, key: str, version: int = 0) -> None:
+        """Forget an object that the API server deleted (or that the loop just deleted).
+
+        With `version` (the deleted object's resourceVersion, from a watch event), a cached
+        object newer than that - a new object of the same name - is kept.
+        """
         with self._lock:
+            current = self._objects[kind].get(key)
+            if current is not None and version and current.resource_version > version:
+                return
             self._objects[kind].pop(key, None)
         self._changed.set()
 

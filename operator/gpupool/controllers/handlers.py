@@ -1,11 +1,13 @@
 """kopf handlers: they feed the cache and wake the loop; they never decide anything.
 
 Who calls this: `gpupool.controllers.runner` registers these on a kopf registry. One
-`on.event` handler per watched kind puts the object in the cache (or removes it on
-DELETED). The handlers are coroutines: storing an object is quick, and a sync handler
-would cost a hop to kopf's thread pool for every watch event. Event handlers write
-nothing to the objects they watch (no finalizers, no
-progress annotations), so watching costs no extra API writes per object.
+`on.event` handler per kind with few objects and few changes - GPUQueues, GPUNodePools,
+nodes, namespaces - puts the object in the cache (or removes it on DELETED). GPUJobs and
+worker pods, thousands of objects changing several times each, are fed by
+`gpupool.cluster.reflector` instead: kopf's per-event machinery cost the operator more CPU
+than everything else together in `gpupool bench e2e`. The handlers are coroutines (a sync
+handler costs a hop to kopf's thread pool per event) and write nothing to the objects
+they watch (no finalizers, no progress annotations).
 """
 
 from __future__ import annotations
@@ -15,24 +17,19 @@ from typing import Any
 import kopf
 
 from gpupool.api import GROUP, VERSION
-from gpupool.cluster.cache import ClusterCache, Kind, object_key
-from gpupool.cluster.pods import LABEL_JOB
+from gpupool.cluster.cache import ClusterCache, Kind, object_key, resource_version
 
 
 def _feed(cache: ClusterCache, kind: Kind, event: kopf.RawEvent, body: kopf.Body) -> None:
     obj = dict(body)
     if event.get("type") == "DELETED":
-        cache.delete(kind, object_key(obj))
+        cache.delete(kind, object_key(obj), resource_version(obj))
     else:
         cache.upsert(kind, obj)
 
 
 def register(registry: kopf.OperatorRegistry, cache: ClusterCache) -> None:
-    """Register one cache-feeding handler per kind on `registry`."""
-
-    @kopf.on.event(GROUP, VERSION, "gpujobs", registry=registry)
-    async def gpujob_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        _feed(cache, Kind.JOB, event, body)
+    """Register one cache-feeding handler per kopf-fed kind on `registry`."""
 
     @kopf.on.event(GROUP, VERSION, "gpuqueues", registry=registry)
     async def gpuqueue_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
@@ -49,7 +46,3 @@ def register(registry: kopf.OperatorRegistry, cache: ClusterCache) -> None:
     @kopf.on.event("", "v1", "namespaces", registry=registry)
     async def namespace_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         _feed(cache, Kind.NAMESPACE, event, body)
-
-    @kopf.on.event("", "v1", "pods", labels={LABEL_JOB: kopf.PRESENT}, registry=registry)
-    async def pod_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        _feed(cache, Kind.POD, event, body)

@@ -1,11 +1,13 @@
-"""`gpupool operator run`: kopf watches feeding the cache, one scheduling loop, health.
+"""`gpupool operator run`: watches feeding the cache, one scheduling loop, health.
 
 Who calls this: `gpupool.cli` (and through it the demo, the end-to-end benchmark and the
 integration tests). Start-up order matters: settings (a bad one stops the operator here,
 naming the variable and the valid values) and logging; then kopf's start-up handler lists
-every kind into the cache (so the loop never decides on a half-listed cluster), marks it
-synced and starts the loop thread; then kopf's watches keep the cache fresh. A periodic
-re-list repairs anything a watch missed. Stopping (SIGTERM/SIGINT) stops the loop first.
+every kind into the cache - the kopf-fed kinds, then GPUJobs and pods through their
+reflectors, which then start watching - so the loop never decides on a half-listed
+cluster, marks it synced and starts the loop thread; kopf's watches and the reflectors
+keep the cache fresh. A periodic re-list repairs anything a watch missed. Stopping
+(SIGTERM/SIGINT) stops the loop and the reflectors.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pydantic import ValidationError
 from gpupool.cluster.apply import Applier
 from gpupool.cluster.cache import ClusterCache, Kind
 from gpupool.cluster.parsing import parse_object_of
+from gpupool.cluster.pods import LABEL_JOB
+from gpupool.cluster.reflector import job_and_pod_reflectors
 from gpupool.cluster.writer import KubeWriter
 from gpupool.controllers import handlers
 from gpupool.controllers.health import HealthServer, loop_is_live
@@ -38,13 +42,20 @@ log = logging.getLogger("gpupool.operator")
 EVENT_QUEUE = 10_000
 
 
-def list_everything(cache: ClusterCache, writer: KubeWriter) -> None:
-    """Merge fresh lists of every kind the loop reads into the cache (never going back in time)."""
-    for kind in (Kind.JOB, Kind.QUEUE, Kind.POOL):
-        cache.replace_all(kind, *writer.list_custom(kind.value))
-    cache.replace_all(Kind.NODE, *writer.list_core("nodes"))
-    cache.replace_all(Kind.NAMESPACE, *writer.list_core("namespaces"))
-    cache.replace_all(Kind.POD, *writer.list_core("pods", label_selector="gpupool.io/job"))
+# Kinds whose watch events kopf's handlers feed into the cache; GPUJobs and pods have
+# reflectors of their own (`gpupool.cluster.reflector`).
+KOPF_KINDS = (Kind.QUEUE, Kind.POOL, Kind.NODE, Kind.NAMESPACE)
+
+
+def list_into(cache: ClusterCache, writer: KubeWriter, kinds: tuple[Kind, ...] = tuple(Kind)) -> None:
+    """Merge fresh lists of `kinds` into the cache (never going back in time)."""
+    for kind in kinds:
+        if kind in (Kind.JOB, Kind.QUEUE, Kind.POOL):
+            cache.replace_all(kind, *writer.list_custom(kind.value))
+        elif kind == Kind.POD:
+            cache.replace_all(kind, *writer.list_core("pods", label_selector=LABEL_JOB))
+        else:
+            cache.replace_all(kind, *writer.list_core(kind.value))
 
 
 class Operator:
@@ -57,6 +68,7 @@ class Operator:
         self.writer = KubeWriter(self.api_client)
         self.applier = Applier(self.writer, self.cache, settings.write_concurrency, event_queue=EVENT_QUEUE)
         self.loop = SchedulingLoop(self.cache, self.applier, settings)
+        self.reflectors = job_and_pod_reflectors(self.api_client, self.cache)
         self.stop = threading.Event()
         self.started_at = time.time()
         self.registry = kopf.OperatorRegistry()
@@ -104,7 +116,10 @@ class Operator:
             settings.posting.enabled = False
             settings.watching.server_timeout = 300
             settings.watching.client_timeout = 330
-            await asyncio.to_thread(list_everything, self.cache, self.writer)
+            await asyncio.to_thread(list_into, self.cache, self.writer, KOPF_KINDS)
+            for reflector in self.reflectors:
+                await asyncio.to_thread(reflector.list_once)
+                reflector.start()
             self.cache.mark_synced()
             threading.Thread(target=self.loop.run, args=(self.stop,), name="scheduling-loop", daemon=True).start()
             threading.Thread(target=self._resync, name="resync", daemon=True).start()
@@ -113,11 +128,13 @@ class Operator:
         @kopf.on.cleanup(registry=self.registry)
         async def stop(**_: Any) -> None:
             self.stop.set()
+            for reflector in self.reflectors:
+                await asyncio.to_thread(reflector.stop)
 
     def _resync(self) -> None:
         while not self.stop.wait(self.settings.resync_seconds):
             try:
-                list_everything(self.cache, self.writer)
+                list_into(self.cache, self.writer)
             except Exception:
                 log.exception("periodic re-list failed; will retry")
 

@@ -1,0 +1,162 @@
+"""`Reflector`: keeps one kind of the cache in step with the API server by list and watch.
+
+Who uses this: `gpupool.controllers.runner` runs one for each kind with many objects and
+many changes - GPUJobs and gpupool's worker pods - while kopf's handlers feed the few
+queues, pools, nodes and namespaces. A watch event costs kopf about a millisecond of
+CPU (its causes, kwargs and per-object workers, built for handlers that act on each
+object); a reflector only parses the line and stores the object, which the scheduling
+loop needs and nothing more (the `gpupool bench e2e` section of docs/benchmarks.md
+measures the difference).
+
+It is client-go's reflector, reduced: list (raw JSON) into the cache with the list's
+resourceVersion, then watch from there with bookmarks; each event is stored (the cache
+refuses older versions) or deleted. An expired resourceVersion (410 Gone) lists again; a
+broken connection watches again from the last version seen, after a short back-off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from typing import Any
+
+from gpupool.cluster.cache import ClusterCache, Kind, object_key, resource_version
+
+log = logging.getLogger("gpupool.reflector")
+
+WATCH_SECONDS = 300
+BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class Expired(Exception):
+    """The watch's resourceVersion is too old (HTTP 410 Gone): list again."""
+
+
+class Reflector:
+    """Lists then watches one kind into `cache` until stopped.
+
+    `list_call(**kwargs)` is a list method of the Kubernetes client with its arguments
+    bound (group, version, plural, label selector); it is called with `watch=True` and
+    `_preload_content=False` for the watch.
+    """
+
+    def __init__(self, cache: ClusterCache, kind: Kind, list_call: Callable[..., Any]) -> None:
+        self.cache = cache
+        self.kind = kind
+        self._list_call = list_call
+        self._version = ""
+        self._stop = threading.Event()
+        self._response: Any = None
+        self._thread = threading.Thread(target=self._run, name=f"reflector-{kind.value}", daemon=True)
+
+    # ------------------------------------------------------------------ control
+
+    def list_once(self) -> None:
+        """List every object into the cache; the watch continues from this list."""
+        response = self._list_call(_preload_content=False)
+        try:
+            doc = json.loads(response.data)
+        finally:
+            response.release_conn()
+        version = str((doc.get("metadata") or {}).get("resourceVersion") or "")
+        self.cache.replace_all(self.kind, doc.get("items") or [], int(version or 0))
+        self._version = version
+
+    def start(self) -> None:
+        """Watch in a background thread (call `list_once` first)."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching; a blocked read returns at once."""
+        self._stop.set()
+        response = self._response
+        if response is not None:
+            with suppress(Exception):
+                response.shutdown()
+        self._thread.join(timeout=5)
+
+    # ------------------------------------------------------------------ the watch
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._watch()
+                failures = 0
+            except Expired:
+                log.info("watch expired; listing again", extra={"kind": self.kind.value})
+                failures = self._relist(failures)
+            except Exception as error:
+                if self._stop.is_set():
+                    return
+                log.warning("watch broke; watching again", extra={"kind": self.kind.value, "error": str(error)})
+                self._stop.wait(BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)])
+                failures += 1
+
+    def _relist(self, failures: int) -> int:
+        try:
+            self.list_once()
+            return 0
+        except Exception as error:
+            log.warning("list failed; trying again", extra={"kind": self.kind.value, "error": str(error)})
+            self._stop.wait(BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS) - 1)])
+            return failures + 1
+
+    def _watch(self) -> None:
+        response = self._list_call(
+            watch=True,
+            resource_version=self._version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=WATCH_SECONDS,
+            _preload_content=False,
+            _request_timeout=WATCH_SECONDS + 30,
+        )
+        self._response = response
+        try:
+            pending = b""
+            for chunk in response.stream(decode_content=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        self.apply_event(json.loads(line))
+                if self._stop.is_set():
+                    return
+        finally:
+            self._response = None
+            response.release_conn()
+
+    def apply_event(self, event: Mapping[str, Any]) -> None:
+        """Store, delete or note the version of one watch event (`type`, `object`)."""
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise Expired(str(obj.get("message", "")))
+            raise RuntimeError(f"watch error: {obj.get('message')}")
+        version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        if kind == "DELETED":
+            self.cache.delete(self.kind, object_key(obj), resource_version(obj))
+        elif kind in ("ADDED", "MODIFIED"):
+            self.cache.upsert(self.kind, obj)
+        if version:
+            self._version = version
+
+
+def job_and_pod_reflectors(api_client: Any, cache: ClusterCache) -> list[Reflector]:
+    """The reflectors of GPUJobs (all namespaces) and of gpupool's worker pods (by label)."""
+    from functools import partial
+
+    from kubernetes import client
+
+    from gpupool.api import GROUP, VERSION
+    from gpupool.cluster.pods import LABEL_JOB
+
+    custom = client.CustomObjectsApi(api_client)
+    core = client.CoreV1Api(api_client)
+    return [
+        Reflector(cache, Kind.JOB, partial(custom.list_cluster_custom_object, GROUP, VERSION, Kind.JOB.value)),
+        Reflector(cache, Kind.POD, partial(core.list_pod_for_all_namespaces, label_selector=LABEL_JOB)),
+    ]
