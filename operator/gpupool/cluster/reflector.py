@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -29,6 +29,36 @@ log = logging.getLogger("gpupool.reflector")
 
 WATCH_SECONDS = 300
 BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+def watch_events(
+    list_call: Callable[..., Any], version: str, hold: Callable[[Any], None] = lambda _r: None
+) -> Iterator[dict[str, Any]]:
+    """The events of one watch from `version` (bookmarks on), as dicts, read as raw JSON lines.
+
+    `hold(response)` receives the open response (and None when it closes), so another
+    thread can shut its socket to end a blocked read. Also used by `gpupool bench e2e`.
+    """
+    response = list_call(
+        watch=True,
+        resource_version=version,
+        allow_watch_bookmarks=True,
+        timeout_seconds=WATCH_SECONDS,
+        _preload_content=False,
+        _request_timeout=WATCH_SECONDS + 30,
+    )
+    hold(response)
+    try:
+        pending = b""
+        for chunk in response.stream(decode_content=True):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+    finally:
+        hold(None)
+        response.release_conn()
 
 
 class Expired(Exception):
@@ -106,28 +136,13 @@ class Reflector:
             return failures + 1
 
     def _watch(self) -> None:
-        response = self._list_call(
-            watch=True,
-            resource_version=self._version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=WATCH_SECONDS,
-            _preload_content=False,
-            _request_timeout=WATCH_SECONDS + 30,
-        )
+        for event in watch_events(self._list_call, self._version, self._hold):
+            self.apply_event(event)
+            if self._stop.is_set():
+                return
+
+    def _hold(self, response: Any) -> None:
         self._response = response
-        try:
-            pending = b""
-            for chunk in response.stream(decode_content=True):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        self.apply_event(json.loads(line))
-                if self._stop.is_set():
-                    return
-        finally:
-            self._response = None
-            response.release_conn()
 
     def apply_event(self, event: Mapping[str, Any]) -> None:
         """Store, delete or note the version of one watch event (`type`, `object`)."""

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from gpupool.cluster.pods import DEFAULT_CONTAINER
+from gpupool.cluster.reflector import watch_events
 from gpupool.devcluster.build import BuildError, ensure_built, hack_dir
 from gpupool.devcluster.cluster import ClusterError, DevCluster
 from gpupool.devcluster.nodes import GPU_RESOURCE, LABEL_POOL, GpuNodeSpec, create_gpu_node
@@ -336,28 +337,13 @@ class PhaseWatch:
                     time.sleep(1.0)
 
     def _stream(self) -> None:
-        response = self._list(
-            watch=True,
-            resource_version=self._resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=WATCH_SECONDS,
-            _preload_content=False,
-            _request_timeout=WATCH_SECONDS + 30,
-        )
+        for event in watch_events(self._list, self._resource_version, self._hold):
+            if self._stop.is_set():
+                return
+            self._event(event)
+
+    def _hold(self, response: Any) -> None:
         self._response = response
-        try:
-            buffer = b""
-            for chunk in response.stream(decode_content=True):
-                if self._stop.is_set():
-                    return
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line.strip():
-                        self._event(json.loads(line))
-        finally:
-            self._response = None
-            response.close()
 
     def _event(self, event: Mapping[str, Any]) -> None:
         kind, obj = event["type"], event["object"]

@@ -120,7 +120,7 @@ class _Response:
     def stream(self, decode_content: bool = True) -> Iterator[bytes]:
         yield from self.chunks
 
-    def close(self) -> None:
+    def release_conn(self) -> None:
         pass
 
 
