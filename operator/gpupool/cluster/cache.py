@@ -1,7 +1,8 @@
 """The operator's watch-fed, typed view of the cluster.
 
-Who uses this: kopf event handlers (`gpupool.controllers.handlers`) and the start-up and
-periodic re-lists (`gpupool.controllers.runner`) put every object they see here; the
+Who uses this: kopf event handlers (`gpupool.controllers.handlers`), the reflectors of
+GPUJobs and pods (`gpupool.cluster.reflector`) and the start-up and periodic re-lists
+(`gpupool.controllers.runner`) put every object they see here; the
 scheduling loop (`gpupool.controllers.loop`) takes a `view()` at each step of its cycle,
 and the applier (`gpupool.cluster.apply`) records each object the API server answers a
 write with ("assume"), so the next cycle never decides on a state older than its own

@@ -1,10 +1,10 @@
 """How an admitted GPUJob's pods drive its phase: pure functions, no I/O.
 
-Who calls this: the scheduling loop, once per cycle for each job that holds GPUs
-(phase Admitted or Running). Given the job, the pods of its current attempt and the clock,
-`next_step` says what should happen next; the loop carries it out (status patch, pod
-deletions, event). Keeping the rules here lets unit tests read as the lifecycle's
-specification.
+Who calls this: the planner (`gpupool.cluster.plan`), at the scheduling loop's lifecycle
+step, once per cycle for each job that holds GPUs (phase Admitted or Running). Given the
+job, the pods of its current attempt and the clock, `next_step` says what should happen
+next; the planner turns it into a status, events and pod writes, which the applier makes.
+Keeping the rules here lets unit tests read as the lifecycle's specification.
 
 Rules:
 - all workers' pods Running -> the job is Running (startedAt set once per attempt);

@@ -3,8 +3,8 @@
 Who runs this: `gpupool.controllers.runner` starts `run` in a thread once the cache has
 listed every kind (never decide on a half-listed cluster). Each `cycle`:
 
-1. Lifecycle - jobs new to gpupool are queued; jobs holding GPUs advance by their pods
-   (pure rules in `gpupool.cluster.lifecycle`); stray pods go; unreadable jobs are reported.
+1. Lifecycle - jobs holding GPUs advance by their pods (pure rules in
+   `gpupool.cluster.lifecycle`); stray pods go; unreadable jobs are reported.
 2. Snapshot - each queue's decayed usage is advanced and the cache becomes a
    `ClusterSnapshot` (`gpupool.cluster.snapshot`): the core's snapshot plus pools, prices,
    taints and quota flavors.
@@ -12,7 +12,8 @@ listed every kind (never decide on a half-listed cluster). Each `cycle`:
    placement memory it returns is passed back in next cycle.
 4. Apply - the planner (`gpupool.cluster.plan`) turns decisions into per-job changes and
    the applier (`gpupool.cluster.apply`) writes them: preemptions first, then admissions
-   (status with the placement, then pods built from the decision) and waiting reasons.
+   (status with the placement, then pods built from the decision) and waiting reasons;
+   a job new to gpupool is queued by this, its first decision.
 5. Report - queues' and pools' status, written when it changed.
 
 Every write's answer goes into the cache at once, so the next cycle sees it before the
