@@ -268,3 +268,37 @@ def test_kubectl_explain_describes_the_fields(kubeconfig: str) -> None:
     assert "all-or-nothing" in result.stdout
     result = kubectl(kubeconfig, "explain", "gpuqueue.spec.quotas", check=False)
     assert "borrowingLimit" in result.stdout and "nominal" in result.stdout
+
+
+# Each row: a merge patch of a GPUJob's spec after creation, and the field the API server must
+# name in refusing it (None: the edit is allowed).
+SPEC_EDITS = [
+    ("queue", {"queue": "team-b"}, "spec.queue"),
+    ("workers", {"workers": 2}, "spec.workers"),
+    ("gpus", {"gpus": 8}, "spec.gpus"),
+    ("cpu-added", {"cpu": "4"}, "spec.cpu"),
+    ("memory-added", {"memory": "8Gi"}, "spec.memory"),
+    ("gpu-models", {"gpuModels": ["A100"]}, "spec.gpuModels"),
+    ("placement", {"placement": "SpotAllowed"}, "spec.placement"),
+    ("template-image", {"template": {"spec": {"containers": [{"name": "main", "image": "other"}]}}}, "spec.template"),
+    ("priority", {"priority": 7}, None),
+    ("max-runtime", {"maxRuntime": "10m"}, None),
+    ("preemptible", {"preemptible": False}, None),
+    ("backoff-limit", {"backoffLimit": 1}, None),
+]
+
+
+@pytest.mark.parametrize(("patch", "named"), [(p, n) for _, p, n in SPEC_EDITS], ids=[i for i, _, _ in SPEC_EDITS])
+def test_what_a_job_holds_cannot_change_after_creation(
+    kubeconfig: str, namespace: str, patch: dict[str, Any], named: str | None
+) -> None:
+    created = kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(gpujob(namespace, gpus=2)), check=False)
+    assert created.returncode == 0, created.stderr
+    edit = json.dumps({"spec": patch})
+    result = kubectl(kubeconfig, "patch", "gj", "train", "-n", namespace, "--type", "merge", "-p", edit, check=False)
+    if named is None:
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode != 0
+    assert named in result.stderr
+    assert "cannot change after creation: delete the GPUJob and create it again" in result.stderr

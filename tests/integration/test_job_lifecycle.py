@@ -130,6 +130,20 @@ def test_failed_worker_restarts_the_gang_then_fails_past_backoff_limit(world: Sc
     wait_for(lambda: "Restarting" in (events := world.events("flaky")) and "Failed" in events, 10, "events")
 
 
+def test_a_shorter_max_runtime_set_on_a_running_job_stops_it(world: Scenario) -> None:
+    """maxRuntime, priority, preemptible and backoffLimit may change after creation (what a job
+    holds may not: see test_bad_input); a running job obeys its new limit."""
+    world.nodes(1, gpus=8)
+    queue = world.queue("team", nominal=8)
+    world.job("long", queue, gpus=1, duration="10m")
+    world.wait_phase("long", "Running", 30)
+    edit = json.dumps({"spec": {"maxRuntime": "2s", "priority": 5}})
+    kubectl(world.kubeconfig, "patch", "gj", "long", "-n", world.namespace, "--type", "merge", "-p", edit)
+
+    final = world.wait_phase("long", "Failed", 40)
+    assert "maxRuntime" in final["message"] and final["attempts"] == 1
+
+
 def test_max_runtime_is_enforced(world: Scenario) -> None:
     world.nodes(1, gpus=8)
     queue = world.queue("team", nominal=8)

@@ -100,6 +100,22 @@ class Provenance(SpecModel):
     )
 
 
+# What a job holds is fixed at creation, as Kueue fixes a workload's pod sets once it holds
+# quota: an edit would change what the queue admitted behind its back. `priority`,
+# `maxRuntime`, `preemptible`, `backoffLimit` and `provenance` may change.
+IMMUTABLE_SPEC_FIELDS = ("queue", "workers", "gpus", "cpu", "memory", "gpuModels", "placement", "template")
+
+
+def _unchanged(field: str) -> dict[str, Any]:
+    """A transition rule: `spec.<field>` keeps its value (or its absence) after creation."""
+    return cel(
+        f"has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})",
+        f"spec.{field} cannot change after creation: delete the GPUJob and create it again",
+        field_path=f".{field}",
+        reason="FieldValueForbidden",
+    )
+
+
 class GPUJobSpec(SpecModel):
     """What a GPUJob asks for: a gang of `workers` identical workers with `gpus` GPUs each."""
 
@@ -112,6 +128,7 @@ class GPUJobSpec(SpecModel):
                     "use whole GPUs for multi-worker jobs",
                     field_path=".gpus",
                 ),
+                *(_unchanged(field) for field in IMMUTABLE_SPEC_FIELDS),
             ]
         }
     )
