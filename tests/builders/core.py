@@ -40,7 +40,11 @@ def make_node(
     ready: bool = True,
     cpu: int = 256_000,
     memory: int = 2048 * GIB,
+    reserved_gpus: int = 0,
+    reserved_cpu: int = 0,
+    reserved_memory: int = 0,
 ) -> GpuNode:
+    """A GPU node; `reserved_*` is what pods gpupool does not manage hold on it."""
     return GpuNode(
         name=name,
         gpu_model=model,
@@ -52,6 +56,9 @@ def make_node(
         spot=spot,
         taints=taints,
         ready=ready,
+        reserved_gpus=reserved_gpus,
+        reserved_cpu_milli=reserved_cpu,
+        reserved_memory_bytes=reserved_memory,
     )
 
 

@@ -209,3 +209,34 @@ def test_a_burst_of_jobs_all_reach_running_without_a_resync(world: Scenario) -> 
 
     wait_for(lambda: phases()["Running"] == len(names), 90, "all 32 jobs to be Running")
     assert len(world.pods()) == len(names)
+
+
+def test_gpus_and_cpu_held_by_pods_gpupool_did_not_create_are_not_promised_again(world: Scenario) -> None:
+    gpu_node, cpu_node = world.nodes(2, gpus=8, cpu="64")
+    queue = world.queue("team", nominal=16)
+
+    def foreign(name: str, node: str, requests: dict[str, str]) -> None:
+        container = {"name": "main", "image": "busybox", "resources": {"requests": requests, "limits": requests}}
+        body = {"metadata": {"name": name}, "spec": {"nodeName": node, "containers": [container]}}
+        world.core_api.create_namespaced_pod(world.namespace, body)
+
+    foreign("tenant-trainer", gpu_node, {"nvidia.com/gpu": "8"})  # another scheduler's job: every GPU
+    foreign("log-agent", cpu_node, {"cpu": "60", "memory": "1Gi"})  # a DaemonSet-style pod: most CPUs
+    world.job("needs-cpu", queue, gpus=4, cpu="8")
+
+    waiting = wait_for(lambda: "waiting" in ((s := world.status("needs-cpu")).get("message") or "") and s, 30, "why")
+    assert waiting["phase"] == "Queued" and world.pods("needs-cpu") == []
+
+    world.core_api.delete_namespaced_pod("log-agent", world.namespace, grace_period_seconds=0)
+    running = world.wait_phase("needs-cpu", "Running", 30)
+    assert {p["node"] for p in running["placement"]} == {cpu_node}
+
+    world.job("whole-node", queue, gpus=4)  # 4 GPUs left on cpu_node; gpu_node's are held
+    placed = world.wait_phase("whole-node", "Running", 30)
+    assert {p["node"] for p in placed["placement"]} == {cpu_node}
+    world.job("after", queue, gpus=8)
+    wait_for(lambda: "waiting" in (world.status("after").get("message") or ""), 30, "a reason")
+
+    world.core_api.delete_namespaced_pod("tenant-trainer", world.namespace, grace_period_seconds=0)
+    back = world.wait_phase("after", "Running", 30)
+    assert {p["node"] for p in back["placement"]} == {gpu_node}

@@ -42,6 +42,8 @@ class Kind(StrEnum):
     NODE = "nodes"
     POD = "pods"
     NAMESPACE = "namespaces"
+    # Non-terminal pods bound to a node that gpupool did not create (kept in a compact form).
+    FOREIGN_POD = "foreignpods"
 
 
 def object_key(obj: Mapping[str, Any]) -> str:

@@ -12,6 +12,9 @@ the parsed value from the cache and never parses again.
 - Node, Pod, Namespace -> the raw object itself (read-only): nodes become core `GpuNode`s
   only together with the pools (`gpupool.cluster.snapshot`), pods are read by the pure
   lifecycle rules as they are.
+- A pod gpupool did not create (`Kind.FOREIGN_POD`) -> `ForeignUsage`, what it holds on its
+  node. Its reflector stores only `compact_foreign_pod(raw)`, so thousands of such pods
+  cost the cache little.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from pydantic import ValidationError
 
 from gpupool.api import GPUJob, InvalidObjectError, parse_gpujob, parse_gpunodepool, parse_gpuqueue
 from gpupool.cluster.cache import Kind
-from gpupool.cluster.convert import ConversionError, job_from_api
+from gpupool.cluster.convert import (
+    GPU_RESOURCE,
+    ConversionError,
+    job_from_api,
+    parse_cpu_milli,
+    parse_memory_bytes,
+    parse_quantity,
+)
 from gpupool.core.models import Job
 
 _PARSE_ERRORS = (InvalidObjectError, ValidationError, ConversionError, ValueError)
@@ -53,9 +63,73 @@ def parse_job(raw: Mapping[str, Any]) -> ParsedJob:
     return ParsedJob(api=api, core=core, core_error=None)
 
 
+@dataclass(frozen=True, slots=True)
+class ForeignUsage:
+    """What one pod gpupool does not manage holds on its node, in the core's units."""
+
+    node: str
+    gpus: int
+    cpu_milli: int
+    memory_bytes: int
+
+
+def _pod_requests(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A pod's effective requests, as the kube-scheduler counts them: the larger of the sum
+    over its containers and the largest init container, plus the pod overhead; an extended
+    resource's limit stands in for a request it lacks."""
+
+    def requests_of(container: Mapping[str, Any]) -> dict[str, Any]:
+        resources = container.get("resources") or {}
+        limits = resources.get("limits") or {}
+        found = dict(resources.get("requests") or {})
+        if GPU_RESOURCE in limits and GPU_RESOURCE not in found:
+            found[GPU_RESOURCE] = limits[GPU_RESOURCE]
+        return found
+
+    def amounts(requests: Mapping[str, Any]) -> tuple[int, int, int]:
+        gpus = int(parse_quantity(requests.get(GPU_RESOURCE, 0), what=GPU_RESOURCE))
+        return gpus, parse_cpu_milli(requests.get("cpu", 0)), parse_memory_bytes(requests.get("memory", 0))
+
+    main = [amounts(requests_of(c)) for c in spec.get("containers") or []]
+    init = [amounts(requests_of(c)) for c in spec.get("initContainers") or []]
+    overhead = amounts(spec.get("overhead") or {})
+    total = [sum(values) for values in zip(*main, strict=True)] if main else [0, 0, 0]
+    largest_init = [max(values) for values in zip(*init, strict=True)] if init else [0, 0, 0]
+    gpus, cpu, memory = (max(a, b) + c for a, b, c in zip(total, largest_init, overhead, strict=True))
+    return {GPU_RESOURCE: gpus, "cpu": f"{cpu}m", "memory": memory}
+
+
+def compact_foreign_pod(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The little of a foreign pod the cache keeps: its name, version, node and requests."""
+    metadata = raw.get("metadata") or {}
+    spec = raw.get("spec") or {}
+    try:
+        requests = _pod_requests(spec)
+    except (ConversionError, ValueError):
+        requests = {}
+    return {
+        "metadata": {key: metadata.get(key) for key in ("name", "namespace", "resourceVersion")},
+        "spec": {"nodeName": spec.get("nodeName") or ""},
+        "requests": requests,
+    }
+
+
+def foreign_usage(raw: Mapping[str, Any]) -> ForeignUsage:
+    """`ForeignUsage` from a compact foreign pod (`compact_foreign_pod`)."""
+    requests = raw.get("requests") or {}
+    return ForeignUsage(
+        node=str((raw.get("spec") or {}).get("nodeName") or ""),
+        gpus=int(parse_quantity(requests.get(GPU_RESOURCE, 0), what=GPU_RESOURCE)),
+        cpu_milli=parse_cpu_milli(requests.get("cpu", 0)),
+        memory_bytes=parse_memory_bytes(requests.get("memory", 0)),
+    )
+
+
 def parse_object_of(kind: Kind, raw: Mapping[str, Any]) -> tuple[Any, str | None]:
     """`(model, None)` for an object of `kind`, or `(None, reason)` when it cannot be read."""
     try:
+        if kind == Kind.FOREIGN_POD:
+            return foreign_usage(raw), None
         if kind == Kind.JOB:
             return parse_job(raw), None
         if kind == Kind.QUEUE:

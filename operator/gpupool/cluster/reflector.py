@@ -69,14 +69,22 @@ class Reflector:
     """Lists then watches one kind into `cache` until stopped.
 
     `list_call(**kwargs)` is a list method of the Kubernetes client with its arguments
-    bound (group, version, plural, label selector); it is called with `watch=True` and
-    `_preload_content=False` for the watch.
+    bound (group, version, plural, selectors); it is called with `watch=True` and
+    `_preload_content=False` for the watch. `shrink(obj)` (default: keep it whole) is what
+    of each object goes into the cache.
     """
 
-    def __init__(self, cache: ClusterCache, kind: Kind, list_call: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        cache: ClusterCache,
+        kind: Kind,
+        list_call: Callable[..., Any],
+        shrink: Callable[[Mapping[str, Any]], Mapping[str, Any]] = lambda obj: obj,
+    ) -> None:
         self.cache = cache
         self.kind = kind
         self._list_call = list_call
+        self._shrink = shrink
         self._version = ""
         self._stop = threading.Event()
         self._response: Any = None
@@ -92,7 +100,7 @@ class Reflector:
         finally:
             response.release_conn()
         version = str((doc.get("metadata") or {}).get("resourceVersion") or "")
-        self.cache.replace_all(self.kind, doc.get("items") or [], int(version or 0))
+        self.cache.replace_all(self.kind, [self._shrink(o) for o in doc.get("items") or []], int(version or 0))
         self._version = version
 
     def start(self) -> None:
@@ -155,23 +163,35 @@ class Reflector:
         if kind == "DELETED":
             self.cache.delete(self.kind, object_key(obj), resource_version(obj))
         elif kind in ("ADDED", "MODIFIED"):
-            self.cache.upsert(self.kind, obj)
+            self.cache.upsert(self.kind, self._shrink(obj))
         if version:
             self._version = version
 
 
-def job_and_pod_reflectors(api_client: Any, cache: ClusterCache) -> list[Reflector]:
-    """The reflectors of GPUJobs (all namespaces) and of gpupool's worker pods (by label)."""
+# Pods gpupool did not create that hold a node's resources: bound, not finished.
+FOREIGN_POD_FIELDS = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
+
+
+def operator_reflectors(api_client: Any, cache: ClusterCache) -> list[Reflector]:
+    """The reflectors of GPUJobs (all namespaces), gpupool's worker pods (by label) and the
+    pods gpupool did not create that hold resources on a node (compact, see
+    `gpupool.cluster.parsing.compact_foreign_pod`). A foreign pod that finishes stops
+    matching the field selector, and the watch reports it DELETED."""
     from functools import partial
 
     from kubernetes import client
 
     from gpupool.api import GROUP, VERSION
+    from gpupool.cluster.parsing import compact_foreign_pod
     from gpupool.cluster.pods import LABEL_JOB
 
     custom = client.CustomObjectsApi(api_client)
     core = client.CoreV1Api(api_client)
+    foreign = partial(
+        core.list_pod_for_all_namespaces, label_selector=f"!{LABEL_JOB}", field_selector=FOREIGN_POD_FIELDS
+    )
     return [
         Reflector(cache, Kind.JOB, partial(custom.list_cluster_custom_object, GROUP, VERSION, Kind.JOB.value)),
         Reflector(cache, Kind.POD, partial(core.list_pod_for_all_namespaces, label_selector=LABEL_JOB)),
+        Reflector(cache, Kind.FOREIGN_POD, foreign, shrink=compact_foreign_pod),
     ]

@@ -16,6 +16,13 @@ core sees; any other taint must be tolerated by the job's own pod template.
 Nodes are the one kind converted here rather than in the cache, because a node's pool,
 model and class may come from a GPUNodePool: `NodeConverter` keeps each node's conversion
 until the node or the set of pools changes, so a cycle converts only what changed.
+
+What pods gpupool did not create hold on a node (DaemonSets, system pods, another
+scheduler's or a tenant's pods; `Kind.FOREIGN_POD`) is summed per node into the node's
+`reserved_gpus`, `reserved_cpu_milli` and `reserved_memory_bytes`, as the kube-scheduler
+counts every non-terminal pod bound to a node. Their GPUs are whole GPUs whose indices
+gpupool cannot know: the core takes them from the node's first idle GPUs
+(`PlacementState.build`). gpupool's own workers count through their recorded placements.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Any
 from gpupool.api import GPUJob, GPUNodePool, GPUQueue, JobPhase
 from gpupool.cluster.cache import CachedObject, CacheView, Kind
 from gpupool.cluster.convert import HOLDING_PHASES, ConversionError, gpu_node_from_k8s, queue_from_api
-from gpupool.cluster.parsing import ParsedJob
+from gpupool.cluster.parsing import ForeignUsage, ParsedJob
 from gpupool.cluster.pods import LABEL_JOB
 from gpupool.core.models import GpuNode, Job, Queue, Snapshot, Taint
 
@@ -176,6 +183,27 @@ class NodeConverter:
         return {name: node for name, (_entry, node) in done.items() if node is not None}
 
 
+def with_foreign_usage(nodes: Mapping[str, GpuNode], view: CacheView) -> dict[str, GpuNode]:
+    """`nodes` with what foreign pods hold on each added to its `reserved_*` fields."""
+    held: dict[str, list[int]] = {}
+    for usage in view.parsed(Kind.FOREIGN_POD).values():
+        assert isinstance(usage, ForeignUsage)
+        if usage.node in nodes:
+            total = held.setdefault(usage.node, [0, 0, 0])
+            total[0] += usage.gpus
+            total[1] += usage.cpu_milli
+            total[2] += usage.memory_bytes
+    result = dict(nodes)
+    for name, (gpus, cpu, memory) in held.items():
+        result[name] = replace(
+            nodes[name],
+            reserved_gpus=gpus,
+            reserved_cpu_milli=cpu,
+            reserved_memory_bytes=memory,
+        )
+    return result
+
+
 def build_snapshot(
     view: CacheView,
     now: float,
@@ -191,7 +219,7 @@ def build_snapshot(
     for name, error in view.invalid(Kind.QUEUE).items():
         log.warning("skipping unreadable GPUQueue", extra={"queue": name, "error": error})
     pools = {name: PoolInfo(pool, pool_taints(pool)) for name, pool in view.parsed(Kind.POOL).items()}
-    core_nodes = (nodes or NodeConverter()).convert(view, pools)
+    core_nodes = with_foreign_usage((nodes or NodeConverter()).convert(view, pools), view)
     api_queues: dict[str, GPUQueue] = view.parsed(Kind.QUEUE)
     parsed_jobs, invalid = jobs_of(view)
     namespaces = {

@@ -103,14 +103,10 @@ class KubeWriter:
         result = _json(self._custom.list_cluster_custom_object(GROUP, VERSION, plural, _preload_content=False))
         return list(result.get("items", [])), _list_version(result)
 
-    def list_core(self, what: str, **selector: str) -> tuple[list[RawObject], int]:
-        """Every node, namespace, or (label-selected) pod, and the list's resourceVersion."""
-        calls = {
-            "nodes": self._core.list_node,
-            "namespaces": self._core.list_namespace,
-            "pods": self._core.list_pod_for_all_namespaces,
-        }
-        result = _json(calls[what](_preload_content=False, **selector))
+    def list_core(self, what: str) -> tuple[list[RawObject], int]:
+        """Every node or namespace, and the list's resourceVersion."""
+        calls = {"nodes": self._core.list_node, "namespaces": self._core.list_namespace}
+        result = _json(calls[what](_preload_content=False))
         return list(result.get("items", [])), _list_version(result)
 
     # ---------------------------------------------------------------- pods

@@ -27,8 +27,7 @@ from pydantic import ValidationError
 from gpupool.cluster.apply import Applier
 from gpupool.cluster.cache import ClusterCache, Kind
 from gpupool.cluster.parsing import parse_object_of
-from gpupool.cluster.pods import LABEL_JOB
-from gpupool.cluster.reflector import job_and_pod_reflectors
+from gpupool.cluster.reflector import operator_reflectors
 from gpupool.cluster.writer import KubeWriter
 from gpupool.controllers import handlers
 from gpupool.controllers.health import HealthServer, loop_is_live
@@ -47,13 +46,11 @@ EVENT_QUEUE = 10_000
 KOPF_KINDS = (Kind.QUEUE, Kind.POOL, Kind.NODE, Kind.NAMESPACE)
 
 
-def list_into(cache: ClusterCache, writer: KubeWriter, kinds: tuple[Kind, ...] = tuple(Kind)) -> None:
-    """Merge fresh lists of `kinds` into the cache (never going back in time)."""
-    for kind in kinds:
-        if kind in (Kind.JOB, Kind.QUEUE, Kind.POOL):
+def list_kopf_kinds(cache: ClusterCache, writer: KubeWriter) -> None:
+    """Merge fresh lists of the kopf-fed kinds into the cache (never going back in time)."""
+    for kind in KOPF_KINDS:
+        if kind in (Kind.QUEUE, Kind.POOL):
             cache.replace_all(kind, *writer.list_custom(kind.value))
-        elif kind == Kind.POD:
-            cache.replace_all(kind, *writer.list_core("pods", label_selector=LABEL_JOB))
         else:
             cache.replace_all(kind, *writer.list_core(kind.value))
 
@@ -68,7 +65,7 @@ class Operator:
         self.writer = KubeWriter(self.api_client)
         self.applier = Applier(self.writer, self.cache, settings.write_concurrency, event_queue=EVENT_QUEUE)
         self.loop = SchedulingLoop(self.cache, self.applier, settings)
-        self.reflectors = job_and_pod_reflectors(self.api_client, self.cache)
+        self.reflectors = operator_reflectors(self.api_client, self.cache)
         self.stop = threading.Event()
         self.started_at = time.time()
         self.registry = kopf.OperatorRegistry()
@@ -116,7 +113,7 @@ class Operator:
             settings.posting.enabled = False
             settings.watching.server_timeout = 300
             settings.watching.client_timeout = 330
-            await asyncio.to_thread(list_into, self.cache, self.writer, KOPF_KINDS)
+            await asyncio.to_thread(list_kopf_kinds, self.cache, self.writer)
             for reflector in self.reflectors:
                 await asyncio.to_thread(reflector.list_once)
                 reflector.start()
@@ -134,7 +131,9 @@ class Operator:
     def _resync(self) -> None:
         while not self.stop.wait(self.settings.resync_seconds):
             try:
-                list_into(self.cache, self.writer)
+                list_kopf_kinds(self.cache, self.writer)
+                for reflector in self.reflectors:
+                    reflector.list_once()
             except Exception:
                 log.exception("periodic re-list failed; will retry")
 

@@ -92,6 +92,7 @@ class GpuNode:
     ready: bool = True
     reserved_cpu_milli: int = 0
     reserved_memory_bytes: int = 0
+    reserved_gpus: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,25 @@ class PlacementState:
             known = tuple(p for p in job.placements if p.node in state._index)
             if known:
                 state.allocate(known, job.shape)
+        state._hold_reserved_gpus()
         return state
+
+    def _hold_reserved_gpus(self) -> None:
+        """Take each node's `reserved_gpus` (whole GPUs held by pods gpupool does not manage,
+        whose indices it cannot know) out of the free vector: the first fully idle GPUs, then,
+        if the node is over-committed already, the first GPUs with anything free left."""
+        touched = []
+        for i, node in enumerate(self.nodes):
+            left = min(node.reserved_gpus, node.gpus)
+            if left <= 0:
+                continue
+            row = self.gpu_free[i, : node.gpus]
+            order = [*np.flatnonzero(row == MILLI_PER_GPU), *np.flatnonzero((row > 0) & (row < MILLI_PER_GPU))]
+            for index in order[:left]:
+                row[index] = 0
+            touched.append(i)
+        if touched:
+            self._refresh(np.array(touched, dtype=np.int64))
 
     def copy(self) -> PlacementState:
         """An independent copy (for what-ifs that must not touch the original)."""

@@ -1,0 +1,76 @@
+"""Capacity held by pods gpupool does not manage (`GpuNode.reserved_*`) is never promised again."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from builders import GIB, make_job, make_node, make_queue, make_snapshot
+from gpupool.core import GpuNode, Job, schedule
+from gpupool.core.models import MILLI_PER_GPU
+
+
+@st.composite
+def foreign_nodes(draw: st.DrawFn) -> tuple[GpuNode, ...]:
+    out = []
+    for i in range(draw(st.integers(1, 5))):
+        gpus = draw(st.sampled_from([1, 4, 8]))
+        cpu = draw(st.sampled_from([16_000, 64_000]))
+        memory = draw(st.sampled_from([64, 512])) * GIB
+        out.append(
+            make_node(
+                f"n{i}",
+                gpus=gpus,
+                cpu=cpu,
+                memory=memory,
+                reserved_gpus=draw(st.integers(0, gpus + 2)),
+                reserved_cpu=draw(st.integers(0, cpu + 4_000)),
+                reserved_memory=draw(st.integers(0, 600)) * GIB,
+            )
+        )
+    return tuple(out)
+
+
+@st.composite
+def pending_jobs(draw: st.DrawFn) -> list[Job]:
+    return [
+        make_job(
+            f"ns/j{k}",
+            gpu_milli=draw(st.sampled_from([250, 500, 1000, 2000, 4000, 8000])),
+            cpu=draw(st.sampled_from([0, 2_000, 8_000])),
+            memory=draw(st.sampled_from([0, 32])) * GIB,
+            workers=draw(st.sampled_from([1, 1, 2])),
+            submitted_at=float(k),
+        )
+        for k in range(draw(st.integers(1, 12)))
+    ]
+
+
+@settings(max_examples=200)
+@given(foreign_nodes(), pending_jobs())
+def test_no_admission_exceeds_what_foreign_pods_leave(nodes: tuple[GpuNode, ...], pending: list[Job]) -> None:
+    snapshot = make_snapshot(nodes=nodes, queues=(make_queue(gpus=1000),), pending=pending)
+    decisions = schedule(snapshot)
+    shapes = {job.key: job.shape for job in pending}
+    gpu: dict[str, int] = defaultdict(int)
+    cpu: dict[str, int] = defaultdict(int)
+    memory: dict[str, int] = defaultdict(int)
+    for admission in decisions.admissions:
+        shape = shapes[admission.job_key]
+        for worker in admission.placements:
+            gpu[worker.node] += sum(s.milli for s in worker.gpus)
+            cpu[worker.node] += shape.cpu_milli
+            memory[worker.node] += shape.memory_bytes
+    for node in nodes:
+        assert gpu[node.name] <= max(0, node.gpus - node.reserved_gpus) * MILLI_PER_GPU
+        assert cpu[node.name] <= max(0, node.cpu_milli - node.reserved_cpu_milli)
+        assert memory[node.name] <= max(0, node.memory_bytes - node.reserved_memory_bytes)
+
+
+def test_a_node_whose_gpus_a_foreign_pod_holds_is_left_alone() -> None:
+    nodes = (make_node("full", gpus=8, reserved_gpus=8), make_node("free", gpus=8))
+    snapshot = make_snapshot(nodes=nodes, queues=(make_queue(gpus=16),), pending=[make_job("ns/a", gpus=8)])
+    (admission,) = schedule(snapshot).admissions
+    assert {w.node for w in admission.placements} == {"free"}
