@@ -235,7 +235,8 @@ def test_gpus_and_cpu_held_by_pods_gpupool_did_not_create_are_not_promised_again
     placed = world.wait_phase("whole-node", "Running", 30)
     assert {p["node"] for p in placed["placement"]} == {cpu_node}
     world.job("after", queue, gpus=8)
-    wait_for(lambda: "waiting" in (world.status("after").get("message") or ""), 30, "a reason")
+    reason = f"pods gpupool does not manage hold 8 GPUs on {gpu_node}"
+    wait_for(lambda: reason in (world.status("after").get("message") or ""), 30, "a reason naming the foreign pod")
 
     world.core_api.delete_namespaced_pod("tenant-trainer", world.namespace, grace_period_seconds=0)
     back = world.wait_phase("after", "Running", 30)

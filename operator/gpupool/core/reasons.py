@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gpupool.core.models import MILLI_PER_GPU, Job
+from gpupool.core.models import MILLI_PER_GPU, GpuNode, Job
 
 
 def gpus(milli: int | float) -> str:
@@ -90,14 +90,32 @@ def no_fitting_node(job: Job, policy_note: str) -> str:
     )
 
 
-def insufficient_capacity(job: Job, flavor: str, used_milli: int, nominal_milli: int, free_milli: int) -> str:
+def insufficient_capacity(
+    job: Job, flavor: str, used_milli: int, nominal_milli: int, free_milli: int, held_by_others: str = ""
+) -> str:
     """The quota allows the job but the cluster has no room for it right now."""
     return (
         f"waiting for {describe_request(job)} in queue {job.queue}: {gpus(used_milli)} of "
         f"{gpu_amount(nominal_milli)} of its {flavor} quota in use, {gpu_amount(free_milli)} free "
-        "on the nodes it may use but not enough in one placement; it starts when running jobs "
-        "finish or nodes are added"
+        f"on the nodes it may use but not enough in one placement{held_by_others}; it starts when "
+        "running jobs finish or nodes are added"
     )
+
+
+def held_by_other_pods(nodes: Sequence[GpuNode], most: int = 3) -> str:
+    """`, pods gpupool does not manage hold 8 GPUs on n0 and most CPU of n1` (or nothing):
+    GPUs such pods hold, and CPU or memory where they hold at least half of a node."""
+    parts = [f"{n.reserved_gpus} GPU{'s' if n.reserved_gpus > 1 else ''} on {n.name}" for n in nodes if n.reserved_gpus]
+    parts += [
+        f"most CPU or memory of {n.name}"
+        for n in nodes
+        if not n.reserved_gpus
+        and (2 * n.reserved_cpu_milli >= n.cpu_milli > 0 or 2 * n.reserved_memory_bytes >= n.memory_bytes > 0)
+    ]
+    if not parts:
+        return ""
+    more = f" and {len(parts) - most} more node(s)" if len(parts) > most else ""
+    return f", pods gpupool does not manage hold {', '.join(parts[:most])}{more}"
 
 
 def behind_higher_priority(job: Job, reserved_for: Sequence[str]) -> str:

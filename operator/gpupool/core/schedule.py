@@ -121,6 +121,15 @@ class _Cycle:
         self.queues: dict[str, Queue] = {q.name: q for q in snapshot.queues}
         self.eligibility = NodeEligibility(snapshot.nodes)
         self.state = PlacementState.build(snapshot.nodes, snapshot.running)
+        # Rows of nodes where pods gpupool does not manage hold something (usually few).
+        self.foreign_rows = np.array(
+            [
+                i
+                for i, n in enumerate(snapshot.nodes)
+                if n.reserved_gpus or n.reserved_cpu_milli or n.reserved_memory_bytes
+            ],
+            dtype=np.int64,
+        )
         self.ledger = QuotaLedger(snapshot.queues)
         self.flavors: dict[str, _QueueFlavors] = {
             name: _QueueFlavors(q, self.eligibility) for name, q in self.queues.items()
@@ -374,6 +383,9 @@ class _Cycle:
                 self.ledger.usage(queue.name, first.flavor),
                 0 if lim is None else lim.nominal,
                 int(self.state.sum_free[first.mask].sum()),
+                reasons.held_by_other_pods(
+                    [self.state.nodes[i] for i in self.foreign_rows[first.mask[self.foreign_rows]]]
+                ),
             )
             code = WaitCode.INSUFFICIENT_CAPACITY
         if queue.name not in self.reserving_queues:

@@ -74,3 +74,10 @@ def test_a_node_whose_gpus_a_foreign_pod_holds_is_left_alone() -> None:
     snapshot = make_snapshot(nodes=nodes, queues=(make_queue(gpus=16),), pending=[make_job("ns/a", gpus=8)])
     (admission,) = schedule(snapshot).admissions
     assert {w.node for w in admission.placements} == {"free"}
+
+
+def test_a_job_kept_waiting_by_foreign_pods_is_told_so() -> None:
+    nodes = (make_node("full", gpus=8, reserved_gpus=8), make_node("busy", gpus=8, cpu=64_000, reserved_cpu=60_000))
+    snapshot = make_snapshot(nodes=nodes, queues=(make_queue(gpus=16),), pending=[make_job("ns/a", gpus=8, cpu=8_000)])
+    (waiting,) = schedule(snapshot).waiting
+    assert "pods gpupool does not manage hold 8 GPUs on full, most CPU or memory of busy" in waiting.message
