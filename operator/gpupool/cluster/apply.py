@@ -61,27 +61,27 @@ class Applier:
 
     # ------------------------------------------------------------------ jobs
 
-    def apply(self, changes: Sequence[JobChange]) -> list[JobChange]:
-        """Carry out one batch; returns the changes whose status write succeeded (or had none).
-
-        Changes of the same job stay in order; different jobs run concurrently.
-        """
+    def apply(self, changes: Sequence[JobChange]) -> None:
+        """Carry out one batch: changes of the same job in order, different jobs concurrently."""
         chains: dict[str, list[JobChange]] = {}
         for change in changes:
             chains.setdefault(change.key, []).append(change)
-        done: list[JobChange] = []
-        for finished in self._run_all(list(chains.values())):
-            done.extend(finished)
-        return done
+        if self.concurrency == 1 or len(chains) <= 1:
+            for chain in chains.values():
+                self._chain(chain)
+            return
+        for future in [self._pool.submit(self._chain, chain) for chain in chains.values()]:
+            future.result()
 
-    def _chain(self, chain: list[JobChange]) -> list[JobChange]:
-        return [change for change in chain if self._one(change)]
+    def _chain(self, chain: list[JobChange]) -> None:
+        for change in chain:
+            self._one(change)
 
-    def _one(self, change: JobChange) -> bool:
+    def _one(self, change: JobChange) -> None:
         if change.status is not None and not self._status(change):
             if change.events_without_status:
                 self._emit(change)
-            return False
+            return
         self._emit(change)
         for pod in change.delete_pods:
             try:
@@ -101,7 +101,6 @@ class Applier:
                 break
             if created is not None:
                 self.cache.upsert(Kind.POD, created)
-        return True
 
     def _status(self, change: JobChange) -> bool:
         assert change.status is not None
@@ -164,10 +163,3 @@ class Applier:
             log.warning("status write failed", extra={"object": f"{kind}/{name}", "error": str(error)})
             return
         self.cache.upsert(kind, updated)
-
-    # ------------------------------------------------------------------ running
-
-    def _run_all(self, chains: Sequence[list[JobChange]]) -> list[list[JobChange]]:
-        if self.concurrency == 1 or len(chains) <= 1:
-            return [self._chain(chain) for chain in chains]
-        return [future.result() for future in [self._pool.submit(self._chain, chain) for chain in chains]]

@@ -73,7 +73,7 @@ class ForeignUsage:
     memory_bytes: int
 
 
-def _pod_requests(spec: Mapping[str, Any]) -> dict[str, Any]:
+def _pod_requests(spec: Mapping[str, Any]) -> dict[str, int]:
     """A pod's effective requests, as the kube-scheduler counts them: the larger of the sum
     over its containers and the largest init container, plus the pod overhead; an extended
     resource's limit stands in for a request it lacks."""
@@ -96,11 +96,12 @@ def _pod_requests(spec: Mapping[str, Any]) -> dict[str, Any]:
     total = [sum(values) for values in zip(*main, strict=True)] if main else [0, 0, 0]
     largest_init = [max(values) for values in zip(*init, strict=True)] if init else [0, 0, 0]
     gpus, cpu, memory = (max(a, b) + c for a, b, c in zip(total, largest_init, overhead, strict=True))
-    return {GPU_RESOURCE: gpus, "cpu": f"{cpu}m", "memory": memory}
+    return {"gpus": gpus, "cpuMilli": cpu, "memoryBytes": memory}
 
 
 def compact_foreign_pod(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The little of a foreign pod the cache keeps: its name, version, node and requests."""
+    """The little of a foreign pod the cache keeps: its name, version, node and requests
+    (already in the core's units, so storing it parses each quantity once)."""
     metadata = raw.get("metadata") or {}
     spec = raw.get("spec") or {}
     try:
@@ -119,9 +120,9 @@ def foreign_usage(raw: Mapping[str, Any]) -> ForeignUsage:
     requests = raw.get("requests") or {}
     return ForeignUsage(
         node=str((raw.get("spec") or {}).get("nodeName") or ""),
-        gpus=int(parse_quantity(requests.get(GPU_RESOURCE, 0), what=GPU_RESOURCE)),
-        cpu_milli=parse_cpu_milli(requests.get("cpu", 0)),
-        memory_bytes=parse_memory_bytes(requests.get("memory", 0)),
+        gpus=int(requests.get("gpus", 0)),
+        cpu_milli=int(requests.get("cpuMilli", 0)),
+        memory_bytes=int(requests.get("memoryBytes", 0)),
     )
 
 

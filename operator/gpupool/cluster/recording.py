@@ -49,10 +49,6 @@ class RecordingWriter:
         """The next call of `verb` (e.g. "create_pod") raises `error` and writes nothing."""
         self._failures.setdefault(verb, []).append(error)
 
-    def verbs(self) -> list[str]:
-        """The verbs called so far, in order."""
-        return [c.verb for c in self.calls]
-
     # ---------------------------------------------------------------- internals
 
     def _record(self, verb: str, target: str, detail: str = "") -> None:

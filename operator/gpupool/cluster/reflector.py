@@ -24,6 +24,7 @@ from contextlib import suppress
 from typing import Any
 
 from gpupool.cluster.cache import ClusterCache, Kind, object_key, resource_version
+from gpupool.cluster.writer import list_version, read_json
 
 log = logging.getLogger("gpupool.reflector")
 
@@ -94,14 +95,10 @@ class Reflector:
 
     def list_once(self) -> None:
         """List every object into the cache; the watch continues from this list."""
-        response = self._list_call(_preload_content=False)
-        try:
-            doc = json.loads(response.data)
-        finally:
-            response.release_conn()
-        version = str((doc.get("metadata") or {}).get("resourceVersion") or "")
-        self.cache.replace_all(self.kind, [self._shrink(o) for o in doc.get("items") or []], int(version or 0))
-        self._version = version
+        doc = read_json(self._list_call(_preload_content=False))
+        version = list_version(doc)
+        self.cache.replace_all(self.kind, [self._shrink(o) for o in doc.get("items") or []], version)
+        self._version = str(version or "")
 
     def start(self) -> None:
         """Watch in a background thread (call `list_once` first)."""

@@ -67,9 +67,10 @@ def _call(what: str, request: Callable[[], T]) -> T:
         raise Transient(f"{what}: {error}") from error
 
 
-def _json(response: Any) -> RawObject:
+def read_json(response: Any) -> RawObject:
     """The JSON body of a raw (`_preload_content=False`) response; the connection goes back
-    to the pool (without `release_conn` every request would open a new TLS connection)."""
+    to the pool (without `release_conn` every request would open a new TLS connection).
+    Also used by the reflectors' lists."""
     try:
         body: RawObject = json.loads(response.data)
     finally:
@@ -77,8 +78,9 @@ def _json(response: Any) -> RawObject:
     return body
 
 
-def _drain(response: Any) -> None:
-    """Read and drop a raw response's body, giving its connection back to the pool."""
+def drain(response: Any) -> None:
+    """Read and drop a raw response's body, giving its connection back to the pool (an unread
+    body must never go back to the pool). Also used by `gpupool bench e2e`."""
     try:
         response.data  # noqa: B018 - reading the body is the point
     finally:
@@ -100,14 +102,14 @@ class KubeWriter:
 
     def list_custom(self, plural: str) -> tuple[list[RawObject], int]:
         """Every object of a gpupool kind, cluster-wide, and the list's resourceVersion."""
-        result = _json(self._custom.list_cluster_custom_object(GROUP, VERSION, plural, _preload_content=False))
-        return list(result.get("items", [])), _list_version(result)
+        result = read_json(self._custom.list_cluster_custom_object(GROUP, VERSION, plural, _preload_content=False))
+        return list(result.get("items", [])), list_version(result)
 
     def list_core(self, what: str) -> tuple[list[RawObject], int]:
         """Every node or namespace, and the list's resourceVersion."""
         calls = {"nodes": self._core.list_node, "namespaces": self._core.list_namespace}
-        result = _json(calls[what](_preload_content=False))
-        return list(result.get("items", [])), _list_version(result)
+        result = read_json(calls[what](_preload_content=False))
+        return list(result.get("items", [])), list_version(result)
 
     # ---------------------------------------------------------------- pods
 
@@ -117,7 +119,7 @@ class KubeWriter:
         what = f"create pod {namespace}/{manifest['metadata']['name']}"
         try:
             return _call(
-                what, lambda: _json(self._core.create_namespaced_pod(namespace, manifest, _preload_content=False))
+                what, lambda: read_json(self._core.create_namespaced_pod(namespace, manifest, _preload_content=False))
             )
         except Conflict:
             return None
@@ -127,7 +129,7 @@ class KubeWriter:
         try:
             _call(
                 f"delete pod {namespace}/{name}",
-                lambda: _drain(
+                lambda: drain(
                     self._core.delete_namespaced_pod(name, namespace, grace_period_seconds=0, _preload_content=False)
                 ),
             )
@@ -159,7 +161,7 @@ class KubeWriter:
             request = lambda: self._custom.patch_namespaced_custom_object_status(  # noqa: E731
                 GROUP, VERSION, namespace, plural, name, body, _preload_content=False
             )
-        return _call(f"patch status of {what}", lambda: _json(request()))
+        return _call(f"patch status of {what}", lambda: read_json(request()))
 
     # ---------------------------------------------------------------- events
 
@@ -188,11 +190,12 @@ class KubeWriter:
         }
         _call(
             f"post event {reason} about {about.namespace}/{about.name}",
-            lambda: _drain(self._core.create_namespaced_event(about.namespace, body, _preload_content=False)),
+            lambda: drain(self._core.create_namespaced_event(about.namespace, body, _preload_content=False)),
         )
 
 
-def _list_version(result: RawObject) -> int:
+def list_version(result: RawObject) -> int:
+    """The resourceVersion of a list answer as a number (0 when absent or odd)."""
     try:
         return int((result.get("metadata") or {}).get("resourceVersion") or 0)
     except (TypeError, ValueError):

@@ -50,6 +50,7 @@ import numpy as np
 
 from gpupool.cluster.pods import DEFAULT_CONTAINER
 from gpupool.cluster.reflector import watch_events
+from gpupool.cluster.writer import drain
 from gpupool.devcluster.build import BuildError, ensure_built, hack_dir
 from gpupool.devcluster.cluster import ClusterError, DevCluster
 from gpupool.devcluster.nodes import GPU_RESOURCE, LABEL_POOL, GpuNodeSpec, create_gpu_node
@@ -362,15 +363,6 @@ class PhaseWatch:
 # ---------------------------------------------------------------- the run
 
 
-def _finish(response: Any) -> None:
-    """Read a raw response to its end and give its connection back to the pool (one TLS
-    connection per client thread; an unread body must never go back to the pool)."""
-    try:
-        response.data  # noqa: B018 - reading the body is the point
-    finally:
-        response.release_conn()
-
-
 def bound_pod(name: str, node: str) -> dict[str, Any]:
     """A pod asking for one GPU, bound to `node` by `spec.nodeName` (no scheduler involved)."""
     gpu = {GPU_RESOURCE: "1"}
@@ -455,7 +447,7 @@ class Bench:
             response = self.custom.create_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, body, _preload_content=False
             )
-        _finish(response)
+        drain(response)
 
     def setup(self) -> None:
         crds = sorted((hack_dir().parent / "crds").glob("*.yaml"))
@@ -512,7 +504,7 @@ class Bench:
 
         def create(index: int) -> None:
             body = bound_pod(f"pod-{index:05d}", placement[index])
-            _finish(self.core.create_namespaced_pod(NAMESPACE, body, _preload_content=False))
+            drain(self.core.create_namespaced_pod(NAMESPACE, body, _preload_content=False))
 
         watch = PhaseWatch(lambda **kw: self.core.list_namespaced_pod(NAMESPACE, **kw), {"running": {"Running"}})
         watch.start()
@@ -527,11 +519,15 @@ class Bench:
             if done:
                 result.bound_running_s = _last_time(watch, "running", start)
             _say(f"phase A: {result.bound_running}/{count} Running {_when(result.bound_running_s, self.args.timeout)}")
-            self.core.delete_collection_namespaced_pod(NAMESPACE, grace_period_seconds=0, _preload_content=False)
-            if not watch.wait(lambda w: not w.phases, self.args.timeout):
-                raise ClusterError(f"the phase A pods were not all gone after {self.args.timeout:.0f}s")
+            self._delete_pods(watch, "A")
         finally:
             watch.stop()
+
+    def _delete_pods(self, watch: PhaseWatch, phase: str) -> None:
+        """Delete every pod of the bench namespace and wait until `watch` sees none left."""
+        drain(self.core.delete_collection_namespaced_pod(NAMESPACE, grace_period_seconds=0, _preload_content=False))
+        if not watch.wait(lambda w: not w.phases, self.args.timeout):
+            raise ClusterError(f"the phase {phase} pods were not all gone after {self.args.timeout:.0f}s")
 
     def scripted_writes(self) -> None:
         """Phase S: gpupool's writes for N jobs made by a script, with no scheduler and no watch
@@ -545,7 +541,7 @@ class Bench:
 
         def status(name: str, phase: str) -> None:
             body = {"status": {"phase": phase, "message": f"{phase.lower()} by the scripted phase", "attempts": 1}}
-            _finish(
+            drain(
                 self.custom.patch_namespaced_custom_object_status(
                     GROUP, VERSION, NAMESPACE, "gpujobs", name, body, _preload_content=False
                 )
@@ -564,7 +560,7 @@ class Bench:
                 "message": f"{reason} (scripted)",
                 "type": "Normal",
             }
-            _finish(self.core.create_namespaced_event(NAMESPACE, body, _preload_content=False))
+            drain(self.core.create_namespaced_event(NAMESPACE, body, _preload_content=False))
 
         def admit(index: int) -> None:
             name = f"script-{index:05d}"
@@ -573,7 +569,7 @@ class Bench:
             event(name, "Queued")
             event(name, "Admitted")
             pod = bound_pod(f"{name}-w0", placement[index])
-            _finish(self.core.create_namespaced_pod(NAMESPACE, pod, _preload_content=False))
+            drain(self.core.create_namespaced_pod(NAMESPACE, pod, _preload_content=False))
 
         def start(pod_name: str) -> None:
             job = pod_name.removesuffix("-w0")
@@ -606,14 +602,12 @@ class Bench:
             _say(
                 f"phase S: {len(started)}/{count} written Running {_when(result.scripted_running_s, self.args.timeout)}"
             )
-            _finish(
+            drain(
                 self.custom.delete_collection_namespaced_custom_object(
                     GROUP, VERSION, NAMESPACE, "gpujobs", _preload_content=False
                 )
             )
-            self.core.delete_collection_namespaced_pod(NAMESPACE, grace_period_seconds=0, _preload_content=False)
-            if not watch.wait(lambda w: not w.phases, self.args.timeout):
-                raise ClusterError(f"the phase S pods were not all gone after {self.args.timeout:.0f}s")
+            self._delete_pods(watch, "S")
         finally:
             watch.stop()
 
