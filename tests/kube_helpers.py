@@ -86,7 +86,9 @@ class Scenario:
     def apply(self, *manifests: dict[str, Any]) -> None:
         kubectl(self.kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
 
-    def nodes(self, count: int, gpus: int = 8, cpu: str = "64", memory: str = "512Gi", prefix: str = "n") -> list[str]:
+    def nodes(
+        self, count: int, gpus: int = 8, cpu: str = "64", memory: str = "512Gi", prefix: str = "n", pods: int = 110
+    ) -> list[str]:
         names = []
         for index in range(count):
             name = f"{self.model.lower()}-{prefix}{index}"
@@ -99,6 +101,7 @@ class Scenario:
                     pool=f"pool-{self.model.lower()}",
                     cpu=cpu,
                     memory=memory,
+                    pods=pods,
                 ),
             )
             names.append(name)

@@ -39,9 +39,13 @@ def node_object(
     taints: list[dict[str, str]] | None = None,
     cpu: str = "64",
     memory: str = "512Gi",
+    pods: str | None = "110",
 ) -> RawObject:
-    """A Node; `model` becomes the gpupool.io/gpu-model label (None: no label)."""
-    resources = {"cpu": cpu, "memory": memory, "pods": "110"}
+    """A Node; `model` becomes the gpupool.io/gpu-model label (None: no label), `pods` its
+    allocatable pod count (None: not reported)."""
+    resources = {"cpu": cpu, "memory": memory}
+    if pods is not None:
+        resources["pods"] = pods
     if gpus is not None:
         resources["nvidia.com/gpu"] = gpus
     all_labels = {**({"gpupool.io/gpu-model": model} if model else {}), **(labels or {})}

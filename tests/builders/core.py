@@ -9,6 +9,7 @@ with `functools.partial`.
 from __future__ import annotations
 
 from gpupool.core.models import (
+    NO_POD_LIMIT,
     GpuNode,
     GpuSlice,
     Job,
@@ -43,6 +44,8 @@ def make_node(
     reserved_gpus: int = 0,
     reserved_cpu: int = 0,
     reserved_memory: int = 0,
+    max_pods: int = NO_POD_LIMIT,
+    reserved_pods: int = 0,
 ) -> GpuNode:
     """A GPU node; `reserved_*` is what pods gpupool does not manage hold on it."""
     return GpuNode(
@@ -59,6 +62,8 @@ def make_node(
         reserved_gpus=reserved_gpus,
         reserved_cpu_milli=reserved_cpu,
         reserved_memory_bytes=reserved_memory,
+        max_pods=max_pods,
+        reserved_pods=reserved_pods,
     )
 
 

@@ -211,14 +211,20 @@ def test_a_burst_of_jobs_all_reach_running_without_a_resync(world: Scenario) -> 
     assert len(world.pods()) == len(names)
 
 
+def bind_foreign_pod(world: Scenario, name: str, node: str, requests: dict[str, str]) -> None:
+    """A pod gpupool did not create, bound straight to `node` (as a DaemonSet's or another
+    scheduler's pod is)."""
+    container = {"name": "main", "image": "busybox", "resources": {"requests": requests, "limits": requests}}
+    body = {"metadata": {"name": name}, "spec": {"nodeName": node, "containers": [container]}}
+    world.core_api.create_namespaced_pod(world.namespace, body)
+
+
 def test_gpus_and_cpu_held_by_pods_gpupool_did_not_create_are_not_promised_again(world: Scenario) -> None:
     gpu_node, cpu_node = world.nodes(2, gpus=8, cpu="64")
     queue = world.queue("team", nominal=16)
 
     def foreign(name: str, node: str, requests: dict[str, str]) -> None:
-        container = {"name": "main", "image": "busybox", "resources": {"requests": requests, "limits": requests}}
-        body = {"metadata": {"name": name}, "spec": {"nodeName": node, "containers": [container]}}
-        world.core_api.create_namespaced_pod(world.namespace, body)
+        bind_foreign_pod(world, name, node, requests)
 
     foreign("tenant-trainer", gpu_node, {"nvidia.com/gpu": "8"})  # another scheduler's job: every GPU
     foreign("log-agent", cpu_node, {"cpu": "60", "memory": "1Gi"})  # a DaemonSet-style pod: most CPUs
@@ -241,3 +247,19 @@ def test_gpus_and_cpu_held_by_pods_gpupool_did_not_create_are_not_promised_again
     world.core_api.delete_namespaced_pod("tenant-trainer", world.namespace, grace_period_seconds=0)
     back = world.wait_phase("after", "Running", 30)
     assert {p["node"] for p in back["placement"]} == {gpu_node}
+
+
+def test_pod_slots_held_by_pods_gpupool_did_not_create_are_not_promised_again(world: Scenario) -> None:
+    """A node runs at most its allocatable `pods`; a foreign pod takes one of them."""
+    (node,) = world.nodes(1, gpus=8, pods=2)
+    queue = world.queue("team", nominal=8)
+    bind_foreign_pod(world, "sidecar", node, {"cpu": "100m"})
+    world.job("pair", queue, workers=2, gpus=1)
+
+    reason = f"pod slots of {node}"
+    waiting = wait_for(lambda: reason in ((s := world.status("pair")).get("message") or "") and s, 30, "why")
+    assert waiting["phase"] == "Queued" and world.pods("pair") == []
+
+    world.core_api.delete_namespaced_pod("sidecar", world.namespace, grace_period_seconds=0)
+    running = world.wait_phase("pair", "Running", 30)
+    assert [p["node"] for p in running["placement"]] == [node, node]

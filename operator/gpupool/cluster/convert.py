@@ -56,6 +56,8 @@ LABEL_GPU_MODEL = "gpupool.io/gpu-model"
 LABEL_POOL = "gpupool.io/pool"
 LABEL_CLASS = "gpupool.io/class"
 LABEL_SPOT = "gpupool.io/spot"
+KUBELET_DEFAULT_MAX_PODS = 110
+"""Pods a node may run when it reports no `pods` (the kubelet's `--max-pods` default)."""
 
 # Phases in which a job holds GPUs: its status placement is the allocation.
 HOLDING_PHASES = frozenset({JobPhase.ADMITTED, JobPhase.RUNNING})
@@ -401,7 +403,8 @@ def gpu_node_from_k8s(node: Mapping[str, Any], pools: Sequence[GPUNodePool] = ()
     """A raw Node dict (from a list or watch) -> core `GpuNode`, or None for a node gpupool
     does not schedule onto (no GPU model from its labels or from a matching GPUNodePool).
 
-    Resources come from `status.allocatable` (falling back to `capacity`). A node is `ready`
+    Resources come from `status.allocatable` (falling back to `capacity`); a node that
+    reports no `pods` gets the kubelet's default of 110. A node is `ready`
     when its Ready condition is True and it is not cordoned (`spec.unschedulable`), so the
     core never places new work on a cordoned node. Raises `ConversionError` for a label or
     quantity that cannot be read; the message names the node and what to fix.
@@ -431,6 +434,10 @@ def gpu_node_from_k8s(node: Mapping[str, Any], pools: Sequence[GPUNodePool] = ()
     if gpus < 0 or gpus != int(gpus):
         raise ConversionError(f"{where}: {GPU_RESOURCE}={gpus_raw!r} must be a whole number of GPUs")
     taints = tuple(taint_from_k8s(t) for t in (node.get("spec") or {}).get("taints") or [])
+    pods_raw = resources.get("pods", KUBELET_DEFAULT_MAX_PODS)
+    max_pods = parse_quantity(pods_raw, what=f"{where}: pods")
+    if max_pods < 0 or max_pods != int(max_pods):
+        raise ConversionError(f"{where}: pods={pods_raw!r} must be a whole number of pods")
     return GpuNode(
         name=name,
         gpu_model=model,
@@ -442,4 +449,5 @@ def gpu_node_from_k8s(node: Mapping[str, Any], pools: Sequence[GPUNodePool] = ()
         spot=labels.get(LABEL_SPOT, "").lower() == "true",
         taints=taints,
         ready=_node_ready(node),
+        max_pods=int(max_pods),
     )

@@ -19,8 +19,8 @@ until the node or the set of pools changes, so a cycle converts only what change
 
 What pods gpupool did not create hold on a node (DaemonSets, system pods, another
 scheduler's or a tenant's pods; `Kind.FOREIGN_POD`) is summed per node into the node's
-`reserved_gpus`, `reserved_cpu_milli` and `reserved_memory_bytes`, as the kube-scheduler
-counts every non-terminal pod bound to a node. Their GPUs are whole GPUs whose indices
+`reserved_gpus`, `reserved_cpu_milli`, `reserved_memory_bytes` and `reserved_pods` (one
+each), as the kube-scheduler counts every non-terminal pod bound to a node. Their GPUs are whole GPUs whose indices
 gpupool cannot know: the core takes them from the node's first idle GPUs
 (`PlacementState.build`). gpupool's own workers count through their recorded placements.
 """
@@ -189,17 +189,19 @@ def with_foreign_usage(nodes: Mapping[str, GpuNode], view: CacheView) -> dict[st
     for usage in view.parsed(Kind.FOREIGN_POD).values():
         assert isinstance(usage, ForeignUsage)
         if usage.node in nodes:
-            total = held.setdefault(usage.node, [0, 0, 0])
+            total = held.setdefault(usage.node, [0, 0, 0, 0])
             total[0] += usage.gpus
             total[1] += usage.cpu_milli
             total[2] += usage.memory_bytes
+            total[3] += 1
     result = dict(nodes)
-    for name, (gpus, cpu, memory) in held.items():
+    for name, (gpus, cpu, memory, pods) in held.items():
         result[name] = replace(
             nodes[name],
             reserved_gpus=gpus,
             reserved_cpu_milli=cpu,
             reserved_memory_bytes=memory,
+            reserved_pods=pods,
         )
     return result
 

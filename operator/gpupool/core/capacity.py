@@ -4,8 +4,8 @@ Who calls this: `gpupool.core.schedule` before asking the placement engine to pl
 (a job that cannot fit by these counts is not worth scoring), and `gpupool.core.preemption`
 while it adds and removes victims in a what-if (it only asks the engine for a placement
 once the counts say the preemptor fits). The counts are exact per node — how many workers
-of the shape each allowed node could take now, by idle GPUs or per-GPU free milli, cpu and
-memory — so a gang fits by the counts exactly when it fits worker by worker.
+of the shape each allowed node could take now, by idle GPUs or per-GPU free milli, cpu,
+memory and pod slots — so a gang fits by the counts exactly when it fits worker by worker.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def workers_per_row(state: PlacementState, job: Job, rows: npt.NDArray[np.int64]
         per = np.minimum(per, state.cpu_free[rows] // shape.cpu_milli)
     if shape.memory_bytes > 0:
         per = np.minimum(per, state.memory_free[rows] // shape.memory_bytes)
+    per = np.minimum(per, state.pods_free[rows])
     result: npt.NDArray[np.int64] = np.minimum(per, job.workers)
     return result
 

@@ -57,6 +57,9 @@ class NodeEligibility:
         self.gpus = np.array([x.gpus for x in nodes], dtype=np.int64)
         self.cpu = np.array([max(0, x.cpu_milli - x.reserved_cpu_milli) for x in nodes], dtype=np.int64)
         self.memory = np.array([max(0, x.memory_bytes - x.reserved_memory_bytes) for x in nodes], dtype=np.int64)
+        # Like GPUs, pod slots foreign pods hold count as passing (tenant pods finish);
+        # their cpu and memory do not (DaemonSets hold theirs as long as the node lives).
+        self.pods = np.array([x.max_pods for x in nodes], dtype=np.int64)
         self.models = np.array([x.gpu_model for x in nodes], dtype=object)
         self._model_masks: dict[tuple[str, ...], Mask] = {}
         # nodes grouped by their blocking taints, so tolerations are checked per group
@@ -138,7 +141,7 @@ class NodeEligibility:
             by_gpu = self.gpus // max(1, shape.gpu_milli // MILLI_PER_GPU)
         by_cpu = self.cpu // shape.cpu_milli if shape.cpu_milli > 0 else np.full_like(by_gpu, _MANY)
         by_mem = self.memory // shape.memory_bytes if shape.memory_bytes > 0 else np.full_like(by_gpu, _MANY)
-        result: npt.NDArray[np.int64] = np.minimum(np.minimum(by_gpu, by_cpu), by_mem)
+        result: npt.NDArray[np.int64] = np.minimum(np.minimum(np.minimum(by_gpu, by_cpu), by_mem), self.pods)
         return result
 
     def could_ever_fit(self, job: Job, allowed: Mask) -> bool:

@@ -71,13 +71,19 @@ class Toleration:
         return self.key == taint.key and self.value == taint.value
 
 
+NO_POD_LIMIT = 1 << 31
+"""`GpuNode.max_pods` of a node without a pod limit (large enough never to bind)."""
+
+
 @dataclass(frozen=True, slots=True)
 class GpuNode:
     """A schedulable node with identical GPUs, as the core sees it.
 
     `gpu_used_milli` is not stored here: allocation is derived from the running jobs of a
     snapshot (plus `reserved_*` for capacity held by pods gpupool does not manage), so a
-    snapshot can never disagree with itself.
+    snapshot can never disagree with itself. `max_pods` is the node's allocatable pod
+    count (each worker is one pod); the trace simulator, whose nodes have no pod limit,
+    keeps the default `NO_POD_LIMIT`.
     """
 
     name: str
@@ -93,6 +99,8 @@ class GpuNode:
     reserved_cpu_milli: int = 0
     reserved_memory_bytes: int = 0
     reserved_gpus: int = 0
+    max_pods: int = NO_POD_LIMIT
+    reserved_pods: int = 0
 
 
 @dataclass(frozen=True, slots=True)

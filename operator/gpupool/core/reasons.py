@@ -103,14 +103,19 @@ def insufficient_capacity(
 
 
 def held_by_other_pods(nodes: Sequence[GpuNode], most: int = 3) -> str:
-    """`, pods gpupool does not manage hold 8 GPUs on n0 and most CPU of n1` (or nothing):
-    GPUs such pods hold, and CPU or memory where they hold at least half of a node."""
+    """`, pods gpupool does not manage hold 8 GPUs on n0, most CPU, memory or pod slots of n1`
+    (or nothing): GPUs such pods hold, and CPU, memory or pod slots where they hold at least
+    half of a node's."""
     parts = [f"{n.reserved_gpus} GPU{'s' if n.reserved_gpus > 1 else ''} on {n.name}" for n in nodes if n.reserved_gpus]
     parts += [
-        f"most CPU or memory of {n.name}"
+        f"most CPU, memory or pod slots of {n.name}"
         for n in nodes
         if not n.reserved_gpus
-        and (2 * n.reserved_cpu_milli >= n.cpu_milli > 0 or 2 * n.reserved_memory_bytes >= n.memory_bytes > 0)
+        and (
+            2 * n.reserved_cpu_milli >= n.cpu_milli > 0
+            or 2 * n.reserved_memory_bytes >= n.memory_bytes > 0
+            or 2 * n.reserved_pods >= n.max_pods > 0
+        )
     ]
     if not parts:
         return ""

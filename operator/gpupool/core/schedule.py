@@ -126,7 +126,7 @@ class _Cycle:
             [
                 i
                 for i, n in enumerate(snapshot.nodes)
-                if n.reserved_gpus or n.reserved_cpu_milli or n.reserved_memory_bytes
+                if n.reserved_gpus or n.reserved_cpu_milli or n.reserved_memory_bytes or n.reserved_pods
             ],
             dtype=np.int64,
         )

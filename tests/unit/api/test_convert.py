@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import pytest
@@ -309,13 +310,17 @@ LABELS_FULL = {
 }
 
 
+# A node as Kubernetes reports it: the kubelet's default pod limit unless a row says otherwise.
+KubeNode = functools.partial(GpuNode, max_pods=110)
+
+
 @pytest.mark.parametrize(
     ("node", "pools", "expected"),
     [
         (
             node_object(model="H100"),
             [],
-            GpuNode(name="n1", gpu_model="H100", gpus=8, cpu_milli=64000, memory_bytes=512 * 2**30),
+            KubeNode(name="n1", gpu_model="H100", gpus=8, cpu_milli=64000, memory_bytes=512 * 2**30),
         ),
         (
             node_object(
@@ -324,7 +329,7 @@ LABELS_FULL = {
                 taints=[{"key": "spot", "value": "1", "effect": "NoExecute"}, {"key": "x"}],
             ),
             [],
-            GpuNode(
+            KubeNode(
                 name="n1",
                 gpu_model="A100",
                 gpus=8,
@@ -339,7 +344,7 @@ LABELS_FULL = {
         (
             node_object(model=None, labels={"cloud": "yes"}),
             POOLS,
-            GpuNode(
+            KubeNode(
                 name="n1",
                 gpu_model="A100",
                 gpus=8,
@@ -352,7 +357,7 @@ LABELS_FULL = {
         (
             node_object(model=None, labels={"gpupool.io/pool": "onprem-h100"}),
             POOLS,
-            GpuNode(
+            KubeNode(
                 name="n1",
                 gpu_model="H100",
                 gpus=8,
@@ -364,17 +369,27 @@ LABELS_FULL = {
         (
             node_object(model="H100", ready="False"),
             [],
-            GpuNode(name="n1", gpu_model="H100", gpus=8, cpu_milli=64000, memory_bytes=512 * 2**30, ready=False),
+            KubeNode(name="n1", gpu_model="H100", gpus=8, cpu_milli=64000, memory_bytes=512 * 2**30, ready=False),
         ),
         (
             node_object(model="H100", unschedulable=True),
             [],
-            GpuNode(name="n1", gpu_model="H100", gpus=8, cpu_milli=64000, memory_bytes=512 * 2**30, ready=False),
+            KubeNode(name="n1", gpu_model="H100", gpus=8, cpu_milli=64000, memory_bytes=512 * 2**30, ready=False),
         ),
         (
             node_object(model="H100", gpus=None),
             [],
-            GpuNode(name="n1", gpu_model="H100", gpus=0, cpu_milli=64000, memory_bytes=512 * 2**30),
+            KubeNode(name="n1", gpu_model="H100", gpus=0, cpu_milli=64000, memory_bytes=512 * 2**30),
+        ),
+        (
+            node_object(model="H100", pods="16"),
+            [],
+            KubeNode(name="n1", gpu_model="H100", gpus=8, cpu_milli=64000, memory_bytes=512 * 2**30, max_pods=16),
+        ),
+        (
+            node_object(model="H100", pods=None),
+            [],
+            KubeNode(name="n1", gpu_model="H100", gpus=8, cpu_milli=64000, memory_bytes=512 * 2**30),
         ),
         (node_object(model=None, labels={"kubernetes.io/os": "linux"}), POOLS, None),
     ],
@@ -386,6 +401,8 @@ LABELS_FULL = {
         "not-ready",
         "cordoned",
         "no-gpus-yet",
+        "pod-limit",
+        "no-pod-limit-reported",
         "cpu-only-node",
     ],
 )
@@ -404,6 +421,13 @@ def test_gpu_node_from_k8s(node: dict[str, Any], pools: list[GPUNodePool], expec
 def test_unreadable_nodes_name_the_node_and_the_fix(labels: dict[str, str], match: str) -> None:
     node = node_object(model=None, labels=labels, gpus="1.5" if match == "whole number" else "8")
     with pytest.raises(ConversionError, match=match) as err:
+        gpu_node_from_k8s(node)
+    assert "node n1" in str(err.value)
+
+
+def test_a_fractional_pod_limit_names_the_node() -> None:
+    node = node_object(model="H100", pods="1.5")
+    with pytest.raises(ConversionError, match=r"pods='1\.5' must be a whole number") as err:
         gpu_node_from_k8s(node)
     assert "node n1" in str(err.value)
 

@@ -1,4 +1,5 @@
-"""Capacity held by pods gpupool does not manage (`GpuNode.reserved_*`) is never promised again."""
+"""Capacity held by pods gpupool does not manage (`GpuNode.reserved_*`) is never promised again,
+and no node gets more pods than its pod limit (`GpuNode.max_pods`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def foreign_nodes(draw: st.DrawFn) -> tuple[GpuNode, ...]:
                 reserved_gpus=draw(st.integers(0, gpus + 2)),
                 reserved_cpu=draw(st.integers(0, cpu + 4_000)),
                 reserved_memory=draw(st.integers(0, 600)) * GIB,
+                max_pods=(max_pods := draw(st.integers(0, 6))),
+                reserved_pods=draw(st.integers(0, max_pods + 1)),
             )
         )
     return tuple(out)
@@ -57,16 +60,19 @@ def test_no_admission_exceeds_what_foreign_pods_leave(nodes: tuple[GpuNode, ...]
     gpu: dict[str, int] = defaultdict(int)
     cpu: dict[str, int] = defaultdict(int)
     memory: dict[str, int] = defaultdict(int)
+    pods: dict[str, int] = defaultdict(int)
     for admission in decisions.admissions:
         shape = shapes[admission.job_key]
         for worker in admission.placements:
             gpu[worker.node] += sum(s.milli for s in worker.gpus)
             cpu[worker.node] += shape.cpu_milli
             memory[worker.node] += shape.memory_bytes
+            pods[worker.node] += 1
     for node in nodes:
         assert gpu[node.name] <= max(0, node.gpus - node.reserved_gpus) * MILLI_PER_GPU
         assert cpu[node.name] <= max(0, node.cpu_milli - node.reserved_cpu_milli)
         assert memory[node.name] <= max(0, node.memory_bytes - node.reserved_memory_bytes)
+        assert pods[node.name] <= max(0, node.max_pods - node.reserved_pods)
 
 
 def test_a_node_whose_gpus_a_foreign_pod_holds_is_left_alone() -> None:
@@ -80,4 +86,22 @@ def test_a_job_kept_waiting_by_foreign_pods_is_told_so() -> None:
     nodes = (make_node("full", gpus=8, reserved_gpus=8), make_node("busy", gpus=8, cpu=64_000, reserved_cpu=60_000))
     snapshot = make_snapshot(nodes=nodes, queues=(make_queue(gpus=16),), pending=[make_job("ns/a", gpus=8, cpu=8_000)])
     (waiting,) = schedule(snapshot).waiting
-    assert "pods gpupool does not manage hold 8 GPUs on full, most CPU or memory of busy" in waiting.message
+    assert "pods gpupool does not manage hold 8 GPUs on full, most CPU, memory or pod slots of busy" in waiting.message
+
+
+def test_a_gang_spreads_when_a_node_runs_out_of_pod_slots() -> None:
+    nodes = (make_node("small", gpus=8, max_pods=3, reserved_pods=1), make_node("other", gpus=8))
+    snapshot = make_snapshot(nodes=nodes, queues=(make_queue(gpus=16),), pending=[make_job("ns/a", gpus=1, workers=4)])
+    (admission,) = schedule(snapshot).admissions
+    per_node = defaultdict(int)
+    for worker in admission.placements:
+        per_node[worker.node] += 1
+    assert per_node["small"] <= 2
+    assert sum(per_node.values()) == 4
+
+
+def test_a_node_whose_pod_slots_are_all_taken_is_left_alone_and_named() -> None:
+    nodes = (make_node("crowded", gpus=8, max_pods=110, reserved_pods=110),)
+    snapshot = make_snapshot(nodes=nodes, queues=(make_queue(gpus=16),), pending=[make_job("ns/a", gpus=1)])
+    (waiting,) = schedule(snapshot).waiting
+    assert "most CPU, memory or pod slots of crowded" in waiting.message

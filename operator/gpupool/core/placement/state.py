@@ -64,6 +64,8 @@ class PlacementState:
         self.memory_free: IntArray = self.memory_capacity - np.array(
             [node.reserved_memory_bytes for node in self.nodes], dtype=np.int64
         )
+        # Pods each node can still take (every worker is one pod; foreign pods hold theirs).
+        self.pods_free: IntArray = np.array([node.max_pods - node.reserved_pods for node in self.nodes], dtype=np.int64)
         self.ready: BoolArray = np.array([node.ready for node in self.nodes], dtype=np.bool_)
         self.models: tuple[str, ...] = tuple(sorted({node.gpu_model for node in self.nodes}))
         model_pos = {m: k for k, m in enumerate(self.models)}
@@ -126,7 +128,7 @@ class PlacementState:
         """An independent copy (for what-ifs that must not touch the original)."""
         other = object.__new__(PlacementState)
         other.__dict__.update(self.__dict__)
-        for name in ("gpu_free", "cpu_free", "memory_free", "idle", "max_free", "sum_free"):
+        for name in ("gpu_free", "cpu_free", "memory_free", "pods_free", "idle", "max_free", "sum_free"):
             setattr(other, name, getattr(self, name).copy())
         other._model_masks = dict(self._model_masks)
         return other
@@ -176,6 +178,7 @@ class PlacementState:
     def feasible(self, shape: WorkerShape, base: BoolArray) -> IntArray:
         """Indices of nodes in `base` where one worker of `shape` fits right now."""
         mask = base & (self.cpu_free >= shape.cpu_milli) & (self.memory_free >= shape.memory_bytes)
+        mask &= self.pods_free >= 1
         if shape.gpu_milli >= MILLI_PER_GPU:
             mask &= self.idle >= shape.whole_gpus
         elif shape.gpu_milli > 0:
@@ -194,7 +197,7 @@ class PlacementState:
     ) -> tuple[WorkerPlacement, ...] | None:
         """Where every worker of `job` would run, or None if the whole gang cannot fit.
 
-        Honours node readiness, `job.gpu_models`, cpu, memory and GPU fit, and the caller's
+        Honours node readiness, `job.gpu_models`, cpu, memory, pod count and GPU fit, and the caller's
         `allowed` mask (taints, pool policy and quota flavors are the caller's business).
         Workers are placed one after another, each seeing the ones before it, so several
         may share a node; `scoring_policy` (a `SCORING_POLICY_NAMES` entry) picks each
@@ -256,17 +259,19 @@ class PlacementState:
         """Add (`sign` +1) or take (-1) one worker's resources on node row `i`."""
         cpu = self.cpu_free[i] + sign * shape.cpu_milli
         mem = self.memory_free[i] + sign * shape.memory_bytes
+        pods = self.pods_free[i] + sign
         row = self.gpu_free[i].copy()
         for s in gpus:
             if not 0 <= s.index < self.gpu_count[i]:
                 raise PlacementError(f"node {self.node_names[i]} has no GPU {s.index}")
             row[s.index] += sign * s.milli
-        if sign < 0 and (cpu < 0 or mem < 0 or (row < 0).any()):
+        if sign < 0 and (cpu < 0 or mem < 0 or pods < 0 or (row < 0).any()):
             raise PlacementError(f"placement over-allocates node {self.node_names[i]}")
         if sign > 0 and (row > MILLI_PER_GPU).any():
             raise PlacementError(f"release frees more than node {self.node_names[i]} holds")
         self.cpu_free[i] = cpu
         self.memory_free[i] = mem
+        self.pods_free[i] = pods
         self.gpu_free[i] = row
         self._refresh(np.array([i]))
 
