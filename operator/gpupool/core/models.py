@@ -212,7 +212,9 @@ class Queue:
 
     `decayed_usage_gpu_seconds` is the queue's GPU usage decayed with the configured
     half-life up to the snapshot's clock; the adapter keeps it (see
-    `gpupool.core.fairshare`). `budget_exhausted` is decided by the cost layer.
+    `gpupool.core.fairshare`). `budget_exhausted` is decided by the cost layer, and so is
+    `budget_left`: the money the queue may still spend in its budget period (None: no
+    money budget); the autoscale planner requests no node whose projected cost exceeds it.
     """
 
     name: str
@@ -226,6 +228,7 @@ class Queue:
     allow_spot: bool = False
     decayed_usage_gpu_seconds: float = 0.0
     budget_exhausted: bool = False
+    budget_left: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
