@@ -12,7 +12,9 @@ from gpupool.core.models import (
     NO_POD_LIMIT,
     GpuNode,
     GpuSlice,
+    InFlightNode,
     Job,
+    NodeOffer,
     PlacementPolicy,
     PoolClass,
     PreemptionRules,
@@ -87,6 +89,7 @@ def make_queue(
     allow_spot: bool = False,
     usage: float = 0.0,
     budget_exhausted: bool = False,
+    budget_left: float | None = None,
 ) -> Queue:
     if quotas is None:
         quotas = (
@@ -116,6 +119,7 @@ def make_queue(
         allow_spot=allow_spot,
         decayed_usage_gpu_seconds=usage,
         budget_exhausted=budget_exhausted,
+        budget_left=budget_left,
     )
 
 
@@ -186,6 +190,9 @@ def make_snapshot(
     *,
     now: float = 10_000.0,
     seed: int = 0,
+    offers: tuple[NodeOffer, ...] | list[NodeOffer] = (),
+    in_flight: tuple[InFlightNode, ...] | list[InFlightNode] = (),
+    nominations: dict[str, tuple[str, ...]] | None = None,
 ) -> Snapshot:
     return Snapshot(
         now=now,
@@ -194,4 +201,42 @@ def make_snapshot(
         running=tuple(running),
         pending=tuple(pending),
         seed=seed,
+        offers=tuple(offers),
+        in_flight=tuple(in_flight),
+        nominations=nominations or {},
     )
+
+
+def make_offer(
+    pool: str = "cloud-h100",
+    *,
+    gpus: int = 8,
+    model: str = "H100",
+    price: float = 32.0,
+    headroom: int = 10,
+    cloud: bool = True,
+    spot: bool = False,
+    taints: tuple[Taint, ...] = (),
+    cpu: int = 256_000,
+    memory: int = 2048 * GIB,
+) -> NodeOffer:
+    """A pool the autoscaler may grow: nodes of `gpus` `model` GPUs at `price` per node-hour."""
+    template = make_node(
+        f"{pool}-template",
+        gpus=gpus,
+        model=model,
+        pool=pool,
+        cloud=cloud,
+        spot=spot,
+        taints=taints,
+        cpu=cpu,
+        memory=memory,
+    )
+    return NodeOffer(pool=pool, node=template, price_per_hour=price, headroom=headroom)
+
+
+def make_in_flight(
+    claim: str, offer: NodeOffer, *, jobs: tuple[str, ...] = (), requested_at: float = 9_960.0
+) -> InFlightNode:
+    """A node of `offer`'s pool requested (claim `claim`) for `jobs` and not Ready yet."""
+    return InFlightNode(claim=claim, pool=offer.pool, node=offer.node, jobs=jobs, requested_at=requested_at)

@@ -1,4 +1,4 @@
-"""gpupool's API: pydantic models of the GPUJob, GPUQueue and GPUNodePool CRDs
+"""gpupool's API: pydantic models of the GPUJob, GPUQueue, GPUNodePool and GPUNodeClaim CRDs
 (group gpupool.io, version v1alpha1), the one source of truth for the CRDs in `crds/`.
 
 Who uses this: the operator's cache parses the objects it watches with the per-kind
@@ -32,6 +32,13 @@ from gpupool.api.gpujob import (
     Provenance,
     WorkerPlacementStatus,
 )
+from gpupool.api.gpunodeclaim import (
+    CapacityType,
+    ClaimPhase,
+    GPUNodeClaim,
+    GPUNodeClaimSpec,
+    GPUNodeClaimStatus,
+)
 from gpupool.api.gpunodepool import (
     GPUNodePool,
     GPUNodePoolSpec,
@@ -58,6 +65,7 @@ from gpupool.api.objects import (
     InvalidObjectError,
     KindInfo,
     parse_gpujob,
+    parse_gpunodeclaim,
     parse_gpunodepool,
     parse_gpuqueue,
     parse_object,
@@ -75,12 +83,17 @@ __all__ = [
     "VERSION",
     "Budget",
     "BudgetPeriod",
+    "CapacityType",
+    "ClaimPhase",
     "Condition",
     "ConditionStatus",
     "FlavorUsage",
     "GPUJob",
     "GPUJobSpec",
     "GPUJobStatus",
+    "GPUNodeClaim",
+    "GPUNodeClaimSpec",
+    "GPUNodeClaimStatus",
     "GPUNodePool",
     "GPUNodePoolSpec",
     "GPUNodePoolStatus",
@@ -107,6 +120,7 @@ __all__ = [
     "TaintSpec",
     "WorkerPlacementStatus",
     "parse_gpujob",
+    "parse_gpunodeclaim",
     "parse_gpunodepool",
     "parse_gpuqueue",
     "parse_object",

@@ -19,6 +19,7 @@ from gpupool.api.common import (
     MAX_LIST_ITEMS,
     MAX_NODES_PER_POOL,
     Condition,
+    Duration,
     LabelSelector,
     Metadata,
     Quantity,
@@ -100,7 +101,23 @@ class GPUNodePoolSpec(SpecModel):
     )
     provider: Provider = Field(
         default=Provider.STATIC,
-        description="What creates the nodes: Static (nodes exist) or Kwok (simulated); default Static.",
+        description="What creates the nodes: Static (nodes exist, never created or deleted) or Kwok "
+        "(simulated cloud: real Node objects made after provisioningDelay); default Static.",
+    )
+    provisioning_delay: Duration = Field(
+        default="60s",
+        description="Kwok: how long a requested node takes to appear (default 60s; tests shorten it).",
+    )
+    scale_down_after: Duration = Field(
+        default="10m",
+        description="A node the operator created that has held no gpupool work this long is "
+        "cordoned and released, never below minNodes (default 10m).",
+    )
+    max_nodes_in_flight: int = Field(
+        default=10,
+        ge=1,
+        le=MAX_NODES_PER_POOL,
+        description="Most nodes of this pool requested and not yet Ready at once (default 10).",
     )
 
     @model_validator(mode="after")

@@ -18,11 +18,12 @@ from pydantic import BaseModel, ValidationError
 
 from gpupool.api.common import API_VERSION
 from gpupool.api.gpujob import GPUJob, GPUJobSpec, GPUJobStatus
+from gpupool.api.gpunodeclaim import GPUNodeClaim, GPUNodeClaimSpec, GPUNodeClaimStatus
 from gpupool.api.gpunodepool import GPUNodePool, GPUNodePoolSpec, GPUNodePoolStatus
 from gpupool.api.gpuqueue import GPUQueue, GPUQueueSpec, GPUQueueStatus
 
-GpupoolObject = GPUJob | GPUQueue | GPUNodePool
-ObjectT = TypeVar("ObjectT", GPUJob, GPUQueue, GPUNodePool)
+GpupoolObject = GPUJob | GPUQueue | GPUNodePool | GPUNodeClaim
+ObjectT = TypeVar("ObjectT", GPUJob, GPUQueue, GPUNodePool, GPUNodeClaim)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,26 @@ KINDS: tuple[KindInfo, ...] = (
             PrinterColumn("Model", "string", ".spec.gpuModel", "GPU model of the pool's nodes."),
             PrinterColumn("Nodes", "integer", ".status.nodesReady", "Ready nodes."),
             PrinterColumn("GPUs", "integer", ".status.gpusTotal", "GPUs on Ready nodes."),
+            PrinterColumn("Provisioning", "integer", ".status.nodesProvisioning", "Nodes requested, not Ready."),
+            _AGE,
+        ),
+    ),
+    KindInfo(
+        model=GPUNodeClaim,
+        spec=GPUNodeClaimSpec,
+        status=GPUNodeClaimStatus,
+        kind="GPUNodeClaim",
+        plural="gpunodeclaims",
+        singular="gpunodeclaim",
+        short_names=("gnc",),
+        namespaced=False,
+        spec_required=True,
+        columns=(
+            PrinterColumn("Pool", "string", ".spec.pool", "GPUNodePool of the node."),
+            PrinterColumn("Type", "string", ".spec.capacityType", "OnDemand or Spot."),
+            PrinterColumn("Phase", "string", ".status.phase", "Launching, Registered, Ready, Failed or Deleting."),
+            PrinterColumn("Node", "string", ".status.nodeName", "The node made for this claim."),
+            PrinterColumn("Reason", "string", ".status.reason", "Why the claim is in its phase."),
             _AGE,
         ),
     ),
@@ -159,6 +180,11 @@ def parse_gpunodepool(obj: Mapping[str, Any]) -> GPUNodePool:
     return _parse(GPUNodePool, obj)
 
 
+def parse_gpunodeclaim(obj: Mapping[str, Any]) -> GPUNodeClaim:
+    """Parse a raw GPUNodeClaim dict into `GPUNodeClaim`; raises `InvalidObjectError`."""
+    return _parse(GPUNodeClaim, obj)
+
+
 def parse_object(obj: Mapping[str, Any]) -> GpupoolObject:
     """Parse any gpupool object by its `kind`; for handlers that see several kinds."""
     kind = obj.get("kind")
@@ -168,7 +194,11 @@ def parse_object(obj: Mapping[str, Any]) -> GpupoolObject:
         return parse_gpuqueue(obj)
     if kind == "GPUNodePool":
         return parse_gpunodepool(obj)
-    raise InvalidObjectError(f"{_describe(obj)} is not a gpupool kind; expected GPUJob, GPUQueue or GPUNodePool")
+    if kind == "GPUNodeClaim":
+        return parse_gpunodeclaim(obj)
+    raise InvalidObjectError(
+        f"{_describe(obj)} is not a gpupool kind; expected GPUJob, GPUQueue, GPUNodePool or GPUNodeClaim"
+    )
 
 
 def status_patch(status: BaseModel) -> dict[str, Any]:

@@ -281,6 +281,11 @@ def job_from_api(job: GPUJob) -> Job:
         tolerations=tolerations_from_pod_spec(spec.template.spec),
         admitted_at=admitted_at,
         placements=_placements_from_status(job) if holding else (),
+        max_runtime_seconds=(
+            parse_duration_seconds(spec.max_runtime, what=f"GPUJob {key}: spec.maxRuntime")
+            if spec.max_runtime
+            else None
+        ),
     )
 
 

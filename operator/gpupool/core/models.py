@@ -12,6 +12,7 @@ bytes, time in seconds since the epoch (the clock is an input, never read here).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -164,6 +165,7 @@ class Job:
     tolerations: tuple[Toleration, ...] = ()
     admitted_at: float | None = None
     placements: tuple[WorkerPlacement, ...] = ()
+    max_runtime_seconds: float | None = None
 
     @property
     def total_gpu_milli(self) -> int:
@@ -272,11 +274,47 @@ class SchedulerConfig:
     gpupool_params: GpupoolParams = DEFAULT_GPUPOOL_PARAMS
     fair_share_half_life_seconds: float = 3600.0
     max_admissions_per_cycle: int | None = None
+    # How long a job without maxRuntime is expected to run when its cost is projected
+    # against its queue's budget before new nodes are requested for it.
+    cost_horizon_seconds: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOffer:
+    """A pool the autoscale planner may add nodes to, with one capacity type.
+
+    `node` is the template of one new node (its name is unused; pool taints the pool's
+    pods tolerate are already left out, as for existing nodes). `price_per_hour` is one
+    node-hour at this capacity type. `headroom` is how many nodes may be requested now:
+    the pool's `maxNodes` and in-flight limit less what it has and has in flight, 0 while
+    the pool backs off after a failure.
+    """
+
+    pool: str
+    node: GpuNode
+    price_per_hour: float
+    headroom: int
+
+
+@dataclass(frozen=True, slots=True)
+class InFlightNode:
+    """A node requested (a GPUNodeClaim) and not Ready yet: capacity that is coming."""
+
+    claim: str
+    pool: str
+    node: GpuNode
+    jobs: tuple[str, ...] = ()
+    requested_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything one scheduling cycle may look at, frozen at `now`."""
+    """Everything one scheduling cycle may look at, frozen at `now`.
+
+    `offers` and `in_flight` feed the autoscale planner (none: no planning);
+    `nominations` maps a node that was requested for some jobs, and is Ready now, to
+    those jobs: other jobs may not take it while they wait (Karpenter's nominated nodes).
+    """
 
     now: float
     nodes: tuple[GpuNode, ...]
@@ -284,6 +322,9 @@ class Snapshot:
     running: tuple[Job, ...] = ()
     pending: tuple[Job, ...] = ()
     seed: int = 0
+    offers: tuple[NodeOffer, ...] = ()
+    in_flight: tuple[InFlightNode, ...] = ()
+    nominations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class WaitCode(StrEnum):
@@ -298,6 +339,7 @@ class WaitCode(StrEnum):
     BUDGET_EXHAUSTED = "BudgetExhausted"
     PRIORITY_ABOVE_QUEUE_MAX = "PriorityAboveQueueMax"
     WAITING_FOR_PREEMPTION = "WaitingForPreemption"
+    NODES_PROVISIONING = "NodesProvisioning"
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +362,18 @@ class Preemption:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeRequest:
+    """Ask pool `pool` for `nodes` new nodes (spot or on-demand) for `jobs`; every job's
+    whole gang fits the nodes of this request (with what is in flight in the pool)."""
+
+    pool: str
+    spot: bool
+    nodes: int
+    jobs: tuple[str, ...]
+    price_per_hour: float
+
+
+@dataclass(frozen=True, slots=True)
 class Waiting:
     """`job_key` stays queued for `code`; `message` is a sentence a person can act on."""
 
@@ -337,7 +391,7 @@ def _fresh_memory() -> PlacementMemory:
 
 @dataclass(frozen=True, slots=True)
 class Decisions:
-    """The output of one cycle; the operator's loop applies the first three fields.
+    """The output of one cycle; the operator's loop applies all but `memory`.
 
     `memory` is what placement learned up to and including this cycle; pass it to the next
     `schedule` call. It is not part of equality: two `Decisions` are equal when they decide
@@ -347,4 +401,5 @@ class Decisions:
     admissions: tuple[Admission, ...] = ()
     preemptions: tuple[Preemption, ...] = ()
     waiting: tuple[Waiting, ...] = ()
+    node_requests: tuple[NodeRequest, ...] = ()
     memory: PlacementMemory = field(default_factory=_fresh_memory, compare=False, repr=False)

@@ -143,3 +143,18 @@ def preempted(victim: Job, preemptor: Job, why: str) -> str:
         f"preempted by {preemptor.key} (queue {preemptor.queue}, priority {preemptor.priority}) "
         f"to {why}; {victim.key} returns to queue {victim.queue}"
     )
+
+
+def waiting_for_nodes(job: Job, pool: str, nodes: int, requested_at: float | None, now: float) -> str:
+    """`waiting for 2 new nodes in pool cloud-h100 (requested 40s ago)`."""
+    when = "requested now" if requested_at is None else f"requested {max(0, round(now - requested_at))}s ago"
+    plural = "s" if nodes != 1 else ""
+    return f"waiting for {nodes} new node{plural} in pool {pool} ({when}) for {describe_request(job)}"
+
+
+def over_budget_for_new_nodes(message: str, projected: float, left: float) -> str:
+    """`message`, plus why no node is requested: the projected cost exceeds the budget left."""
+    return (
+        f"{message}; no new node is requested: the job's projected cost {projected:.2f} exceeds the "
+        f"{max(0.0, left):.2f} its queue may still spend this period"
+    )

@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gpupool.core import reasons
+from gpupool.core.autoscale import plan_nodes
 from gpupool.core.capacity import fits_now
 from gpupool.core.eligibility import Mask, NodeEligibility
 from gpupool.core.fairshare import dominant_share
@@ -52,7 +53,9 @@ from gpupool.core.models import (
     MILLI_PER_GPU,
     Admission,
     Decisions,
+    GpuNode,
     Job,
+    NodeRequest,
     Preemption,
     Queue,
     QueueingStrategy,
@@ -68,6 +71,14 @@ from gpupool.core.preemption import Candidate, may_be_victim, plan_preemption
 from gpupool.core.quota import QuotaLedger, resolve_flavors
 
 DEFAULT_CONFIG = SchedulerConfig()
+# Waits that new nodes could end (the autoscale planner considers these jobs).
+_NODE_CODES = frozenset({WaitCode.INSUFFICIENT_CAPACITY, WaitCode.NO_FITTING_NODE, WaitCode.QUOTA_EXHAUSTED})
+
+
+def _flavor_of(queue: Queue, node: GpuNode) -> str | None:
+    """The flavor of `queue` a node like `node` counts against (None: no quota there)."""
+    names, index = resolve_flavors(queue, (node,))
+    return names[int(index[0])] if index[0] >= 0 else None
 
 
 def schedule(
@@ -146,6 +157,21 @@ class _Cycle:
         self.reserved: Mask = np.zeros(len(snapshot.nodes), dtype=bool)
         self.reserved_for: list[str] = []
         self.reserving_queues: set[str] = set()
+        # Quota charged for jobs that wait holding it, refunded if the autoscaler plans them.
+        self.reserved_quota: dict[str, tuple[str, str, int]] = {}
+        # Ready nodes requested for some jobs are held for them (Karpenter's nominated nodes).
+        self.nominated_for: dict[str, Mask] = {}
+        for name, job_keys in sorted(snapshot.nominations.items()):
+            try:
+                row = self.state.index_of(name)
+            except KeyError:
+                continue
+            self.reserved[row] = True
+            for key in job_keys:
+                mask = self.nominated_for.setdefault(key, np.zeros(len(snapshot.nodes), dtype=bool))
+                mask[row] = True
+                if key not in self.reserved_for:
+                    self.reserved_for.append(key)
         self._mask_ids: dict[bytes, int] = {}
         self._options: dict[tuple[object, ...], list[_Option]] = {}
         self._ever: dict[tuple[object, ...], bool] = {}
@@ -259,12 +285,50 @@ class _Cycle:
         # cycle, so a borrower is not admitted only to be reclaimed one cycle later.
         deferred = self._pass(known, allow_borrow=False)
         self._pass(deferred, allow_borrow=True)
+        node_requests = self._plan_nodes() if self.snapshot.offers or self.snapshot.in_flight else ()
         return Decisions(
             admissions=tuple(self.admissions),
             preemptions=tuple(self.preemptions),
             waiting=tuple(self.waiting),
+            node_requests=node_requests,
             memory=self.memory,
         )
+
+    def _plan_nodes(self) -> tuple[NodeRequest, ...]:
+        """New nodes for jobs left waiting for capacity (`gpupool.core.autoscale`); their
+        waiting reasons then name the nodes they wait for."""
+        pending = {j.key: j for j in self.snapshot.pending}
+        candidates = [pending[w.job_key] for w in self.waiting if w.code in _NODE_CODES and w.job_key in pending]
+        for job in candidates:
+            held = self.reserved_quota.pop(job.key, None)
+            if held is not None:
+                self.ledger.refund(*held)
+        plan = plan_nodes(
+            candidates,
+            self.queues,
+            self.snapshot.offers,
+            self.snapshot.in_flight,
+            self.ledger,
+            _flavor_of,
+            cost_horizon_seconds=self.config.cost_horizon_seconds,
+        )
+        waits = {w.job_key: w for w in plan.waits}
+        updated: list[Waiting] = []
+        for waiting in self.waiting:
+            waiter = pending.get(waiting.job_key)
+            wait = waits.get(waiting.job_key)
+            if waiter is not None and wait is not None:
+                message = reasons.waiting_for_nodes(waiter, wait.pool, wait.nodes, wait.requested_at, self.snapshot.now)
+                waiting = Waiting(waiter.key, WaitCode.NODES_PROVISIONING, message)
+            elif waiter is not None and waiting.job_key in plan.refused_by_budget:
+                left = self.queues[waiter.queue].budget_left or 0.0
+                projected = plan.refused_by_budget[waiting.job_key]
+                waiting = Waiting(
+                    waiter.key, waiting.code, reasons.over_budget_for_new_nodes(waiting.message, projected, left)
+                )
+            updated.append(waiting)
+        self.waiting = updated
+        return plan.requests
 
     def _pass(self, jobs: list[Job], *, allow_borrow: bool) -> list[Job]:
         """Consider `jobs` in scheduling order; return those deferred to the borrowing pass."""
@@ -310,6 +374,11 @@ class _Cycle:
                     self._wait(j, WaitCode.BLOCKED_BY_HEAD_OF_LINE, reasons.blocked_by_head(j, job.key))
         return deferred
 
+    def _blocked_for(self, job: Job) -> Mask:
+        """Nodes held this cycle for other jobs (reserved, or nominated for someone else)."""
+        own = self.nominated_for.get(job.key)
+        return self.reserved if own is None else self.reserved & ~own
+
     def _wait(self, job: Job, code: WaitCode, message: str) -> None:
         self.waiting.append(Waiting(job.key, code, message))
 
@@ -339,11 +408,13 @@ class _Cycle:
             if not self.ledger.fits(queue.name, option.flavor, need):
                 quota_blocked.append(option)
                 continue
-            key = (job.shape, job.workers, job.gpu_models, option.mask_id)
+            # A job with nominated nodes sees more than others: its failures are its own.
+            owner = job.key if job.key in self.nominated_for else ""
+            key = (job.shape, job.workers, job.gpu_models, option.mask_id, owner)
             if key in self._failed:
                 capacity_blocked.append(option)
                 continue
-            mask = option.mask & ~self.reserved if any_reserved else option.mask
+            mask = option.mask & ~self._blocked_for(job) if any_reserved else option.mask
             placements = self._place(job, mask) if fits_now(self.state, job, mask) else None
             if placements is not None:
                 return _Outcome(placements=placements, flavor=option.flavor)
@@ -408,10 +479,11 @@ class _Cycle:
         if not self.candidates:
             return None
         for option in options:
-            key = (queue.name, job.priority, job.shape, job.workers, job.gpu_models, option.mask_id)
+            owner = job.key if job.key in self.nominated_for else ""
+            key = (queue.name, job.priority, job.shape, job.workers, job.gpu_models, option.mask_id, owner)
             if key in self._preempt_failed:
                 continue
-            mask = option.mask & ~self.reserved
+            mask = option.mask & ~self._blocked_for(job)
             plan = plan_preemption(
                 job,
                 queue,
@@ -448,7 +520,7 @@ class _Cycle:
     def _reserve(self, job: Job, queue: Queue, option: _Option) -> None:
         """Hold, for the rest of the cycle, the nodes `job` would start on and its quota."""
         per_node = self.eligibility.workers_per_node(job.shape)
-        usable = option.mask & ~self.reserved & self.eligibility.model_mask(job.gpu_models) & (per_node > 0)
+        usable = option.mask & ~self._blocked_for(job) & self.eligibility.model_mask(job.gpu_models) & (per_node > 0)
         rows = np.flatnonzero(usable)
         if len(rows) == 0:
             return
@@ -469,3 +541,4 @@ class _Cycle:
         self.reserved_for.append(job.key)
         self.reserving_queues.add(queue.name)
         self.ledger.charge(queue.name, option.flavor, job.total_gpu_milli)
+        self.reserved_quota[job.key] = (queue.name, option.flavor, job.total_gpu_milli)

@@ -101,11 +101,23 @@ POOL: dict[str, Any] = {
         "minNodes": 1,
         "maxNodes": 4,
         "provider": "Static",
+        "provisioningDelay": "60s",
+        "scaleDownAfter": "10m",
+        "maxNodesInFlight": 10,
     },
 }
 
+CLAIM = {
+    "apiVersion": "gpupool.io/v1alpha1",
+    "kind": "GPUNodeClaim",
+    "metadata": {"name": "cloud-h100-3f9a2c"},
+    "spec": {"pool": "cloud-h100", "capacityType": "Spot", "jobs": ["team-a/train"]},
+}
 
-@pytest.mark.parametrize("manifest", [JOB, QUEUE, POOL], ids=["gpujob", "gpuqueue", "gpunodepool"])
+
+@pytest.mark.parametrize(
+    "manifest", [JOB, QUEUE, POOL, CLAIM], ids=["gpujob", "gpuqueue", "gpunodepool", "gpunodeclaim"]
+)
 def test_manifest_round_trips_through_the_model(manifest: dict[str, Any]) -> None:
     parsed = parse_object(manifest)
     assert to_manifest(parsed) == manifest

@@ -208,9 +208,10 @@ def test_max_runtime_pattern_accepts_durations_and_refuses_others(name: str) -> 
     [
         (0, "Namespaced", ["gj"], ["Queue", "Phase", "Workers", "GPUs", "Message", "Age"]),
         (1, "Cluster", ["gq"], ["Cohort", "Admitted", "Pending", "Age"]),
-        (2, "Cluster", ["gnp"], ["Class", "Model", "Nodes", "GPUs", "Age"]),
+        (2, "Cluster", ["gnp"], ["Class", "Model", "Nodes", "GPUs", "Provisioning", "Age"]),
+        (3, "Cluster", ["gnc"], ["Pool", "Type", "Phase", "Node", "Reason", "Age"]),
     ],
-    ids=["gpujob", "gpuqueue", "gpunodepool"],
+    ids=["gpujob", "gpuqueue", "gpunodepool", "gpunodeclaim"],
 )
 def test_names_scope_columns_and_status_subresource(
     info_index: int, scope: str, short: list[str], columns: list[str]
