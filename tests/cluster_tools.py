@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -42,6 +44,8 @@ class OperatorProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        # GPUPOOL_* settings a test runs the operator with (see `restart_with`).
+        self.extra_env: dict[str, str] = {}
 
     def start(self) -> None:
         import socket
@@ -59,6 +63,7 @@ class OperatorProcess:
             "GPUPOOL_LOG_LEVEL": "INFO",
             # No test may rely on the periodic re-list to repair a lost update.
             "GPUPOOL_RESYNC_SECONDS": "3600",
+            **self.extra_env,
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -94,3 +99,16 @@ class OperatorProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+    @contextmanager
+    def running_with(self, **env: str) -> Iterator[None]:
+        """Run the operator with extra GPUPOOL_* settings inside the block, then as before."""
+        self.stop()
+        self.extra_env = dict(env)
+        self.start()
+        try:
+            yield
+        finally:
+            self.stop()
+            self.extra_env = {}
+            self.start()

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import yaml
 
 from cluster_tools import kubectl
-from gpupool.devcluster.nodes import GpuNodeSpec, create_gpu_node
+from gpupool.cluster.kwok_nodes import GpuNodeSpec
+from gpupool.cluster.kwok_provider import create_gpu_node
 
 T = TypeVar("T")
 
@@ -129,6 +130,53 @@ class Scenario:
             {"apiVersion": "gpupool.io/v1alpha1", "kind": "GPUNodePool", "metadata": {"name": name}, "spec": spec}
         )
         return name
+
+    def cloud_pool(
+        self,
+        suffix: str,
+        *,
+        on_demand: float | None = 32.0,
+        spot: float | None = None,
+        gpus_per_node: int = 8,
+        delay: str = "2s",
+        scale_down_after: str = "8s",
+        **spec: Any,
+    ) -> str:
+        """A Kwok (simulated cloud) GPUNodePool of this scenario's model; prices per node-hour."""
+        name = f"cloud-{self.model.lower()}-{suffix}"
+        price = {k: v for k, v in (("onDemand", on_demand), ("spot", spot)) if v is not None}
+        body = {
+            "class": "Cloud",
+            "gpuModel": self.model,
+            "gpusPerNode": gpus_per_node,
+            "cpuPerNode": "64",
+            "memoryPerNode": "512Gi",
+            "nodeSelector": {"gpupool.io/pool": name},
+            "pricePerNodeHour": price,
+            "provider": "Kwok",
+            "provisioningDelay": delay,
+            "scaleDownAfter": scale_down_after,
+            **spec,
+        }
+        self.apply(
+            {"apiVersion": "gpupool.io/v1alpha1", "kind": "GPUNodePool", "metadata": {"name": name}, "spec": body}
+        )
+        return name
+
+    def claims(self, pool: str | None = None) -> list[dict[str, Any]]:
+        """GPUNodeClaims of this scenario's cloud pools (or of one pool)."""
+        out = kubectl(self.kubeconfig, "get", "gpunodeclaims", "-o", "json").stdout
+        prefix = pool or f"cloud-{self.model.lower()}-"
+        return [c for c in json.loads(out)["items"] if c["spec"]["pool"].startswith(prefix)]
+
+    def cloud_nodes(self) -> list[str]:
+        """Nodes the Kwok provider made for this scenario's pools."""
+        nodes = self.core_api.list_node(label_selector="gpupool.io/claim").items
+        return sorted(
+            n.metadata.name
+            for n in nodes
+            if n.metadata.labels.get("gpupool.io/pool", "").startswith(f"cloud-{self.model.lower()}-")
+        )
 
     def queue(
         self, name: str, nominal: int, *, cohort: str | None = None, borrowing_limit: int | None = None, **spec: Any

@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 
 from gpupool.api import crdgen
+from gpupool.cluster.kwok_nodes import GpuNodeSpec
+from gpupool.cluster.kwok_provider import create_gpu_node
 from gpupool.devcluster.build import ensure_built, hack_dir
 from gpupool.devcluster.cluster import DevCluster
-from gpupool.devcluster.nodes import GpuNodeSpec, create_gpu_node
 from gpupool.devcluster.operator_process import start_operator
 from gpupool.devcluster.tools import install_crds, kubectl
 

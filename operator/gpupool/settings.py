@@ -55,6 +55,12 @@ class OperatorSettings(BaseSettings):
     resync_seconds: float = Field(
         default=300.0, gt=0, description="Seconds between full re-lists that repair anything a watch missed."
     )
+    kwok_failure_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Kwok pools only: the fraction of node launches that fail (simulated), for fault tests.",
+    )
 
     @field_validator("placement_policy")
     @classmethod

@@ -89,6 +89,8 @@ class GPUNodeClaimStatus(StatusModel):
     message: str | None = Field(default=None, description="What is happening, for a person.")
     launched_at: datetime | None = Field(default=None, description="When the provider was asked to create the node.")
     ready_at: datetime | None = Field(default=None, description="When the node became Ready.")
+    failed_at: datetime | None = Field(default=None, description="When the launch failed (phase Failed).")
+    launch_attempts: int = Field(default=0, ge=0, description="Launches tried (transient failures are retried).")
     idle_since: datetime | None = Field(
         default=None, description="When the node last stopped holding gpupool work (unset while it holds some)."
     )

@@ -39,6 +39,7 @@ class Kind(StrEnum):
     JOB = "gpujobs"
     QUEUE = "gpuqueues"
     POOL = "gpunodepools"
+    CLAIM = "gpunodeclaims"
     NODE = "nodes"
     POD = "pods"
     NAMESPACE = "namespaces"

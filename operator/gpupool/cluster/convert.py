@@ -10,7 +10,7 @@ read quantities, durations and timestamps.
 
 Units follow the core: milli-GPU, millicores, bytes, seconds since the epoch.
 
-Node labels read here (written by `gpupool.devcluster.nodes` and by whoever labels real
+Node labels read here (written by `gpupool.cluster.kwok_nodes` and by whoever labels real
 nodes): `gpupool.io/gpu-model`, `gpupool.io/pool`, `gpupool.io/class` (`OnPrem`|`Cloud`),
 `gpupool.io/spot` (`"true"`). A node without a model label takes model, pool and class from
 the GPUNodePool whose `nodeSelector` matches it.

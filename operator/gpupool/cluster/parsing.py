@@ -25,7 +25,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gpupool.api import GPUJob, InvalidObjectError, parse_gpujob, parse_gpunodepool, parse_gpuqueue
+from gpupool.api import (
+    GPUJob,
+    InvalidObjectError,
+    parse_gpujob,
+    parse_gpunodeclaim,
+    parse_gpunodepool,
+    parse_gpuqueue,
+)
 from gpupool.cluster.cache import Kind
 from gpupool.cluster.convert import (
     GPU_RESOURCE,
@@ -137,6 +144,8 @@ def parse_object_of(kind: Kind, raw: Mapping[str, Any]) -> tuple[Any, str | None
             return parse_gpuqueue(raw), None
         if kind == Kind.POOL:
             return parse_gpunodepool(raw), None
+        if kind == Kind.CLAIM:
+            return parse_gpunodeclaim(raw), None
     except _PARSE_ERRORS as error:
         return None, str(error)
     return raw, None

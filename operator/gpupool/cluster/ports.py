@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gpupool.api import GPUJobStatus, GPUNodePoolStatus, GPUQueueStatus
+from gpupool.api import GPUJobStatus, GPUNodeClaimStatus, GPUNodePoolStatus, GPUQueueStatus
 
 RawObject = dict[str, Any]
 
@@ -92,3 +92,15 @@ class ClusterWriter(Protocol):
 
     def emit_event(self, about: ObjectRef, reason: str, message: str, event_type: str = "Normal") -> None:
         """Post a core/v1 Event about `about`."""
+
+    def create_claim(self, manifest: RawObject) -> RawObject | None:
+        """Create a GPUNodeClaim; the created claim, or None when one of that name exists."""
+
+    def patch_claim_status(self, name: str, status: GPUNodeClaimStatus) -> RawObject:
+        """Replace a GPUNodeClaim's status; the updated claim. Raises `NotFound` when it is gone."""
+
+    def delete_claim(self, name: str) -> None:
+        """Delete a GPUNodeClaim; one already gone counts as deleted."""
+
+    def cordon_node(self, name: str) -> RawObject:
+        """Mark a node unschedulable (before it is released); the updated node."""

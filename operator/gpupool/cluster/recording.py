@@ -15,7 +15,7 @@ import itertools
 import threading
 from dataclasses import dataclass
 
-from gpupool.api import GPUJobStatus, GPUNodePoolStatus, GPUQueueStatus, status_patch
+from gpupool.api import GPUJobStatus, GPUNodeClaimStatus, GPUNodePoolStatus, GPUQueueStatus, status_patch
 from gpupool.cluster.cache import object_key
 from gpupool.cluster.ports import NotFound, ObjectRef, RawObject, WriteError
 
@@ -63,7 +63,9 @@ class RecordingWriter:
         obj.setdefault("metadata", {})["resourceVersion"] = str(next(self._versions))
         return copy.deepcopy(obj)
 
-    def _patch(self, kind: str, key: str, status: GPUJobStatus | GPUQueueStatus | GPUNodePoolStatus) -> RawObject:
+    def _patch(
+        self, kind: str, key: str, status: GPUJobStatus | GPUQueueStatus | GPUNodePoolStatus | GPUNodeClaimStatus
+    ) -> RawObject:
         current = self.objects.get(f"{kind}/{key}")
         if current is None:
             raise NotFound(f"{kind} {key} not found")
@@ -102,3 +104,27 @@ class RecordingWriter:
 
     def emit_event(self, about: ObjectRef, reason: str, message: str, event_type: str = "Normal") -> None:
         self._record("emit_event", f"{about.kind}/{about.namespace}/{about.name}", reason)
+
+    def create_claim(self, manifest: RawObject) -> RawObject | None:
+        name = manifest["metadata"]["name"]
+        self._record("create_claim", f"gpunodeclaims/{name}", manifest["spec"].get("pool", ""))
+        if f"gpunodeclaims/{name}" in self.objects:
+            return None
+        self.objects[f"gpunodeclaims/{name}"] = copy.deepcopy(manifest)
+        return self._stamp(self.objects[f"gpunodeclaims/{name}"])
+
+    def patch_claim_status(self, name: str, status: GPUNodeClaimStatus) -> RawObject:
+        self._record("patch_claim_status", f"gpunodeclaims/{name}", str(status.phase))
+        return self._patch("gpunodeclaims", name, status)
+
+    def delete_claim(self, name: str) -> None:
+        self._record("delete_claim", f"gpunodeclaims/{name}")
+        self.objects.pop(f"gpunodeclaims/{name}", None)
+
+    def cordon_node(self, name: str) -> RawObject:
+        self._record("cordon_node", f"nodes/{name}")
+        node = self.objects.get(f"nodes/{name}")
+        if node is None:
+            raise NotFound(f"node {name} not found")
+        node.setdefault("spec", {})["unschedulable"] = True
+        return self._stamp(node)

@@ -32,11 +32,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gpupool.api import GPUJob, GPUNodePool, GPUQueue, JobPhase
+from gpupool.api import GPUJob, GPUNodeClaim, GPUNodePool, GPUQueue, JobPhase
 from gpupool.cluster.cache import CachedObject, CacheView, Kind
 from gpupool.cluster.convert import HOLDING_PHASES, ConversionError, gpu_node_from_k8s, queue_from_api
 from gpupool.cluster.parsing import ForeignUsage, ParsedJob
 from gpupool.cluster.pods import LABEL_JOB
+from gpupool.cluster.scaling import ScalingInputs, scaling_inputs
 from gpupool.core.models import GpuNode, Job, Queue, Snapshot, Taint
 
 log = logging.getLogger("gpupool.snapshot")
@@ -94,6 +95,8 @@ class ClusterSnapshot:
     pods_by_job: dict[str, list[RawObject]] = field(default_factory=dict)
     unschedulable: dict[str, Unschedulable] = field(default_factory=dict)
     invalid_jobs: dict[str, str] = field(default_factory=dict)
+    claims: dict[str, GPUNodeClaim] = field(default_factory=dict)
+    scaling: ScalingInputs = field(default_factory=ScalingInputs)
 
     @property
     def pool_taints(self) -> dict[str, tuple[Taint, ...]]:
@@ -273,6 +276,10 @@ def build_snapshot(
         else:
             pending.append(parsed.core)
 
+    claims: dict[str, GPUNodeClaim] = view.parsed(Kind.CLAIM)
+    scaling = scaling_inputs(
+        {name: info.pool for name, info in pools.items()}, claims, core_nodes, {j.key for j in pending}, now
+    )
     snapshot = Snapshot(
         now=now,
         nodes=tuple(core_nodes[name] for name in sorted(core_nodes)),
@@ -280,6 +287,9 @@ def build_snapshot(
         running=tuple(running),
         pending=tuple(pending),
         seed=seed,
+        offers=scaling.offers,
+        in_flight=scaling.in_flight,
+        nominations=scaling.nominations,
     )
     return ClusterSnapshot(
         snapshot=snapshot,
@@ -291,4 +301,6 @@ def build_snapshot(
         pods_by_job=pods_by_job(view),
         unschedulable=unschedulable,
         invalid_jobs=invalid,
+        claims=claims,
+        scaling=scaling,
     )

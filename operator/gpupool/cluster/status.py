@@ -169,7 +169,7 @@ def pool_status(pool: GPUNodePool, snap: ClusterSnapshot, jobs: Mapping[str, GPU
     return pool.status.model_copy(
         update={
             "nodes_ready": sum(1 for n in nodes if n.ready),
-            "nodes_provisioning": 0,
+            "nodes_provisioning": snap.scaling.in_flight_by_pool.get(name, 0),
             "gpus_total": sum(n.gpus for n in nodes if n.ready),
             "gpus_allocated": round(allocated, 3),
         }

@@ -20,7 +20,15 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from gpupool.api import GROUP, VERSION, GPUJobStatus, GPUNodePoolStatus, GPUQueueStatus, status_patch
+from gpupool.api import (
+    GROUP,
+    VERSION,
+    GPUJobStatus,
+    GPUNodeClaimStatus,
+    GPUNodePoolStatus,
+    GPUQueueStatus,
+    status_patch,
+)
 from gpupool.cluster.ports import (
     Conflict,
     Forbidden,
@@ -149,6 +157,48 @@ class KubeWriter:
     def patch_pool_status(self, name: str, status: GPUNodePoolStatus) -> RawObject:
         """Replace a GPUNodePool's status."""
         return self._patch_status(f"gpunodepools/{name}", "gpunodepools", name, status_patch(status))
+
+    # ---------------------------------------------------------------- node claims and nodes
+
+    def create_claim(self, manifest: RawObject) -> RawObject | None:
+        """Create a GPUNodeClaim; an existing claim of that name counts as created (returns None)."""
+        name = manifest["metadata"]["name"]
+        try:
+            return _call(
+                f"create gpunodeclaim {name}",
+                lambda: read_json(
+                    self._custom.create_cluster_custom_object(
+                        GROUP, VERSION, "gpunodeclaims", manifest, _preload_content=False
+                    )
+                ),
+            )
+        except Conflict:
+            return None
+
+    def patch_claim_status(self, name: str, status: GPUNodeClaimStatus) -> RawObject:
+        """Replace a GPUNodeClaim's status; raises `NotFound` if it is gone."""
+        return self._patch_status(f"gpunodeclaims/{name}", "gpunodeclaims", name, status_patch(status))
+
+    def delete_claim(self, name: str) -> None:
+        """Delete a GPUNodeClaim; one that is already gone counts as deleted."""
+        try:
+            _call(
+                f"delete gpunodeclaim {name}",
+                lambda: drain(
+                    self._custom.delete_cluster_custom_object(
+                        GROUP, VERSION, "gpunodeclaims", name, _preload_content=False
+                    )
+                ),
+            )
+        except NotFound:
+            return
+
+    def cordon_node(self, name: str) -> RawObject:
+        """Mark node `name` unschedulable."""
+        body = {"spec": {"unschedulable": True}}
+        return _call(
+            f"cordon node {name}", lambda: read_json(self._core.patch_node(name, body, _preload_content=False))
+        )
 
     def _patch_status(
         self, what: str, plural: str, name: str, body: RawObject, namespace: str | None = None

@@ -39,6 +39,10 @@ def register(registry: kopf.OperatorRegistry, cache: ClusterCache) -> None:
     async def gpunodepool_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         _feed(cache, Kind.POOL, event, body)
 
+    @kopf.on.event(GROUP, VERSION, "gpunodeclaims", registry=registry)
+    async def gpunodeclaim_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        _feed(cache, Kind.CLAIM, event, body)
+
     @kopf.on.event("", "v1", "nodes", registry=registry)
     async def node_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         _feed(cache, Kind.NODE, event, body)

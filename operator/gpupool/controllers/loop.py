@@ -1,4 +1,4 @@
-"""The one scheduling loop: a cycle of five numbered steps over the cache.
+"""The one scheduling loop: a cycle of six numbered steps over the cache.
 
 Who runs this: `gpupool.controllers.runner` starts `run` in a thread once the cache has
 listed every kind (never decide on a half-listed cluster). Each `cycle`:
@@ -14,7 +14,10 @@ listed every kind (never decide on a half-listed cluster). Each `cycle`:
    the applier (`gpupool.cluster.apply`) writes them: preemptions first, then admissions
    (status with the placement, then pods built from the decision) and waiting reasons;
    a job new to gpupool is queued by this, its first decision.
-5. Report - queues' and pools' status, written when it changed.
+5. Nodes - the claim reconciler (`gpupool.cluster.claims`) creates GPUNodeClaims for the
+   core's node requests, follows each claim through its provider to a Ready node, and
+   releases nodes idle past their pool's `scaleDownAfter`.
+6. Report - queues' and pools' status, written when it changed.
 
 Every write's answer goes into the cache at once, so the next cycle sees it before the
 watch does; a failed write is logged and the next cycle plans it again. Each step's
@@ -31,6 +34,7 @@ from contextlib import contextmanager
 
 from gpupool.cluster.apply import Applier
 from gpupool.cluster.cache import CacheView, ClusterCache, Kind
+from gpupool.cluster.claims import ClaimReconciler
 from gpupool.cluster.plan import ChangeKind, JobChange, Planner
 from gpupool.cluster.snapshot import ClusterSnapshot, NodeConverter, build_snapshot, held_gpus, jobs_of
 from gpupool.cluster.status import pool_status, queue_status, queue_status_changed
@@ -40,7 +44,7 @@ from gpupool.settings import OperatorSettings
 
 log = logging.getLogger("gpupool.loop")
 
-STEPS = ("lifecycle", "snapshot", "decide", "apply", "report")
+STEPS = ("lifecycle", "snapshot", "decide", "apply", "nodes", "report")
 
 
 class SchedulingLoop:
@@ -52,10 +56,14 @@ class SchedulingLoop:
         applier: Applier,
         settings: OperatorSettings,
         clock: Callable[[], float] = time.time,
+        *,
+        claims: ClaimReconciler | None = None,
     ) -> None:
         self.cache = cache
         self.applier = applier
         self.settings = settings
+        # None: no node autoscaling (tests of the loop alone).
+        self.claims = claims
         self.clock = clock
         self.config = SchedulerConfig(
             scoring_policy=settings.placement_policy,
@@ -87,7 +95,7 @@ class SchedulingLoop:
             stop.wait(0.05)
 
     def cycle(self) -> Decisions:
-        """One cycle of the five steps in the module docstring; returns the core's decisions."""
+        """One cycle of the six steps in the module docstring; returns the core's decisions."""
         now = self.clock()
         with self._step("lifecycle"):
             view = self.cache.view()
@@ -102,6 +110,9 @@ class SchedulingLoop:
             changes = self.planner.plan_decisions(snap, decisions, now)
             self.applier.apply([c for c in changes if c.kind == ChangeKind.PREEMPT])
             self.applier.apply([c for c in changes if c.kind != ChangeKind.PREEMPT])
+        with self._step("nodes"):
+            if self.claims is not None:
+                self.claims.reconcile(snap, decisions.node_requests, now)
         with self._step("report"):
             self._report(snap)
         self.last_cycle_at = now

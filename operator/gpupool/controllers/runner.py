@@ -21,12 +21,17 @@ import time
 from typing import Any
 
 import kopf
+from kubernetes import client
 from kubernetes import config as kube_config
 from pydantic import ValidationError
 
+from gpupool.api import Provider
 from gpupool.cluster.apply import Applier
 from gpupool.cluster.cache import ClusterCache, Kind
+from gpupool.cluster.claims import ClaimReconciler
+from gpupool.cluster.kwok_provider import KwokProvider
 from gpupool.cluster.parsing import parse_object_of
+from gpupool.cluster.providers import NodeProvider, StaticProvider
 from gpupool.cluster.reflector import operator_reflectors
 from gpupool.cluster.writer import KubeWriter
 from gpupool.controllers import handlers
@@ -43,13 +48,13 @@ EVENT_QUEUE = 10_000
 
 # Kinds whose watch events kopf's handlers feed into the cache; GPUJobs and pods have
 # reflectors of their own (`gpupool.cluster.reflector`).
-KOPF_KINDS = (Kind.QUEUE, Kind.POOL, Kind.NODE, Kind.NAMESPACE)
+KOPF_KINDS = (Kind.QUEUE, Kind.POOL, Kind.CLAIM, Kind.NODE, Kind.NAMESPACE)
 
 
 def list_kopf_kinds(cache: ClusterCache, writer: KubeWriter) -> None:
     """Merge fresh lists of the kopf-fed kinds into the cache (never going back in time)."""
     for kind in KOPF_KINDS:
-        if kind in (Kind.QUEUE, Kind.POOL):
+        if kind in (Kind.QUEUE, Kind.POOL, Kind.CLAIM):
             cache.replace_all(kind, *writer.list_custom(kind.value))
         else:
             cache.replace_all(kind, *writer.list_core(kind.value))
@@ -64,7 +69,12 @@ class Operator:
         self.api_client = self._client(kubeconfig, pool_size=settings.write_concurrency + 4)
         self.writer = KubeWriter(self.api_client)
         self.applier = Applier(self.writer, self.cache, settings.write_concurrency, event_queue=EVENT_QUEUE)
-        self.loop = SchedulingLoop(self.cache, self.applier, settings)
+        providers: dict[Provider, NodeProvider] = {
+            Provider.STATIC: StaticProvider(),
+            Provider.KWOK: KwokProvider(client.CoreV1Api(self.api_client), failure_rate=settings.kwok_failure_rate),
+        }
+        claims = ClaimReconciler(self.writer, self.cache, providers)
+        self.loop = SchedulingLoop(self.cache, self.applier, settings, claims=claims)
         self.reflectors = operator_reflectors(self.api_client, self.cache)
         self.stop = threading.Event()
         self.started_at = time.time()
@@ -76,8 +86,6 @@ class Operator:
     def _client(kubeconfig: str | None, *, pool_size: int) -> Any:
         """An API client from `kubeconfig`, else in-cluster, else $KUBECONFIG, with enough
         connections for the applier's concurrent writes."""
-        from kubernetes import client
-
         configuration = client.Configuration()
         if kubeconfig:
             kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)

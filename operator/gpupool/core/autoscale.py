@@ -140,7 +140,7 @@ def plan_nodes(
             if not ledger.fits(queue.name, flavor, job.total_gpu_milli):
                 continue
             needed = _new_nodes_needed(group, job)
-            if needed is None or (needed > 0 and (group.offer is None or needed > _headroom(group))):
+            if needed is None or (needed > 0 and (group.offer is None or needed > _headroom(group, groups))):
                 continue
             if needed > 0:
                 assert group.offer is not None
@@ -215,9 +215,10 @@ def _allows(job: Job, queue: Queue, node: GpuNode) -> bool:
     )
 
 
-def _headroom(group: _Group) -> int:
+def _headroom(group: _Group, groups: Sequence[_Group]) -> int:
+    """Nodes the group's pool may still get: on-demand and spot share the pool's limits."""
     assert group.offer is not None
-    return group.offer.headroom - group.new_nodes
+    return group.offer.headroom - sum(g.new_nodes for g in groups if g.pool == group.pool)
 
 
 def _new_nodes_needed(group: _Group, job: Job) -> int | None:

@@ -285,9 +285,10 @@ class NodeOffer:
 
     `node` is the template of one new node (its name is unused; pool taints the pool's
     pods tolerate are already left out, as for existing nodes). `price_per_hour` is one
-    node-hour at this capacity type. `headroom` is how many nodes may be requested now:
-    the pool's `maxNodes` and in-flight limit less what it has and has in flight, 0 while
-    the pool backs off after a failure.
+    node-hour at this capacity type. `headroom` is how many nodes of the pool may be
+    requested now, shared by its on-demand and spot offers: the pool's `maxNodes` and
+    in-flight limit less what it has and has in flight, 0 while the pool backs off after a
+    failure.
     """
 
     pool: str

@@ -88,7 +88,8 @@ def _status(cluster: DevCluster) -> int:
 def _nodes(cluster: DevCluster, args: argparse.Namespace) -> int:
     from kubernetes import client, config
 
-    from gpupool.devcluster.nodes import GpuNodeSpec, create_gpu_node
+    from gpupool.cluster.kwok_nodes import GpuNodeSpec
+    from gpupool.cluster.kwok_provider import create_gpu_node
 
     api = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
     for index in range(args.count):

@@ -48,12 +48,13 @@ from typing import Any
 
 import numpy as np
 
+from gpupool.cluster.kwok_nodes import GPU_RESOURCE, LABEL_POOL, GpuNodeSpec
+from gpupool.cluster.kwok_provider import create_gpu_node
 from gpupool.cluster.pods import DEFAULT_CONTAINER
 from gpupool.cluster.reflector import watch_events
 from gpupool.cluster.writer import drain
 from gpupool.devcluster.build import BuildError, ensure_built, hack_dir
 from gpupool.devcluster.cluster import ClusterError, DevCluster
-from gpupool.devcluster.nodes import GPU_RESOURCE, LABEL_POOL, GpuNodeSpec, create_gpu_node
 from gpupool.devcluster.operator_process import start_operator
 from gpupool.devcluster.tools import install_crds
 

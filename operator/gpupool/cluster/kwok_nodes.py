@@ -1,6 +1,7 @@
 """Create simulated GPU nodes that kwok runs: the hardware of the dev cluster.
 
-Who calls this: `gpupool dev nodes`, the demo and tests. A node gets capacity and
+Who calls this: `gpupool dev nodes`, the demo, tests, and the Kwok node provider
+(`gpupool.cluster.kwok_provider`), which makes the simulated cloud's nodes with it. A node gets capacity and
 allocatable `nvidia.com/gpu`, cpu, memory and pods; labels for GPU model, pool, class
 (on-prem or cloud) and instance type; optional taints; and the annotation that hands it to
 kwok. The label keys are the ones `gpupool.cluster.convert` reads back.
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpupool.api import GPUNodePool
+
 GPU_RESOURCE = "nvidia.com/gpu"
 LABEL_GPU_MODEL = "gpupool.io/gpu-model"
 LABEL_POOL = "gpupool.io/pool"
@@ -18,6 +21,8 @@ LABEL_CLASS = "gpupool.io/class"
 LABEL_SPOT = "gpupool.io/spot"
 LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+LABEL_CLAIM = "gpupool.io/claim"
+"""On a node gpupool made for a GPUNodeClaim: the claim's name."""
 
 
 @dataclass(frozen=True)
@@ -82,20 +87,21 @@ class GpuNodeSpec:
         }
 
 
-def create_gpu_node(api: Any, spec: GpuNodeSpec) -> dict[str, Any]:
-    """Create the node through a `kubernetes.client.CoreV1Api`; an existing node is left as is.
-
-    Node status set at creation is kept by the apiserver for capacity/allocatable, which is
-    what the scheduler and gpupool read; kwok then marks the node Ready.
-    """
-    from kubernetes.client.exceptions import ApiException
-
-    body = spec.manifest()
-    try:
-        created = api.create_node(body)
-    except ApiException as error:
-        if error.status != 409:
-            raise
-        created = api.read_node(spec.name)
-    result: dict[str, Any] = api.api_client.sanitize_for_serialization(created)
-    return result
+def pool_node_spec(pool: GPUNodePool, name: str, *, spot: bool) -> GpuNodeSpec:
+    """A node of `pool` as its provider makes it: the pool's GPUs, cpu, memory, labels and
+    taints. The Kwok provider creates exactly this; the autoscale planner converts it to
+    the template of a node it may request, so a plan and the node it gets agree."""
+    spec = pool.spec
+    defaults = GpuNodeSpec(name=name)
+    return GpuNodeSpec(
+        name=name,
+        gpus=spec.gpus_per_node,
+        gpu_model=spec.gpu_model,
+        pool=str(pool.metadata.get("name", "")),
+        node_class=spec.pool_class.value,
+        cpu=str(spec.cpu_per_node or defaults.cpu),
+        memory=str(spec.memory_per_node or defaults.memory),
+        spot=spot,
+        taints=tuple(NodeTaint(t.key, t.value, t.effect.value) for t in spec.taints),
+        extra_labels={**spec.node_selector, LABEL_CLAIM: name},
+    )
