@@ -156,6 +156,10 @@ class ClaimReconciler:
             self._launch(name, claim, pool.pool, now)
             return
         if phase == ClaimPhase.REGISTERED:
+            learned = node_name or self._provider(pool.pool).node_name(self._launch_of(name, claim, pool.pool, now))
+            if learned and not node_name:
+                self._status(name, claim, node_name=learned)
+                return
             if node is not None and node.ready:
                 self._status(
                     name,
@@ -174,7 +178,7 @@ class ClaimReconciler:
                     name,
                     claim,
                     "NodeNeverRegistered",
-                    f"node {node_name} did not register within {REGISTRATION_TIMEOUT_SECONDS:.0f}s",
+                    f"node {learned or name} did not register within {REGISTRATION_TIMEOUT_SECONDS:.0f}s",
                     now,
                 )
             return
@@ -195,11 +199,14 @@ class ClaimReconciler:
         elif not holds_work and idle_since is None:
             self._status(name, claim, idle_since=_stamp(now))
 
-    def _launch(self, name: str, claim: GPUNodeClaim, pool: GPUNodePool, now: float) -> None:
+    @staticmethod
+    def _launch_of(name: str, claim: GPUNodeClaim, pool: GPUNodePool, now: float) -> NodeLaunch:
         requested = parse_timestamp(claim.metadata.get("creationTimestamp")) or now
-        launch = NodeLaunch(
-            name, pool, claim.spec.capacity_type == CapacityType.SPOT, requested, claim.status.launch_attempts
-        )
+        spot = claim.spec.capacity_type == CapacityType.SPOT
+        return NodeLaunch(name, pool, spot, requested, claim.status.launch_attempts)
+
+    def _launch(self, name: str, claim: GPUNodeClaim, pool: GPUNodePool, now: float) -> None:
+        launch = self._launch_of(name, claim, pool, now)
         try:
             provider_id = self._provider(pool).create(launch, now)
         except ProviderTransient as error:
@@ -224,7 +231,7 @@ class ClaimReconciler:
             name,
             claim,
             phase=ClaimPhase.REGISTERED,
-            node_name=name,
+            node_name=self._provider(pool).node_name(launch),
             provider_id=provider_id,
             launched_at=_stamp(now),
             reason="Launched",

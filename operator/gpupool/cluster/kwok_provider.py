@@ -55,6 +55,9 @@ class KwokProvider:
         create_gpu_node(self._core, pool_node_spec(launch.pool, launch.name, spot=launch.spot))
         return f"kwok://{launch.name}"
 
+    def node_name(self, launch: NodeLaunch) -> str | None:
+        return launch.name
+
     def delete(self, node: str) -> None:
         try:
             self._core.delete_node(node, grace_period_seconds=0)

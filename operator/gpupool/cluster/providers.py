@@ -12,6 +12,8 @@ provider of each `GPUNodePool.spec.provider`. Real providers live in their own m
   way (call again next cycle). It raises `CapacityUnavailable` (try another pool),
   `ProviderQuotaExceeded` (the account's limit; try another pool) or `ProviderTransient`
   (retry later with backoff).
+- `node_name(launch)` names the Node the launch made once it is known (None until then:
+  a Cluster API Machine learns its node only when the node registers).
 - `delete(node)` releases a node; a node already gone counts as released.
 - `list(pool)` names the nodes the provider holds for a pool.
 """
@@ -65,6 +67,9 @@ class NodeProvider(Protocol):
     def create(self, launch: NodeLaunch, now: float) -> str | None:
         """Launch the node (idempotent by name); its provider id, or None while under way."""
 
+    def node_name(self, launch: NodeLaunch) -> str | None:
+        """The Node a launched claim became, or None while it is not known yet."""
+
     def delete(self, node: str) -> None:
         """Release a node; one already gone counts as released."""
 
@@ -78,6 +83,9 @@ class StaticProvider:
     def create(self, launch: NodeLaunch, now: float) -> str | None:
         pool = launch.pool.metadata.get("name", "")
         raise CapacityUnavailable(f"pool {pool} is Static: gpupool never creates its nodes")
+
+    def node_name(self, launch: NodeLaunch) -> str | None:
+        return None
 
     def delete(self, node: str) -> None:
         raise ProviderError(f"node {node} belongs to a Static pool: gpupool never deletes it")
