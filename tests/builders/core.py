@@ -8,6 +8,7 @@ with `functools.partial`.
 
 from __future__ import annotations
 
+from gpupool.core.budget import BudgetStanding
 from gpupool.core.models import (
     NO_POD_LIMIT,
     GpuNode,
@@ -87,6 +88,7 @@ def make_queue(
     allow_spot: bool = False,
     usage: float = 0.0,
     budget_exhausted: bool = False,
+    budget: BudgetStanding | None = None,
 ) -> Queue:
     if quotas is None:
         quotas = (
@@ -116,6 +118,7 @@ def make_queue(
         allow_spot=allow_spot,
         decayed_usage_gpu_seconds=usage,
         budget_exhausted=budget_exhausted,
+        budget_standing=budget,
     )
 
 

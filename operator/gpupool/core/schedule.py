@@ -275,7 +275,7 @@ class _Cycle:
             queue = self.queues[job.queue]
             if queue.budget_exhausted:
                 for j in (job, *turns.drain(queue.name)):
-                    self._wait(j, WaitCode.BUDGET_EXHAUSTED, reasons.budget_exhausted(j))
+                    self._wait(j, WaitCode.BUDGET_EXHAUSTED, reasons.budget_exhausted(j, queue.budget_standing))
                 continue
             if not priority_allowed(job, queue):
                 assert queue.max_priority is not None
