@@ -23,6 +23,7 @@ from gpupool.api.common import (
     TaintSpec,
 )
 from gpupool.api.gpujob import (
+    AttemptUsage,
     GPUJob,
     GPUJobSpec,
     GPUJobStatus,
@@ -43,6 +44,7 @@ from gpupool.api.gpunodepool import (
 from gpupool.api.gpuqueue import (
     Budget,
     BudgetPeriod,
+    BudgetScope,
     FlavorUsage,
     GPUQueue,
     GPUQueueSpec,
@@ -73,8 +75,10 @@ __all__ = [
     "MAX_GPUS_PER_WORKER",
     "MAX_WORKERS",
     "VERSION",
+    "AttemptUsage",
     "Budget",
     "BudgetPeriod",
+    "BudgetScope",
     "Condition",
     "ConditionStatus",
     "FlavorUsage",
