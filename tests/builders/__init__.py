@@ -1,5 +1,5 @@
 """Builders of test values with sensible defaults, shared by every test (`from builders import ...`)."""
 
-from builders.core import GIB, make_job, make_node, make_queue, make_snapshot
+from builders.core import GIB, make_job, make_node, make_queue, make_snapshot, utc
 
-__all__ = ["GIB", "make_job", "make_node", "make_queue", "make_snapshot"]
+__all__ = ["GIB", "make_job", "make_node", "make_queue", "make_snapshot", "utc"]

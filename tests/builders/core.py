@@ -8,6 +8,8 @@ with `functools.partial`.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from gpupool.core.budget import BudgetStanding
 from gpupool.core.models import (
     NO_POD_LIMIT,
@@ -28,6 +30,11 @@ from gpupool.core.models import (
 )
 
 GIB = 1024**3
+
+
+def utc(text: str) -> float:
+    """`2026-01-07T10:00` (read as UTC) -> seconds since the epoch, as the core's clock counts."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
 def make_node(

@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gpupool.api import (
+    Budget,
     GPUJob,
     GPUJobSpec,
     GPUNodePool,
@@ -34,6 +35,7 @@ from gpupool.api import (
     QueueQuota,
     WorkerPlacementStatus,
 )
+from gpupool.core.budget import BudgetLimits, BudgetStanding
 from gpupool.core.models import (
     MILLI_PER_GPU,
     GpuNode,
@@ -326,16 +328,24 @@ def quota_from_api(quota: QueueQuota) -> Quota:
     )
 
 
+def budget_from_api(budget: Budget) -> BudgetLimits:
+    """A GPUQueue's `spec.budget` -> core `BudgetLimits` (the enums are the core's own)."""
+    return BudgetLimits(budget.amount, budget.currency, budget.period, budget.gpu_hours, budget.scope)
+
+
 def queue_from_api(
     queue: GPUQueue,
     *,
     decayed_usage_gpu_seconds: float = 0.0,
     budget_exhausted: bool = False,
+    budget: BudgetStanding | None = None,
 ) -> Queue:
     """A GPUQueue -> the core's `Queue`.
 
-    The two keyword arguments are history the API object does not hold: the adapter keeps
-    the decayed usage (see `gpupool.core.fairshare`) and the cost layer decides the budget.
+    The keyword arguments are history the API object does not hold: the adapter keeps the
+    decayed usage (see `gpupool.core.fairshare`) and `gpupool.cluster.spend` derives the
+    budget's standing, which fills `budget_exhausted` (also forced by `budget_exhausted`),
+    `budget_left` and `budget_standing`.
     """
     name = queue.metadata.get("name")
     if not name:
@@ -361,7 +371,9 @@ def queue_from_api(
         allow_cloud=spec.allow_cloud,
         allow_spot=spec.allow_spot,
         decayed_usage_gpu_seconds=decayed_usage_gpu_seconds,
-        budget_exhausted=budget_exhausted,
+        budget_exhausted=budget_exhausted or (budget is not None and budget.exhausted),
+        budget_left=budget.left if budget is not None else None,
+        budget_standing=budget,
     )
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
-from builders import make_job, make_node, make_queue, make_snapshot
+from builders import make_job, make_node, make_queue, make_snapshot, utc
 from gpupool.core import SchedulerConfig, schedule
 from gpupool.core.budget import (
     Accrual,
@@ -21,11 +19,6 @@ from gpupool.core.budget import (
     standing,
 )
 from gpupool.core.reasons import budget_exhausted
-
-
-def at(text: str) -> float:
-    """`2026-01-05T13:00` (UTC) -> seconds since the epoch."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
 @pytest.mark.parametrize(
@@ -60,15 +53,15 @@ def at(text: str) -> float:
     ],
 )
 def test_period_bounds(now: str, period: Period, start: str, end: str) -> None:
-    assert period_bounds(at(now), period) == (at(start), at(end))
+    assert period_bounds(utc(now), period) == (utc(start), utc(end))
 
 
 def attempt(start: str, end: str, cost: float = 0.0, gpu_hours: float = 0.0, *, cloud: bool = False) -> Accrual:
     """An attempt that accrued `cost` and `gpu_hours` evenly from `start` to `end`."""
     seconds = gpu_hours * 3600
     return Accrual(
-        at(start),
-        at(end),
+        utc(start),
+        utc(end),
         gpu_seconds=seconds,
         cost=cost,
         cloud_gpu_seconds=seconds if cloud else 0.0,
@@ -76,7 +69,7 @@ def attempt(start: str, end: str, cost: float = 0.0, gpu_hours: float = 0.0, *, 
     )
 
 
-DAY = (at("2026-01-07T00:00"), at("2026-01-08T00:00"))
+DAY = (utc("2026-01-07T00:00"), utc("2026-01-08T00:00"))
 
 
 @pytest.mark.parametrize(
@@ -114,7 +107,7 @@ def test_spend_within_a_day(accruals: list[Accrual], cost: float, gpu_hours: flo
 
 def test_an_attempt_spanning_midnight_is_split_between_the_two_days_without_loss() -> None:
     spanning = [attempt("2026-01-06T18:00", "2026-01-07T06:00", 12.0, 12.0)]
-    before = spend_within(spanning, at("2026-01-06T00:00"), DAY[0])
+    before = spend_within(spanning, utc("2026-01-06T00:00"), DAY[0])
     after = spend_within(spanning, *DAY)
     assert (before.cost, after.cost) == (pytest.approx(6.0), pytest.approx(6.0))
 
@@ -125,10 +118,10 @@ def test_folding_keeps_the_history_bounded_and_its_totals() -> None:
         history = record_attempt(history, attempt(f"2026-01-06T{hour:02}:00", f"2026-01-06T{hour:02}:30", 1.0), keep=4)
     assert len(history) == 4
     assert [a.attempts for a in history] == [7, 1, 1, 1]
-    assert (history[0].started, history[0].ended) == (at("2026-01-06T00:00"), at("2026-01-06T06:30"))
+    assert (history[0].started, history[0].ended) == (utc("2026-01-06T00:00"), utc("2026-01-06T06:30"))
     assert sum(a.cost for a in history) == pytest.approx(10.0)
     # Folded attempts that all ended before the period do not count in it; the rest do.
-    assert spend_within(history, at("2026-01-06T06:45"), DAY[1]).cost == pytest.approx(3.0)
+    assert spend_within(history, utc("2026-01-06T06:45"), DAY[1]).cost == pytest.approx(3.0)
 
 
 def test_a_short_history_is_not_folded() -> None:
@@ -138,7 +131,7 @@ def test_a_short_history_is_not_folded() -> None:
     assert [a.attempts for a in history] == [1, 1]
 
 
-NOW = at("2026-01-07T12:00")
+NOW = utc("2026-01-07T12:00")
 ON_PREM_12 = attempt("2026-01-07T01:00", "2026-01-07T02:00", 12.0, 6.0)
 CLOUD_3 = attempt("2026-01-07T03:00", "2026-01-07T04:00", 3.0, 1.0, cloud=True)
 
@@ -193,13 +186,13 @@ def test_standing(limits: BudgetLimits, accruals: list[Accrual], exhausted: bool
 def test_a_spent_budget_is_fresh_in_the_next_period() -> None:
     limits = BudgetLimits(10.0, period=Period.DAILY)
     spent = [attempt("2026-01-07T01:00", "2026-01-07T02:00", 12.0)]
-    assert standing(limits, spent, at("2026-01-07T23:59:59"), accruing=False).exhausted
-    fresh = standing(limits, spent, at("2026-01-08T00:00:00"), accruing=False)
-    assert not fresh.exhausted and fresh.left == 10.0 and fresh.period_start == at("2026-01-08T00:00")
+    assert standing(limits, spent, utc("2026-01-07T23:59:59"), accruing=False).exhausted
+    fresh = standing(limits, spent, utc("2026-01-08T00:00:00"), accruing=False)
+    assert not fresh.exhausted and fresh.left == 10.0 and fresh.period_start == utc("2026-01-08T00:00")
 
 
 def exhausted_standing(limits: BudgetLimits, spend: SpendTotals) -> BudgetStanding:
-    return BudgetStanding(limits, spend, at("2026-01-07T00:00"), at("2026-01-08T00:00"))
+    return BudgetStanding(limits, spend, utc("2026-01-07T00:00"), utc("2026-01-08T00:00"))
 
 
 @pytest.mark.parametrize(
