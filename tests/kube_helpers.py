@@ -140,6 +140,7 @@ class Scenario:
         gpus_per_node: int = 8,
         delay: str = "2s",
         scale_down_after: str = "8s",
+        annotations: dict[str, str] | None = None,
         **spec: Any,
     ) -> str:
         """A Kwok (simulated cloud) GPUNodePool of this scenario's model; prices per node-hour."""
@@ -158,9 +159,8 @@ class Scenario:
             "scaleDownAfter": scale_down_after,
             **spec,
         }
-        self.apply(
-            {"apiVersion": "gpupool.io/v1alpha1", "kind": "GPUNodePool", "metadata": {"name": name}, "spec": body}
-        )
+        metadata = {"name": name, "annotations": annotations or {}}
+        self.apply({"apiVersion": "gpupool.io/v1alpha1", "kind": "GPUNodePool", "metadata": metadata, "spec": body})
         return name
 
     def claims(self, pool: str | None = None) -> list[dict[str, Any]]:

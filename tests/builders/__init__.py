@@ -8,6 +8,7 @@ from builders.core import (
     make_offer,
     make_queue,
     make_snapshot,
+    utc,
 )
 
-__all__ = ["GIB", "make_in_flight", "make_job", "make_node", "make_offer", "make_queue", "make_snapshot"]
+__all__ = ["GIB", "make_in_flight", "make_job", "make_node", "make_offer", "make_queue", "make_snapshot", "utc"]

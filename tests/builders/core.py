@@ -8,6 +8,9 @@ with `functools.partial`.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from gpupool.core.budget import BudgetStanding
 from gpupool.core.models import (
     NO_POD_LIMIT,
     GpuNode,
@@ -29,6 +32,11 @@ from gpupool.core.models import (
 )
 
 GIB = 1024**3
+
+
+def utc(text: str) -> float:
+    """`2026-01-07T10:00` (read as UTC) -> seconds since the epoch, as the core's clock counts."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
 def make_node(
@@ -90,6 +98,7 @@ def make_queue(
     usage: float = 0.0,
     budget_exhausted: bool = False,
     budget_left: float | None = None,
+    budget: BudgetStanding | None = None,
 ) -> Queue:
     if quotas is None:
         quotas = (
@@ -120,6 +129,7 @@ def make_queue(
         decayed_usage_gpu_seconds=usage,
         budget_exhausted=budget_exhausted,
         budget_left=budget_left,
+        budget_standing=budget,
     )
 
 

@@ -23,6 +23,7 @@ from gpupool.api.common import (
     TaintSpec,
 )
 from gpupool.api.gpujob import (
+    AttemptUsage,
     GPUJob,
     GPUJobSpec,
     GPUJobStatus,
@@ -50,6 +51,7 @@ from gpupool.api.gpunodepool import (
 from gpupool.api.gpuqueue import (
     Budget,
     BudgetPeriod,
+    BudgetScope,
     FlavorUsage,
     GPUQueue,
     GPUQueueSpec,
@@ -81,8 +83,10 @@ __all__ = [
     "MAX_GPUS_PER_WORKER",
     "MAX_WORKERS",
     "VERSION",
+    "AttemptUsage",
     "Budget",
     "BudgetPeriod",
+    "BudgetScope",
     "CapacityType",
     "ClaimPhase",
     "Condition",

@@ -35,6 +35,7 @@ from gpupool.api.common import (
     StatusModel,
     cel,
 )
+from gpupool.core.budget import MAX_RECORDED_ATTEMPTS
 
 
 class Placement(StrEnum):
@@ -246,6 +247,18 @@ class WorkerPlacementStatus(StatusModel):
     )
 
 
+class AttemptUsage(StatusModel):
+    """GPU time and cost of one ended attempt (attempts > 1: the oldest ones folded together)."""
+
+    attempts: int = Field(default=1, ge=1, description="Attempts this entry holds (more than 1: folded).")
+    started_at: datetime = Field(description="When the (first) attempt's workers were all running.")
+    ended_at: datetime = Field(description="When the (last) attempt ended.")
+    gpu_seconds: float = Field(default=0.0, ge=0, description="GPU-seconds the attempt(s) used.")
+    cost: float = Field(default=0.0, ge=0, description="What the attempt(s) cost, at each worker's pool price.")
+    cloud_gpu_seconds: float = Field(default=0.0, ge=0, description="The part of gpuSeconds on cloud pools.")
+    cloud_cost: float = Field(default=0.0, ge=0, description="The part of cost on cloud pools.")
+
+
 class GPUJobStatus(StatusModel):
     """What gpupool has done with the job; written only by the operator."""
 
@@ -279,6 +292,14 @@ class GPUJobStatus(StatusModel):
     )
     gpu_seconds: float = Field(default=0.0, ge=0, description="GPU-seconds consumed over all attempts.")
     cost: float = Field(default=0.0, ge=0, description="Cost so far, in the currency of the queue's budget.")
+    usage_history: list[AttemptUsage] = Field(
+        default_factory=list,
+        max_length=MAX_RECORDED_ATTEMPTS,
+        description=(
+            f"GPU time and cost of each ended attempt, the last {MAX_RECORDED_ATTEMPTS} (older ones folded into the "
+            "first entry); the queue's budget spend per period is derived from it."
+        ),
+    )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The .metadata.generation this status was computed from."
     )

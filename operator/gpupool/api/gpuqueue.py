@@ -28,6 +28,7 @@ from gpupool.api.common import (
     StatusModel,
     cel,
 )
+from gpupool.core.budget import Period, Scope
 
 
 class QueueingStrategy(StrEnum):
@@ -37,12 +38,9 @@ class QueueingStrategy(StrEnum):
     BEST_EFFORT_FIFO = "BestEffortFIFO"
 
 
-class BudgetPeriod(StrEnum):
-    """How often a queue's budget resets."""
-
-    MONTHLY = "Monthly"
-    WEEKLY = "Weekly"
-    DAILY = "Daily"
+# The budget's enums are the core's own (`gpupool.core.budget`), which does the arithmetic.
+BudgetPeriod = Period
+BudgetScope = Scope
 
 
 class QueueQuota(SpecModel):
@@ -117,9 +115,21 @@ class PreemptionSpec(SpecModel):
 
 
 class Budget(SpecModel):
-    """Spending cap of a queue per period; when spent, new work is not admitted."""
+    """Spending cap of a queue per period; when spent, new work is not admitted.
 
-    amount: float = Field(ge=0, description="Money the queue may spend per period (>= 0).")
+    Spend is what the queue's existing GPUJobs accrued inside the current UTC calendar
+    period (each job's status records its attempts); a deleted GPUJob's spend no longer
+    counts. Jobs already running when the budget runs out keep running.
+    """
+
+    amount: float = Field(
+        ge=0,
+        description=(
+            "Money the queue may spend per period (>= 0), counted from the GPUJobs that exist (a deleted GPUJob's "
+            "spend no longer counts). Once reached, no new job of the queue is admitted until the period resets; "
+            "running jobs are not stopped. 0 admits nothing."
+        ),
+    )
     currency: str = Field(
         default="USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code of amount (default USD)."
     )
@@ -127,7 +137,16 @@ class Budget(SpecModel):
         default=BudgetPeriod.MONTHLY,
         description="How often the budget resets: Monthly, Weekly or Daily (default Monthly).",
     )
-    gpu_hours: float | None = Field(default=None, ge=0, description="Optional cap on GPU-hours per period (>= 0).")
+    gpu_hours: float | None = Field(
+        default=None, ge=0, description="Optional cap on GPU-hours per period (>= 0), enforced like amount."
+    )
+    scope: BudgetScope = Field(
+        default=BudgetScope.ALL,
+        description=(
+            "What counts toward amount and gpuHours: All (default) or CloudOnly (only cloud pools; on-prem "
+            "amortised cost is still reported in status.spend but is already paid for)."
+        ),
+    )
 
 
 class GPUQueueSpec(SpecModel):
@@ -195,12 +214,24 @@ class FlavorUsage(StatusModel):
 
 
 class Spend(StatusModel):
-    """Money and GPU-hours spent in the current budget period."""
+    """Money and GPU-hours spent in the current budget period (UTC calendar period).
 
-    amount: float = Field(default=0.0, ge=0, description="Money spent in the current period.")
+    Derived every cycle from the queue's GPUJobs (their recorded attempts and the running
+    one); written when it moved by 1% of a cap, and exactly once no job of the queue runs.
+    """
+
+    amount: float = Field(
+        default=0.0,
+        ge=0,
+        description="Money spent in the current period on every pool (on-prem at its amortised price), by the "
+        "GPUJobs that exist now.",
+    )
+    cloud_amount: float = Field(default=0.0, ge=0, description="The part of amount spent on cloud pools.")
     currency: str = Field(default="USD", description="Currency of amount.")
     gpu_hours: float = Field(default=0.0, ge=0, description="GPU-hours used in the current period.")
+    cloud_gpu_hours: float = Field(default=0.0, ge=0, description="The part of gpuHours used on cloud pools.")
     period_start: datetime | None = Field(default=None, description="When the current period began.")
+    resets_at: datetime | None = Field(default=None, description="When the next period begins.")
 
 
 class GPUQueueStatus(StatusModel):
@@ -215,10 +246,11 @@ class GPUQueueStatus(StatusModel):
         description="GPU-seconds used, decayed with the operator's fair-share half-life; lower goes first "
         "among equal priorities. Kept here so fair share survives operator restarts.",
     )
-    spend: Spend | None = Field(default=None, description="Spend in the current budget period.")
+    spend: Spend | None = Field(default=None, description="Spend in the current budget period (queues with a budget).")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Kubernetes-style conditions (e.g. Active, BudgetExhausted).",
+        description="Kubernetes-style conditions: BudgetExhausted (no new job is admitted) and BudgetNearlySpent "
+        "(80% of a cap) for queues with a budget.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     observed_generation: int | None = Field(

@@ -29,10 +29,10 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from gpupool.api import GPUNodePoolStatus, GPUQueueStatus
+from gpupool.api import API_VERSION, GPUNodePoolStatus, GPUQueueStatus
 from gpupool.cluster.cache import ClusterCache, Kind
-from gpupool.cluster.plan import EventNote, JobChange
-from gpupool.cluster.ports import ClusterWriter, NotFound, ObjectRef, WriteError
+from gpupool.cluster.plan import JobChange
+from gpupool.cluster.ports import ClusterWriter, EventNote, NotFound, ObjectRef, RawObject, WriteError
 
 log = logging.getLogger("gpupool.apply")
 
@@ -145,21 +145,29 @@ class Applier:
 
     # ------------------------------------------------------------------ queues and pools
 
-    def write_queue_status(self, name: str, status: GPUQueueStatus) -> None:
-        """Replace a queue's status; a failure is logged and retried next cycle."""
-        self._cluster_status(Kind.QUEUE, name, lambda: self.writer.patch_queue_status(name, status))
+    def write_queue_status(self, name: str, status: GPUQueueStatus, events: Sequence[EventNote] = ()) -> None:
+        """Replace a queue's status, then post `events` about the queue (only once the status is
+        written, so an event about a change is posted again if its write failed); a failure is
+        logged and retried next cycle."""
+        updated = self._cluster_status(Kind.QUEUE, name, lambda: self.writer.patch_queue_status(name, status))
+        if updated is not None:
+            metadata = updated.get("metadata") or {}
+            about = ObjectRef(API_VERSION, "GPUQueue", "", name, uid=metadata.get("uid"))
+            for note in events:
+                self._post(about, note)
 
     def write_pool_status(self, name: str, status: GPUNodePoolStatus) -> None:
         """Replace a pool's status; a failure is logged and retried next cycle."""
         self._cluster_status(Kind.POOL, name, lambda: self.writer.patch_pool_status(name, status))
 
-    def _cluster_status(self, kind: Kind, name: str, write: Callable[[], dict[str, object]]) -> None:
+    def _cluster_status(self, kind: Kind, name: str, write: Callable[[], RawObject]) -> RawObject | None:
         try:
             updated = write()
         except NotFound:
             self.cache.delete(kind, name)
-            return
+            return None
         except WriteError as error:
             log.warning("status write failed", extra={"object": f"{kind}/{name}", "error": str(error)})
-            return
+            return None
         self.cache.upsert(kind, updated)
+        return updated

@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gpupool.api import (
+    Budget,
     GPUJob,
     GPUJobSpec,
     GPUNodePool,
@@ -34,6 +35,7 @@ from gpupool.api import (
     QueueQuota,
     WorkerPlacementStatus,
 )
+from gpupool.core.budget import BudgetLimits, BudgetStanding
 from gpupool.core.models import (
     MILLI_PER_GPU,
     GpuNode,
@@ -331,16 +333,24 @@ def quota_from_api(quota: QueueQuota) -> Quota:
     )
 
 
+def budget_from_api(budget: Budget) -> BudgetLimits:
+    """A GPUQueue's `spec.budget` -> core `BudgetLimits` (the enums are the core's own)."""
+    return BudgetLimits(budget.amount, budget.currency, budget.period, budget.gpu_hours, budget.scope)
+
+
 def queue_from_api(
     queue: GPUQueue,
     *,
     decayed_usage_gpu_seconds: float = 0.0,
     budget_exhausted: bool = False,
+    budget: BudgetStanding | None = None,
 ) -> Queue:
     """A GPUQueue -> the core's `Queue`.
 
-    The two keyword arguments are history the API object does not hold: the adapter keeps
-    the decayed usage (see `gpupool.core.fairshare`) and the cost layer decides the budget.
+    The keyword arguments are history the API object does not hold: the adapter keeps the
+    decayed usage (see `gpupool.core.fairshare`) and `gpupool.cluster.spend` derives the
+    budget's standing, which fills `budget_exhausted` (also forced by `budget_exhausted`),
+    `budget_left` and `budget_standing`.
     """
     name = queue.metadata.get("name")
     if not name:
@@ -366,7 +376,9 @@ def queue_from_api(
         allow_cloud=spec.allow_cloud,
         allow_spot=spec.allow_spot,
         decayed_usage_gpu_seconds=decayed_usage_gpu_seconds,
-        budget_exhausted=budget_exhausted,
+        budget_exhausted=budget_exhausted or (budget is not None and budget.exhausted),
+        budget_left=budget.left if budget is not None else None,
+        budget_standing=budget,
     )
 
 
@@ -395,8 +407,22 @@ def pool_for_node(labels: Mapping[str, str], pools: Sequence[GPUNodePool]) -> GP
     return None
 
 
+# Taints Kubernetes puts on a node that cannot take pods yet (or any more): a node that
+# carries one is not ready, whatever its Ready condition says in the moment between them.
+NOT_READY_TAINTS = frozenset(
+    {
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+        "node.cloudprovider.kubernetes.io/uninitialized",
+    }
+)
+
+
 def _node_ready(node: Mapping[str, Any]) -> bool:
-    if (node.get("spec") or {}).get("unschedulable"):
+    spec = node.get("spec") or {}
+    if spec.get("unschedulable"):
+        return False
+    if any((t or {}).get("key") in NOT_READY_TAINTS for t in spec.get("taints") or []):
         return False
     for cond in (node.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "Ready":
@@ -410,8 +436,9 @@ def gpu_node_from_k8s(node: Mapping[str, Any], pools: Sequence[GPUNodePool] = ()
 
     Resources come from `status.allocatable` (falling back to `capacity`); a node that
     reports no `pods` gets the kubelet's default of 110. A node is `ready`
-    when its Ready condition is True and it is not cordoned (`spec.unschedulable`), so the
-    core never places new work on a cordoned node. Raises `ConversionError` for a label or
+    when its Ready condition is True, it is not cordoned (`spec.unschedulable`) and it
+    carries none of the `NOT_READY_TAINTS`, so the core never places new work on a node
+    the kubelet or the kube-scheduler would refuse. Raises `ConversionError` for a label or
     quantity that cannot be read; the message names the node and what to fix.
     """
     metadata = node.get("metadata") or {}

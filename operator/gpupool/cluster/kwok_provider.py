@@ -6,8 +6,9 @@ it makes real Node objects, which kwok then runs: a node appears `provisioningDe
 its claim was made, with the pool's GPUs, cpu, memory, labels and taints, and is deleted
 when released. `failure_rate` (GPUPOOL_KWOK_FAILURE_RATE) makes that fraction of launches
 fail, alternately as capacity-unavailable and transient, deterministically per (claim,
-attempt) so a run can be repeated; `interrupt` (used by `gpupool dev interrupt`) deletes a
-node at once, as a spot reclaim does.
+attempt) so a run can be repeated; a pool's `gpupool.io/kwok-failure-rate` annotation
+overrides it for that pool (a zone that has run out of a GPU type). `interrupt` (used by
+`gpupool dev interrupt`) deletes a node at once, as a spot reclaim does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from kubernetes.client.exceptions import ApiException
 from gpupool.cluster.convert import parse_duration_seconds
 from gpupool.cluster.kwok_nodes import LABEL_CLAIM, LABEL_POOL, GpuNodeSpec, pool_node_spec
 from gpupool.cluster.providers import CapacityUnavailable, NodeLaunch, ProviderTransient
+
+FAILURE_RATE_ANNOTATION = "gpupool.io/kwok-failure-rate"
+"""On a Kwok GPUNodePool: the fraction of its launches that fail (overrides the setting)."""
 
 
 def create_gpu_node(api: Any, spec: GpuNodeSpec) -> dict[str, Any]:
@@ -74,11 +78,16 @@ class KwokProvider:
         self.delete(node)
 
     def _maybe_fail(self, launch: NodeLaunch) -> None:
-        if self._failure_rate <= 0:
+        annotations = launch.pool.metadata.get("annotations") or {}
+        try:
+            rate = float(annotations.get(FAILURE_RATE_ANNOTATION, self._failure_rate))
+        except ValueError:
+            rate = self._failure_rate  # an unreadable annotation simulates nothing
+        if rate <= 0:
             return
         digest = hashlib.sha256(f"{self._seed}:{launch.name}:{launch.attempt}".encode()).digest()
         draw = int.from_bytes(digest[:8], "big") / 2**64
-        if draw >= self._failure_rate:
+        if draw >= rate:
             return
         pool = launch.pool.metadata.get("name", "")
         if digest[8] % 2 == 0:

@@ -27,8 +27,9 @@ from gpupool.api import API_VERSION, GPUJob, GPUJobStatus, JobPhase
 from gpupool.cluster import pods as podlib
 from gpupool.cluster.convert import HOLDING_PHASES, parse_duration_seconds, parse_timestamp, placement_status
 from gpupool.cluster.lifecycle import LifecycleStep, Step, next_step, pods_of_attempt
-from gpupool.cluster.ports import ObjectRef
+from gpupool.cluster.ports import EventNote, ObjectRef
 from gpupool.cluster.snapshot import ClusterSnapshot
+from gpupool.cluster.spend import ended_attempt_fields
 from gpupool.cluster.status import has_condition, job_status, timestamp
 from gpupool.core.models import Admission, Decisions
 
@@ -50,15 +51,6 @@ class ChangeKind(StrEnum):
     PREEMPT = "Preempt"
     ADMIT = "Admit"
     WAIT = "Wait"
-
-
-@dataclass(frozen=True)
-class EventNote:
-    """A core/v1 Event to post about the job: reason, sentence, Normal or Warning."""
-
-    reason: str
-    message: str
-    type: str = "Normal"
 
 
 @dataclass(frozen=True)
@@ -167,7 +159,7 @@ class Planner:
         In each case the attempt's GPU time is accounted and the Running condition cleared;
         a failure deletes the unfinished pods, a restart all of the attempt's pods.
         """
-        gpu_seconds, cost = self.attempt_usage(job, snap, now)
+        usage = self.attempt_usage(job, snap, now)
         running = ("Running", False, step.reason, step.message)
         if step.step == Step.RETRY:
             kind, event, only_unfinished = ChangeKind.RESTART, EventNote("Restarting", step.message, "Warning"), False
@@ -191,7 +183,7 @@ class Planner:
                 "finished_at": timestamp(now),
                 "message": f"{'succeeded' if succeeded else 'failed'}: {step.message}",
             }
-        status = job_status(job, now, [running, condition], gpu_seconds=gpu_seconds, cost=cost, **fields)
+        status = job_status(job, now, [running, condition], **usage, **fields)
         pods = () if kind == ChangeKind.FINISH else self.job_pods(job, snap, only_unfinished=only_unfinished)
         return _change(job, kind, status=status, events=(event,), delete_pods=pods)
 
@@ -264,7 +256,7 @@ class Planner:
 
     def preempted(self, job: GPUJob, message: str, snap: ClusterSnapshot, now: float) -> JobChange:
         """Status Preempted (its GPU time accounted), then its pods go."""
-        gpu_seconds, cost = self.attempt_usage(job, snap, now)
+        usage = self.attempt_usage(job, snap, now)
         status = job_status(
             job,
             now,
@@ -274,8 +266,7 @@ class Planner:
             admitted_at=None,
             started_at=None,
             message=f"preempted and queued again: {message}",
-            gpu_seconds=gpu_seconds,
-            cost=cost,
+            **usage,
         )
         return _change(
             job,
@@ -360,20 +351,11 @@ class Planner:
         )
 
     @staticmethod
-    def attempt_usage(job: GPUJob, snap: ClusterSnapshot, now: float) -> tuple[float, float]:
-        """`gpuSeconds` and `cost` with the attempt that ends now added (per worker, at its
-        pool's price per GPU-hour); unchanged when the attempt never started."""
-        started = parse_timestamp(job.status.started_at)
-        if started is None:
-            return job.status.gpu_seconds, job.status.cost
-        seconds = max(0.0, now - started)
-        gpus = job.spec.gpus * job.spec.workers
-        cost = sum(
-            snap.gpu_hour_price(worker.pool, worker.node) * job.spec.gpus * seconds / 3600.0
-            for worker in job.status.placement
-            if worker.pool in snap.pools
-        )
-        return round(job.status.gpu_seconds + gpus * seconds, 3), round(job.status.cost + cost, 4)
+    def attempt_usage(job: GPUJob, snap: ClusterSnapshot, now: float) -> dict[str, Any]:
+        """Status fields accounting the attempt that ends now: `gpuSeconds`, `cost` and the
+        attempt recorded in `usageHistory` (each worker at its pool's price per GPU-hour; see
+        `gpupool.cluster.spend`); none when the attempt never started."""
+        return ended_attempt_fields(job, snap.gpu_hour_rate, now)
 
 
 def _is_stray(pod: RawObject, job: GPUJob | None) -> bool:

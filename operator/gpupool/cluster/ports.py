@@ -48,6 +48,15 @@ class Transient(WriteError):
 
 
 @dataclass(frozen=True)
+class EventNote:
+    """A core/v1 Event to post about an object: reason, sentence, Normal or Warning."""
+
+    reason: str
+    message: str
+    type: str = "Normal"
+
+
+@dataclass(frozen=True)
 class ObjectRef:
     """What an Event is about: enough of an object to name it (`involvedObject`)."""
 

@@ -23,6 +23,11 @@ scheduler's or a tenant's pods; `Kind.FOREIGN_POD`) is summed per node into the 
 each), as the kube-scheduler counts every non-terminal pod bound to a node. Their GPUs are whole GPUs whose indices
 gpupool cannot know: the core takes them from the node's first idle GPUs
 (`PlacementState.build`). gpupool's own workers count through their recorded placements.
+
+Each queue with a budget gets its standing here (`gpupool.cluster.spend`: what its jobs
+accrued in the current period, at the pools' prices): it fills the core queue's
+`budget_exhausted`, `budget_left` and `budget_standing`, and `ClusterSnapshot.budgets`
+carries it to the report step (`gpupool.cluster.status.queue_status`).
 """
 
 from __future__ import annotations
@@ -30,14 +35,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
-from gpupool.api import GPUJob, GPUNodeClaim, GPUNodePool, GPUQueue, JobPhase
+from gpupool.api import GPUJob, GPUNodeClaim, GPUNodePool, GPUQueue, JobPhase, PoolClass
 from gpupool.cluster.cache import CachedObject, CacheView, Kind
 from gpupool.cluster.convert import HOLDING_PHASES, ConversionError, gpu_node_from_k8s, queue_from_api
 from gpupool.cluster.parsing import ForeignUsage, ParsedJob
 from gpupool.cluster.pods import LABEL_JOB
 from gpupool.cluster.scaling import ScalingInputs, scaling_inputs
+from gpupool.cluster.spend import budget_standings
+from gpupool.core.budget import BudgetStanding
 from gpupool.core.models import GpuNode, Job, Queue, Snapshot, Taint
 
 log = logging.getLogger("gpupool.snapshot")
@@ -77,6 +85,18 @@ def gpu_hour_price(pool: GPUNodePool, *, spot: bool) -> float:
     return float(per_node) / pool.spec.gpus_per_node
 
 
+def gpu_hour_rate(
+    pools: Mapping[str, PoolInfo], nodes: Mapping[str, GpuNode], pool: str, node: str
+) -> tuple[float, bool]:
+    """Price of one GPU-hour on `node` of `pool` (spot when the node is spot; 0 if the pool is
+    unknown) and whether `pool` is a cloud pool."""
+    info = pools.get(pool)
+    if info is None:
+        return 0.0, False
+    core_node = nodes.get(node)
+    return info.gpu_hour_price(spot=bool(core_node and core_node.spot)), info.pool.spec.pool_class == PoolClass.CLOUD
+
+
 def pool_taints(pool: GPUNodePool) -> tuple[Taint, ...]:
     """The taints every node of `pool` carries (and its worker pods tolerate)."""
     return tuple(Taint(key=t.key, value=t.value or "", effect=str(t.effect.value)) for t in pool.spec.taints)
@@ -97,6 +117,7 @@ class ClusterSnapshot:
     invalid_jobs: dict[str, str] = field(default_factory=dict)
     claims: dict[str, GPUNodeClaim] = field(default_factory=dict)
     scaling: ScalingInputs = field(default_factory=ScalingInputs)
+    budgets: dict[str, BudgetStanding] = field(default_factory=dict)
 
     @property
     def pool_taints(self) -> dict[str, tuple[Taint, ...]]:
@@ -117,11 +138,11 @@ class ClusterSnapshot:
 
     def gpu_hour_price(self, pool: str, node: str) -> float:
         """Price of one GPU-hour on `node` of `pool` (spot when the node is spot); 0 if unknown."""
-        info = self.pools.get(pool)
-        if info is None:
-            return 0.0
-        core_node = self.nodes.get(node)
-        return info.gpu_hour_price(spot=bool(core_node and core_node.spot))
+        return self.gpu_hour_rate(pool, node)[0]
+
+    def gpu_hour_rate(self, pool: str, node: str) -> tuple[float, bool]:
+        """Price of one GPU-hour on `node` of `pool` and whether the pool is a cloud pool."""
+        return gpu_hour_rate(self.pools, self.nodes, pool, node)
 
 
 def jobs_of(view: CacheView) -> tuple[dict[str, ParsedJob], dict[str, str]]:
@@ -214,7 +235,6 @@ def build_snapshot(
     now: float,
     *,
     decayed_usage: Mapping[str, float],
-    budget_exhausted: Mapping[str, bool] | None = None,
     seed: int = 0,
     nodes: NodeConverter | None = None,
 ) -> ClusterSnapshot:
@@ -232,13 +252,13 @@ def build_snapshot(
         for name, entry in view.entries(Kind.NAMESPACE).items()
     }
 
+    rate = partial(gpu_hour_rate, pools, core_nodes)
+    budgets = budget_standings(api_queues, (parsed_jobs[key].api for key in sorted(parsed_jobs)), rate, now)
     core_queues: dict[str, Queue] = {}
     for name, queue in sorted(api_queues.items()):
         try:
             core_queues[name] = queue_from_api(
-                queue,
-                decayed_usage_gpu_seconds=decayed_usage.get(name, 0.0),
-                budget_exhausted=(budget_exhausted or {}).get(name, False),
+                queue, decayed_usage_gpu_seconds=decayed_usage.get(name, 0.0), budget=budgets.get(name)
             )
         except (ConversionError, ValueError) as error:
             log.warning("skipping unreadable GPUQueue", extra={"queue": name, "error": str(error)})
@@ -303,4 +323,5 @@ def build_snapshot(
         invalid_jobs=invalid,
         claims=claims,
         scaling=scaling,
+        budgets=budgets,
     )

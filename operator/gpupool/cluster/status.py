@@ -26,9 +26,12 @@ from gpupool.api import (
     GPUNodePoolStatus,
     GPUQueue,
     GPUQueueStatus,
+    Spend,
 )
 from gpupool.cluster.convert import HOLDING_PHASES
+from gpupool.cluster.ports import EventNote
 from gpupool.cluster.snapshot import PENDING_PHASES, ClusterSnapshot
+from gpupool.core.budget import NEARLY_SPENT_FRACTION, BudgetStanding
 
 MAX_MESSAGE = 32000
 # Decayed usage drifts a little every cycle; rewriting a queue's status for each drift
@@ -124,7 +127,8 @@ def queue_status(
     decayed_usage_gpu_seconds: float,
 ) -> GPUQueueStatus:
     """A queue's usage per flavor, pending and admitted counts and decayed usage, from `jobs`
-    (the jobs as they are after this cycle's writes); other fields (spend, conditions) kept."""
+    (the jobs as they are after this cycle's writes), and its budget's spend and conditions
+    from the snapshot's standing (`with_budget`); other conditions kept."""
     name = str(queue.metadata.get("name"))
     mine = [j for j in jobs.values() if j.spec.queue == name]
     used: dict[str, float] = {}
@@ -136,7 +140,7 @@ def queue_status(
             flavor = snap.flavor_of(name, node.pool if node else worker.pool, worker.gpu_model)
             used[flavor] = used.get(flavor, 0.0) + len(worker.gpu_indices) * worker.gpu_share
     nominal = snap.nominal(name)
-    return queue.status.model_copy(
+    status = queue.status.model_copy(
         update={
             "pending_jobs": sum(1 for j in mine if j.status.phase in PENDING_PHASES),
             "admitted_jobs": sum(1 for j in mine if j.status.phase in HOLDING_PHASES),
@@ -151,6 +155,72 @@ def queue_status(
             ],
             "decayed_usage_gpu_seconds": round(decayed_usage_gpu_seconds, 3),
         }
+    )
+    return with_budget(status, snap.budgets.get(name), snap.snapshot.now, generation_of(queue.metadata))
+
+
+BUDGET_CONDITIONS = ("BudgetExhausted", "BudgetNearlySpent")
+
+
+def with_budget(
+    status: GPUQueueStatus, budget: BudgetStanding | None, now: float, generation: int | None
+) -> GPUQueueStatus:
+    """`status` with the budget's spend and its `BudgetExhausted` and `BudgetNearlySpent`
+    conditions; a queue without a budget has neither."""
+    if budget is None:
+        kept = [c for c in status.conditions if c.type not in BUDGET_CONDITIONS]
+        return status.model_copy(update={"spend": None, "conditions": kept})
+    summary, resets = budget.summary(), budget.resets_at
+    if budget.exhausted:
+        exhausted = (True, "BudgetExhausted", f"spent {summary}: no new job is admitted until {resets}")
+    else:
+        exhausted = (False, "WithinBudget", f"spent {summary}; the budget resets at {resets}")
+    if budget.nearly_spent:
+        nearly = (True, "NearlySpent", f"spent {summary}, at least {NEARLY_SPENT_FRACTION:.0%} of it")
+    else:
+        nearly = (False, "WithinBudget", f"spent {summary}, under {NEARLY_SPENT_FRACTION:.0%} of it")
+    conditions = list(status.conditions)
+    for ctype, (holds, reason, message) in zip(BUDGET_CONDITIONS, (exhausted, nearly), strict=True):
+        conditions = with_condition(conditions, ctype, holds, reason, message, now, generation)
+    return status.model_copy(update={"spend": reported_spend(status.spend, budget), "conditions": conditions})
+
+
+def reported_spend(previous: Spend | None, budget: BudgetStanding) -> Spend:
+    """The spend to show: the exact one, except that while jobs still accrue the previous one
+    is kept until it lags by 1% of a cap (a write per queue per cycle otherwise)."""
+    limits, spend = budget.limits, budget.spend
+    exact = Spend(
+        amount=round(spend.cost, 4),
+        cloud_amount=round(spend.cloud_cost, 4),
+        currency=limits.currency,
+        gpu_hours=round(spend.gpu_hours, 4),
+        cloud_gpu_hours=round(spend.cloud_gpu_hours, 4),
+        period_start=timestamp(budget.period_start),
+        resets_at=timestamp(budget.period_end),
+    )
+    if previous is None or not budget.accruing or previous.period_start != exact.period_start:
+        return exact
+    money_step = max(0.01, limits.amount / 100)
+    hours_step = max(0.01, (limits.gpu_hours or 0.0) / 100) if limits.gpu_hours is not None else 1.0
+    lags = (
+        abs(exact.amount - previous.amount) >= money_step
+        or abs(exact.cloud_amount - previous.cloud_amount) >= money_step
+        or abs(exact.gpu_hours - previous.gpu_hours) >= hours_step
+        or abs(exact.cloud_gpu_hours - previous.cloud_gpu_hours) >= hours_step
+        or exact.currency != previous.currency
+    )
+    return exact if lags else previous
+
+
+def budget_events(old: GPUQueueStatus, new: GPUQueueStatus) -> tuple[EventNote, ...]:
+    """An event for each budget condition that turns True from `old` to `new` (once, not every
+    cycle: `old` is the status the API server holds)."""
+    was_true = {c.type for c in old.conditions if c.status == ConditionStatus.TRUE}
+    kinds = {"BudgetNearlySpent": "Normal", "BudgetExhausted": "Warning"}
+    return tuple(
+        EventNote(c.type, c.message or c.type, kinds[c.type])
+        for c in new.conditions
+        if c.type in kinds and c.status == ConditionStatus.TRUE and c.type not in was_true
     )
 
 

@@ -216,10 +216,12 @@ class KubeWriter:
     # ---------------------------------------------------------------- events
 
     def emit_event(self, about: ObjectRef, reason: str, message: str, event_type: str = "Normal") -> None:
-        """Post a core/v1 Event about `about`."""
+        """Post a core/v1 Event about `about`; one about a cluster-scoped object (no namespace)
+        goes to namespace default, where the API server accepts it."""
         now = datetime.datetime.now(datetime.UTC).isoformat()
+        namespace = about.namespace or "default"
         body = {
-            "metadata": {"generateName": f"{about.name or 'gpupool'}.", "namespace": about.namespace},
+            "metadata": {"generateName": f"{about.name or 'gpupool'}.", "namespace": namespace},
             "involvedObject": {
                 "apiVersion": about.api_version,
                 "kind": about.kind,
@@ -240,7 +242,7 @@ class KubeWriter:
         }
         _call(
             f"post event {reason} about {about.namespace}/{about.name}",
-            lambda: drain(self._core.create_namespaced_event(about.namespace, body, _preload_content=False)),
+            lambda: drain(self._core.create_namespaced_event(namespace, body, _preload_content=False)),
         )
 
 

@@ -17,7 +17,8 @@ listed every kind (never decide on a half-listed cluster). Each `cycle`:
 5. Nodes - the claim reconciler (`gpupool.cluster.claims`) creates GPUNodeClaims for the
    core's node requests, follows each claim through its provider to a Ready node, and
    releases nodes idle past their pool's `scaleDownAfter`.
-6. Report - queues' and pools' status, written when it changed.
+6. Report - queues' and pools' status, written when it changed (a queue's budget spend
+   and conditions too, with an event when a budget condition turns True).
 
 Every write's answer goes into the cache at once, so the next cycle sees it before the
 watch does; a failed write is logged and the next cycle plans it again. Each step's
@@ -37,7 +38,7 @@ from gpupool.cluster.cache import CacheView, ClusterCache, Kind
 from gpupool.cluster.claims import ClaimReconciler
 from gpupool.cluster.plan import ChangeKind, JobChange, Planner
 from gpupool.cluster.snapshot import ClusterSnapshot, NodeConverter, build_snapshot, held_gpus, jobs_of
-from gpupool.cluster.status import pool_status, queue_status, queue_status_changed
+from gpupool.cluster.status import budget_events, pool_status, queue_status, queue_status_changed
 from gpupool.cluster.usage import DecayedUsage
 from gpupool.core import Decisions, PlacementMemory, SchedulerConfig, schedule
 from gpupool.settings import OperatorSettings
@@ -154,7 +155,7 @@ class SchedulingLoop:
         for name, queue in sorted(view.parsed(Kind.QUEUE).items()):
             queue_now = queue_status(queue, snap, jobs, self.usage.of(name))
             if queue_status_changed(queue.status, queue_now):
-                self.applier.write_queue_status(name, queue_now)
+                self.applier.write_queue_status(name, queue_now, budget_events(queue.status, queue_now))
         for name, pool in sorted(view.parsed(Kind.POOL).items()):
             pool_now = pool_status(pool, snap, jobs)
             if pool_now != pool.status:

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from gpupool.core.budget import BudgetStanding
     from gpupool.core.placement.memory import PlacementMemory
 
 MILLI_PER_GPU = 1000
@@ -217,6 +218,7 @@ class Queue:
     `gpupool.core.fairshare`). `budget_exhausted` is decided by the cost layer, and so is
     `budget_left`: the money the queue may still spend in its budget period (None: no
     money budget); the autoscale planner requests no node whose projected cost exceeds it.
+    `budget_standing` carries the spend, caps and reset time the budget reason names.
     """
 
     name: str
@@ -231,6 +233,7 @@ class Queue:
     decayed_usage_gpu_seconds: float = 0.0
     budget_exhausted: bool = False
     budget_left: float | None = None
+    budget_standing: BudgetStanding | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gpupool.core.budget import BudgetStanding
 from gpupool.core.models import MILLI_PER_GPU, GpuNode, Job
 
 
@@ -36,9 +37,24 @@ def queue_not_found(job: Job) -> str:
     return f"queue {job.queue} does not exist: create the GPUQueue or set spec.queue to an existing one"
 
 
-def budget_exhausted(job: Job) -> str:
-    """The queue's budget is spent."""
-    return f"queue {job.queue} has spent its budget: raise the queue's budget or wait until the budget period resets"
+def budget_exhausted(job: Job, budget: BudgetStanding | None = None) -> str:
+    """The queue's budget is spent: how much of which cap, and when the period resets."""
+    if budget is None:
+        return (
+            f"queue {job.queue} has spent its budget: raise the queue's budget or wait until the budget period resets"
+        )
+    return (
+        f"queue {job.queue} has spent {budget.summary()}: no new job is admitted until the budget resets at "
+        f"{budget.resets_at}; raise spec.budget of GPUQueue {job.queue} to admit jobs sooner"
+    )
+
+
+def cloud_closed_by_budget(message: str, job: Job, budget: BudgetStanding) -> str:
+    """`message`, plus: cloud nodes are closed to the job while its CloudOnly budget is spent."""
+    return (
+        f"{message}; cloud nodes are closed to queue {job.queue} while its CloudOnly budget is spent "
+        f"({budget.summary()}, resets at {budget.resets_at})"
+    )
 
 
 def priority_above_max(job: Job, max_priority: int) -> str:

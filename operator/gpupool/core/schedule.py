@@ -39,13 +39,14 @@ The cycle, step by step:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from gpupool.core import reasons
 from gpupool.core.autoscale import plan_nodes
+from gpupool.core.budget import Scope
 from gpupool.core.capacity import fits_now
 from gpupool.core.eligibility import Mask, NodeEligibility
 from gpupool.core.fairshare import dominant_share
@@ -56,6 +57,7 @@ from gpupool.core.models import (
     GpuNode,
     Job,
     NodeRequest,
+    PlacementPolicy,
     Preemption,
     Queue,
     QueueingStrategy,
@@ -73,6 +75,15 @@ from gpupool.core.quota import QuotaLedger, resolve_flavors
 DEFAULT_CONFIG = SchedulerConfig()
 # Waits that new nodes could end (the autoscale planner considers these jobs).
 _NODE_CODES = frozenset({WaitCode.INSUFFICIENT_CAPACITY, WaitCode.NO_FITTING_NODE, WaitCode.QUOTA_EXHAUSTED})
+
+
+def _closed_to_cloud_if_spent(queue: Queue) -> Queue:
+    """A queue whose CloudOnly budget is spent still admits on-prem work: it loses cloud
+    (and with it any new node) instead of being stopped."""
+    standing = queue.budget_standing
+    if queue.budget_exhausted and standing is not None and standing.limits.scope == Scope.CLOUD_ONLY:
+        return replace(queue, allow_cloud=False, budget_exhausted=False, budget_left=0.0)
+    return queue
 
 
 def _flavor_of(queue: Queue, node: GpuNode) -> str | None:
@@ -129,7 +140,8 @@ class _Cycle:
     def __init__(self, snapshot: Snapshot, config: SchedulerConfig, memory: PlacementMemory | None) -> None:
         self.snapshot = snapshot
         self.config = config
-        self.queues: dict[str, Queue] = {q.name: q for q in snapshot.queues}
+        self.queues: dict[str, Queue] = {q.name: _closed_to_cloud_if_spent(q) for q in snapshot.queues}
+        self.cloud_closed = {q.name for q in snapshot.queues if q.allow_cloud and not self.queues[q.name].allow_cloud}
         self.eligibility = NodeEligibility(snapshot.nodes)
         self.state = PlacementState.build(snapshot.nodes, snapshot.running)
         # Rows of nodes where pods gpupool does not manage hold something (usually few).
@@ -339,7 +351,7 @@ class _Cycle:
             queue = self.queues[job.queue]
             if queue.budget_exhausted:
                 for j in (job, *turns.drain(queue.name)):
-                    self._wait(j, WaitCode.BUDGET_EXHAUSTED, reasons.budget_exhausted(j))
+                    self._wait(j, WaitCode.BUDGET_EXHAUSTED, reasons.budget_exhausted(j, queue.budget_standing))
                 continue
             if not priority_allowed(job, queue):
                 assert queue.max_priority is not None
@@ -368,7 +380,12 @@ class _Cycle:
                 deferred.extend(turns.drain(queue.name))
                 continue
             assert outcome.waiting is not None
-            self.waiting.append(outcome.waiting)
+            waiting = outcome.waiting
+            if queue.name in self.cloud_closed and job.placement_policy != PlacementPolicy.ON_PREM_ONLY:
+                standing = queue.budget_standing
+                assert standing is not None
+                waiting = replace(waiting, message=reasons.cloud_closed_by_budget(waiting.message, job, standing))
+            self.waiting.append(waiting)
             if queue.strategy == QueueingStrategy.STRICT_FIFO:
                 for j in turns.drain(queue.name):
                     self._wait(j, WaitCode.BLOCKED_BY_HEAD_OF_LINE, reasons.blocked_by_head(j, job.key))

@@ -79,7 +79,7 @@ QUEUE: dict[str, Any] = {
         "maxPriority": 100,
         "queueingStrategy": "StrictFIFO",
         "preemption": {"reclaimWithinCohort": False, "withinQueue": True, "minRuntime": "10m"},
-        "budget": {"amount": 5000, "currency": "EUR", "period": "Weekly", "gpuHours": 400},
+        "budget": {"amount": 5000, "currency": "EUR", "period": "Weekly", "gpuHours": 400, "scope": "CloudOnly"},
         "allowCloud": True,
         "allowSpot": True,
     },

@@ -377,6 +377,19 @@ KubeNode = functools.partial(GpuNode, max_pods=110)
             KubeNode(name="n1", gpu_model="H100", gpus=8, cpu_milli=64000, memory_bytes=512 * 2**30, ready=False),
         ),
         (
+            node_object(model="H100", taints=[{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]),
+            [],
+            KubeNode(
+                name="n1",
+                gpu_model="H100",
+                gpus=8,
+                cpu_milli=64000,
+                memory_bytes=512 * 2**30,
+                ready=False,
+                taints=(Taint("node.kubernetes.io/not-ready", "", "NoSchedule"),),
+            ),
+        ),
+        (
             node_object(model="H100", gpus=None),
             [],
             KubeNode(name="n1", gpu_model="H100", gpus=0, cpu_milli=64000, memory_bytes=512 * 2**30),
@@ -400,6 +413,7 @@ KubeNode = functools.partial(GpuNode, max_pods=110)
         "pool-by-label",
         "not-ready",
         "cordoned",
+        "ready-but-still-tainted-not-ready",
         "no-gpus-yet",
         "pod-limit",
         "no-pod-limit-reported",

@@ -4,15 +4,16 @@ order, and a failed write leaves the cache consistent and is retried by the next
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from builders.api import cache_of, gpujob_object, gpuqueue_object, node_object, worker_pod_object
+from builders.loop import Rig
+from builders.loop import rig as make_rig
 from gpupool.api import JobPhase
 from gpupool.cluster.apply import Applier
-from gpupool.cluster.cache import ClusterCache, Kind
+from gpupool.cluster.cache import Kind
 from gpupool.cluster.ports import Conflict, Forbidden, Transient, WriteError
 from gpupool.cluster.recording import RecordingWriter
 from gpupool.controllers.loop import SchedulingLoop
@@ -23,39 +24,8 @@ PLACED = [{"worker": 0, "pod": "train-a1-w0", "node": "n1", "gpuModel": "A100", 
 RUNNING_SINCE = {"startedAt": "2026-01-01T00:00:00Z", "admittedAt": "2026-01-01T00:00:00Z"}
 
 
-@dataclass
-class Rig:
-    """A cache, the recording writer and a loop over them, as the operator wires them."""
-
-    cache: ClusterCache
-    writer: RecordingWriter
-    loop: SchedulingLoop
-
-    def job_calls(self, name: str = "train") -> list[tuple[str, str]]:
-        """(verb, detail) of every write about one job or its pods, in order."""
-        return [
-            (c.verb, c.detail)
-            for c in self.writer.calls
-            if c.target.endswith(f"/ns/{name}") or c.target.startswith(f"pods/ns/{name}-")
-        ]
-
-    def phase(self, name: str = "train") -> JobPhase | None:
-        entry = self.cache.get(Kind.JOB, f"ns/{name}")
-        assert entry is not None
-        return entry.parsed.api.status.phase  # type: ignore[no-any-return]
-
-
 def rig(objects: Iterable[dict[str, Any]], *, clock: float = NOW) -> Rig:
-    objects = list(objects)
-    cache = cache_of(objects)
-    writer = RecordingWriter()
-    plural = {"GPUJob": "gpujobs", "GPUQueue": "gpuqueues", "GPUNodePool": "gpunodepools"}
-    for obj in objects:
-        if obj["kind"] in plural:
-            writer.seed(plural[obj["kind"]], obj)
-    applier = Applier(writer, cache, concurrency=1)
-    loop = SchedulingLoop(cache, applier, OperatorSettings(), clock=lambda: clock)
-    return Rig(cache, writer, loop)
+    return make_rig(objects, clock=clock)
 
 
 def cluster(*jobs: dict[str, Any], pods: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:

@@ -1,0 +1,57 @@
+"""A scheduling loop over a parsing cache and the recording writer, wired as the operator wires them.
+
+Who uses this: unit tests that run whole cycles without an API server (the applier's write
+order, budgets over time), as `from builders.loop import rig`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from builders.api import cache_of
+from gpupool.api import JobPhase
+from gpupool.cluster.apply import Applier
+from gpupool.cluster.cache import ClusterCache, Kind
+from gpupool.cluster.recording import RecordingWriter
+from gpupool.controllers.loop import SchedulingLoop
+from gpupool.settings import OperatorSettings
+
+PLURALS = {"GPUJob": "gpujobs", "GPUQueue": "gpuqueues", "GPUNodePool": "gpunodepools"}
+
+
+@dataclass
+class Rig:
+    """A cache, the recording writer and a loop over them, as the operator wires them."""
+
+    cache: ClusterCache
+    writer: RecordingWriter
+    loop: SchedulingLoop
+
+    def job_calls(self, name: str = "train") -> list[tuple[str, str]]:
+        """(verb, detail) of every write about one job or its pods, in order."""
+        return [
+            (c.verb, c.detail)
+            for c in self.writer.calls
+            if c.target.endswith(f"/ns/{name}") or c.target.startswith(f"pods/ns/{name}-")
+        ]
+
+    def phase(self, name: str = "train") -> JobPhase | None:
+        entry = self.cache.get(Kind.JOB, f"ns/{name}")
+        assert entry is not None
+        return entry.parsed.api.status.phase  # type: ignore[no-any-return]
+
+
+def rig(objects: Iterable[dict[str, Any]], *, clock: float | Callable[[], float]) -> Rig:
+    """A rig whose cache holds `objects` and whose writer knows the gpupool ones (so their
+    status writes succeed); `clock` is the loop's time, fixed or a callable a test advances."""
+    objects = list(objects)
+    cache = cache_of(objects)
+    writer = RecordingWriter()
+    for obj in objects:
+        if obj["kind"] in PLURALS:
+            writer.seed(PLURALS[obj["kind"]], obj)
+    applier = Applier(writer, cache, concurrency=1)
+    loop = SchedulingLoop(cache, applier, OperatorSettings(), clock=clock if callable(clock) else lambda: clock)
+    return Rig(cache, writer, loop)
