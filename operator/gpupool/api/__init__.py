@@ -40,6 +40,7 @@ from gpupool.api.gpunodeclaim import (
     GPUNodeClaimStatus,
 )
 from gpupool.api.gpunodepool import (
+    ClusterAPIRef,
     GPUNodePool,
     GPUNodePoolSpec,
     GPUNodePoolStatus,
@@ -85,6 +86,7 @@ __all__ = [
     "BudgetPeriod",
     "CapacityType",
     "ClaimPhase",
+    "ClusterAPIRef",
     "Condition",
     "ConditionStatus",
     "FlavorUsage",
