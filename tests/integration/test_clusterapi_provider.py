@@ -7,13 +7,15 @@ test stands in for them (`CapiStandIn`). Like the MachineSet controller, it crea
 when replicas go up and deletes them when replicas go down, taking those marked with
 `cluster.x-k8s.io/delete-machine` first. Like the Machine controller, it creates the Node
 (a kwok node) and sets the Machine's `status.nodeRef`. Each test makes its own
-MachineDeployment in its own namespace.
+MachineDeployment in its own namespace. The provider tests call the provider directly; the
+last test runs the operator, and the stand-in runs in a thread as the controllers would.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from cluster_tools import OperatorProcess, kubectl
 from gpupool.api import GPUNodePool
 from gpupool.cluster.clusterapi_provider import (
     DELETE_MACHINE_ANNOTATION,
@@ -35,6 +38,7 @@ from gpupool.cluster.kwok_nodes import LABEL_CLAIM, LABEL_POOL, pool_node_spec
 from gpupool.cluster.kwok_provider import create_gpu_node
 from gpupool.cluster.providers import NodeLaunch, ProviderError, ProviderTransient
 from gpupool.devcluster.tools import install_crds
+from kube_helpers import Scenario, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -69,12 +73,13 @@ def machine_template(cluster: str) -> dict[str, Any]:
 class CapiStandIn:
     """One MachineDeployment and what Cluster API's controllers would do for it (see the module docstring)."""
 
-    def __init__(self, custom_api: Any, core_api: Any, namespace: str, name: str = "gpu-h100") -> None:
+    def __init__(self, custom_api: Any, core_api: Any, namespace: str, pool_name: str, gpu_model: str) -> None:
         self.custom = custom_api
         self.core = core_api
         self.namespace = namespace
-        self.name = name
-        self.pool_name = f"capi-{namespace}"[:63]
+        self.name = "gpu-machines"
+        self.pool_name = pool_name
+        self.gpu_model = gpu_model
         self.nodes: list[str] = []
         self.custom.create_namespaced_custom_object(
             GROUP,
@@ -84,13 +89,13 @@ class CapiStandIn:
             {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "MachineDeployment",
-                "metadata": {"name": name},
+                "metadata": {"name": self.name},
                 "spec": {
                     "clusterName": "gpu-cluster",
                     "replicas": 0,
-                    "selector": {"matchLabels": {DEPLOYMENT_LABEL: name}},
+                    "selector": {"matchLabels": {DEPLOYMENT_LABEL: self.name}},
                     "template": {
-                        "metadata": {"labels": {DEPLOYMENT_LABEL: name}},
+                        "metadata": {"labels": {DEPLOYMENT_LABEL: self.name}},
                         "spec": machine_template("gpu-cluster"),
                     },
                 },
@@ -103,7 +108,7 @@ class CapiStandIn:
                 "metadata": {"name": self.pool_name},
                 "spec": {
                     "class": "Cloud",
-                    "gpuModel": f"H100-{self.namespace[-5:]}",
+                    "gpuModel": self.gpu_model,
                     "gpusPerNode": 8,
                     "nodeSelector": {LABEL_POOL: self.pool_name},
                     "provider": "ClusterAPI",
@@ -159,6 +164,22 @@ class CapiStandIn:
             self.custom.delete_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, "machines", machine["metadata"]["name"]
             )
+            node = ((machine.get("status") or {}).get("nodeRef") or {}).get("name")
+            if node:  # the Machine controller deletes a deleted Machine's Node
+                self.core.delete_node(node, grace_period_seconds=0)
+                self.nodes.remove(node)
+
+    def run(self, stop: threading.Event, errors: list[BaseException]) -> None:
+        """Both controllers, every 0.3s until `stop`: the operator's end-to-end counterpart."""
+        while not stop.wait(0.3):
+            try:
+                self.machine_set_sync()
+                for machine in self.machines():
+                    if not (machine.get("status") or {}).get("nodeRef"):
+                        self.register(machine)
+            except Exception as error:
+                errors.append(error)
+                return
 
     def register(self, machine: dict[str, Any]) -> str:
         """The Machine controller's step: the Node comes up and the Machine points at it."""
@@ -184,7 +205,7 @@ class CapiStandIn:
 
 @pytest.fixture
 def capi(custom_api: Any, core_api: Any, namespace: str) -> Iterator[CapiStandIn]:
-    stand_in = CapiStandIn(custom_api, core_api, namespace)
+    stand_in = CapiStandIn(custom_api, core_api, namespace, f"capi-{namespace}"[:63], f"H100-{namespace[-5:]}")
     try:
         yield stand_in
     finally:
@@ -306,3 +327,46 @@ def test_a_missing_machine_deployment_is_an_error_naming_the_pool_and_field(capi
     message = str(error.value)
     assert f"GPUNodePool {capi.pool_name}" in message
     assert "spec.clusterAPI" in message and "no-such-md" in message
+
+
+def test_a_gang_bursts_into_a_cluster_api_pool_runs_and_the_machines_go_when_idle(
+    custom_api: Any, core_api: Any, kubeconfig: str, namespace: str, operator: OperatorProcess
+) -> None:
+    """The whole loop with the operator running and the test as Cluster API's controllers."""
+    world = Scenario(kubeconfig, core_api, namespace)
+    world.nodes(1, gpus=8)
+    world.pool()
+    queue = world.queue("team", nominal=64, allowCloud=True)
+    world.job("hog", queue, gpus=8, duration="10m")
+    world.wait_phase("hog", "Running", 30)
+    pool = f"cloud-{world.model.lower()}-capi"
+    capi = CapiStandIn(custom_api, core_api, namespace, pool, world.model)
+    world.cloud_pool(
+        "capi",
+        provider="ClusterAPI",
+        clusterAPI={"namespace": namespace, "machineDeployment": capi.name},
+        scale_down_after="6s",
+    )
+    stop, errors = threading.Event(), []
+    controllers = threading.Thread(target=capi.run, args=(stop, errors), daemon=True)
+    controllers.start()
+    try:
+        world.job("burst", queue, workers=2, gpus=8, duration="4s", placement="CloudAllowed")
+        running = world.wait_phase("burst", "Running", 90)
+        machines = capi.machines()
+        assert capi.replicas() == 2 and len(machines) == 2
+        nodes = sorted(m["status"]["nodeRef"]["name"] for m in machines)
+        assert sorted({p["node"] for p in running["placement"]}) == nodes
+        claims = {c["metadata"]["name"]: c for c in world.claims(pool)}
+        assert {claim_of(m) for m in machines} == set(claims)
+        assert sorted(c["status"]["nodeName"] for c in claims.values()) == nodes
+        world.wait_phase("burst", "Succeeded", 60)
+
+        wait_for(lambda: world.claims(pool) == [] and capi.machines() == [], 90, "the idle machines to go")
+        assert capi.replicas() == 0 and not errors
+    finally:
+        stop.set()
+        controllers.join(timeout=5)
+        capi.cleanup()
+        kubectl(kubeconfig, "delete", "gpunodepool", pool, "--ignore-not-found")
+    assert not errors, errors
