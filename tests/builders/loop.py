@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from builders.api import cache_of
-from gpupool.api import JobPhase
+from gpupool.api import JobPhase, Provider
 from gpupool.cluster.apply import Applier
 from gpupool.cluster.cache import ClusterCache, Kind
-from gpupool.cluster.recording import RecordingWriter
+from gpupool.cluster.claims import ClaimReconciler
+from gpupool.cluster.recording import RecordingProvider, RecordingWriter
 from gpupool.controllers.loop import SchedulingLoop
 from gpupool.settings import OperatorSettings
 
@@ -43,9 +44,15 @@ class Rig:
         return entry.parsed.api.status.phase  # type: ignore[no-any-return]
 
 
-def rig(objects: Iterable[dict[str, Any]], *, clock: float | Callable[[], float]) -> Rig:
+def rig(
+    objects: Iterable[dict[str, Any]],
+    *,
+    clock: float | Callable[[], float],
+    provider: RecordingProvider | None = None,
+) -> Rig:
     """A rig whose cache holds `objects` and whose writer knows the gpupool ones (so their
-    status writes succeed); `clock` is the loop's time, fixed or a callable a test advances."""
+    status writes succeed); `clock` is the loop's time, fixed or a callable a test advances.
+    With `provider`, the loop scales Kwok pools through it (claims go through the writer)."""
     objects = list(objects)
     cache = cache_of(objects)
     writer = RecordingWriter()
@@ -53,5 +60,8 @@ def rig(objects: Iterable[dict[str, Any]], *, clock: float | Callable[[], float]
         if obj["kind"] in PLURALS:
             writer.seed(PLURALS[obj["kind"]], obj)
     applier = Applier(writer, cache, concurrency=1)
-    loop = SchedulingLoop(cache, applier, OperatorSettings(), clock=clock if callable(clock) else lambda: clock)
+    claims = None if provider is None else ClaimReconciler(writer, cache, {Provider.KWOK: provider})
+    loop = SchedulingLoop(
+        cache, applier, OperatorSettings(), clock=clock if callable(clock) else lambda: clock, claims=claims
+    )
     return Rig(cache, writer, loop)

@@ -128,6 +128,18 @@ BAD_INPUT = [
     BadInput("pool-zero-gpus-per-node", "GPUNodePool", {"gpusPerNode": 0}, ("spec.gpusPerNode",)),
     BadInput("pool-unknown-field", "GPUNodePool", {"gpus": 8}, ('unknown field "spec.gpus"',)),
     BadInput(
+        "pool-clusterapi-without-deployment",
+        "GPUNodePool",
+        {"class": "Cloud", "provider": "ClusterAPI"},
+        ("spec.clusterAPI", "must be set exactly when spec.provider is ClusterAPI"),
+    ),
+    BadInput(
+        "pool-kwok-with-clusterapi",
+        "GPUNodePool",
+        {"class": "Cloud", "provider": "Kwok", "clusterAPI": {"namespace": "capi", "machineDeployment": "gpu"}},
+        ("spec.clusterAPI", "remove spec.clusterAPI"),
+    ),
+    BadInput(
         "queue-negative-quota",
         "GPUQueue",
         {"quotas": [{"gpuModel": "H100", "nominal": -4}]},

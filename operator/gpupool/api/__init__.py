@@ -41,6 +41,7 @@ from gpupool.api.gpunodeclaim import (
     GPUNodeClaimStatus,
 )
 from gpupool.api.gpunodepool import (
+    ClusterAPIRef,
     GPUNodePool,
     GPUNodePoolSpec,
     GPUNodePoolStatus,
@@ -89,6 +90,7 @@ __all__ = [
     "BudgetScope",
     "CapacityType",
     "ClaimPhase",
+    "ClusterAPIRef",
     "Condition",
     "ConditionStatus",
     "FlavorUsage",

@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 from gpupool.api.common import (
     MAX_GPUS_PER_NODE,
     MAX_LIST_ITEMS,
+    MAX_NAME_LENGTH,
     MAX_NODES_PER_POOL,
     Condition,
     Duration,
@@ -42,6 +43,7 @@ class Provider(StrEnum):
 
     STATIC = "Static"
     KWOK = "Kwok"
+    CLUSTER_API = "ClusterAPI"
 
 
 class NodePrice(SpecModel):
@@ -56,6 +58,23 @@ class NodePrice(SpecModel):
     spot: float | None = Field(default=None, ge=0, description="Cloud: spot price of one node-hour, if offered (>= 0).")
 
 
+class ClusterAPIRef(SpecModel):
+    """The Cluster API MachineDeployment that holds a ClusterAPI pool's nodes."""
+
+    namespace: str = Field(min_length=1, max_length=63, description="Namespace of the MachineDeployment.")
+    machine_deployment: str = Field(
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="Name of the MachineDeployment (cluster.x-k8s.io) whose replicas gpupool scales.",
+    )
+
+
+CLUSTER_API_RULE = (
+    "spec.clusterAPI must be set exactly when spec.provider is ClusterAPI: give a ClusterAPI pool "
+    "spec.clusterAPI {namespace, machineDeployment}, and remove spec.clusterAPI from any other pool"
+)
+
+
 class GPUNodePoolSpec(SpecModel):
     """A set of identical GPU nodes: their hardware, how to find them, price and size limits."""
 
@@ -66,6 +85,11 @@ class GPUNodePoolSpec(SpecModel):
                     "!has(self.minNodes) || !has(self.maxNodes) || self.minNodes <= self.maxNodes",
                     "spec.minNodes must be less than or equal to spec.maxNodes",
                     field_path=".minNodes",
+                ),
+                cel(
+                    "(has(self.provider) && self.provider == 'ClusterAPI') == has(self.clusterAPI)",
+                    CLUSTER_API_RULE,
+                    field_path=".clusterAPI",
                 ),
             ]
         }
@@ -101,8 +125,15 @@ class GPUNodePoolSpec(SpecModel):
     )
     provider: Provider = Field(
         default=Provider.STATIC,
-        description="What creates the nodes: Static (nodes exist, never created or deleted) or Kwok "
-        "(simulated cloud: real Node objects made after provisioningDelay); default Static.",
+        description="What creates the nodes: Static (nodes exist, never created or deleted), Kwok "
+        "(simulated cloud: real Node objects made after provisioningDelay) or ClusterAPI (a Cluster API "
+        "MachineDeployment, see clusterAPI); default Static.",
+    )
+    cluster_api: ClusterAPIRef | None = Field(
+        default=None,
+        validation_alias="clusterAPI",
+        serialization_alias="clusterAPI",
+        description="ClusterAPI pools only: the MachineDeployment gpupool scales for this pool.",
     )
     provisioning_delay: Duration = Field(
         default="60s",
@@ -127,6 +158,8 @@ class GPUNodePoolSpec(SpecModel):
             raise ValueError(
                 f"spec.minNodes={self.min_nodes} must be less than or equal to spec.maxNodes={self.max_nodes}"
             )
+        if (self.provider == Provider.CLUSTER_API) != (self.cluster_api is not None):
+            raise ValueError(CLUSTER_API_RULE)
         return self
 
     def selects(self, labels: dict[str, str]) -> bool:

@@ -150,7 +150,7 @@ class ClaimReconciler:
                 self._delete(name)
             return
         if pool is None:
-            self._fail(name, claim, "PoolNotFound", f"GPUNodePool {claim.spec.pool} does not exist", now)
+            self._fail(name, claim, None, "PoolNotFound", f"GPUNodePool {claim.spec.pool} does not exist", now)
             return
         if phase == ClaimPhase.LAUNCHING:
             self._launch(name, claim, pool.pool, now)
@@ -177,6 +177,7 @@ class ClaimReconciler:
                 self._fail(
                     name,
                     claim,
+                    pool.pool,
                     "NodeNeverRegistered",
                     f"node {learned or name} did not register within {REGISTRATION_TIMEOUT_SECONDS:.0f}s",
                     now,
@@ -190,6 +191,7 @@ class ClaimReconciler:
                 f"node {node_name} of pool {claim.spec.pool} is gone (interrupted or deleted)",
                 "Warning",
             )
+            self._release(name, claim, pool.pool, now)
             self._delete(name)
             return
         holds_work = node_name in busy
@@ -212,7 +214,7 @@ class ClaimReconciler:
         except ProviderTransient as error:
             attempts = claim.status.launch_attempts + 1
             if attempts >= MAX_LAUNCH_ATTEMPTS:
-                self._fail(name, claim, error.reason, f"{error} ({attempts} attempts)", now)
+                self._fail(name, claim, pool, error.reason, f"{error} ({attempts} attempts)", now)
             else:
                 self._status(
                     name,
@@ -223,7 +225,7 @@ class ClaimReconciler:
                 )
             return
         except ProviderError as error:
-            self._fail(name, claim, error.reason, str(error), now)
+            self._fail(name, claim, pool, error.reason, str(error), now)
             return
         if provider_id is None:
             return
@@ -289,10 +291,21 @@ class ClaimReconciler:
         except WriteError as error:
             log.warning("could not update a node claim", extra={"claim": name, "error": str(error)})
 
-    def _fail(self, name: str, claim: GPUNodeClaim, reason: str, message: str, now: float) -> None:
+    def _fail(
+        self, name: str, claim: GPUNodeClaim, pool: GPUNodePool | None, reason: str, message: str, now: float
+    ) -> None:
+        if pool is not None:
+            self._release(name, claim, pool, now)
         self._status(name, claim, phase=ClaimPhase.FAILED, reason=reason, message=message, failed_at=_stamp(now))
         self._event(self._ref(claim), "LaunchFailed", f"pool {claim.spec.pool}: {message}", "Warning")
         log.warning("node launch failed", extra={"claim": name, "pool": claim.spec.pool, "reason": reason})
+
+    def _release(self, name: str, claim: GPUNodeClaim, pool: GPUNodePool, now: float) -> None:
+        """Let the provider give back what a claim ending without `delete` still holds."""
+        try:
+            self._provider(pool).release(self._launch_of(name, claim, pool, now))
+        except ProviderError as error:
+            log.warning("could not release an ended claim", extra={"claim": name, "error": str(error)})
 
     def _delete(self, name: str) -> None:
         self.writer.delete_claim(name)

@@ -69,6 +69,9 @@ class KwokProvider:
             if error.status != 404:
                 raise
 
+    def release(self, launch: NodeLaunch) -> None:
+        self.delete(launch.name)
+
     def list(self, pool: str) -> list[str]:
         nodes = self._core.list_node(label_selector=f"{LABEL_POOL}={pool},{LABEL_CLAIM}")
         return sorted(n.metadata.name for n in nodes.items)

@@ -15,6 +15,8 @@ provider of each `GPUNodePool.spec.provider`. Real providers live in their own m
 - `node_name(launch)` names the Node the launch made once it is known (None until then:
   a Cluster API Machine learns its node only when the node registers).
 - `delete(node)` releases a node; a node already gone counts as released.
+- `release(launch)` gives back what a claim that ended without `delete` still holds (a
+  failed launch, a lost node): a late node, a counted replica. Idempotent.
 - `list(pool)` names the nodes the provider holds for a pool.
 """
 
@@ -73,6 +75,9 @@ class NodeProvider(Protocol):
     def delete(self, node: str) -> None:
         """Release a node; one already gone counts as released."""
 
+    def release(self, launch: NodeLaunch) -> None:
+        """Give back what an ended claim still holds (idempotent)."""
+
     def list(self, pool: str) -> list[str]:
         """Names of the nodes the provider holds for `pool`."""
 
@@ -89,6 +94,9 @@ class StaticProvider:
 
     def delete(self, node: str) -> None:
         raise ProviderError(f"node {node} belongs to a Static pool: gpupool never deletes it")
+
+    def release(self, launch: NodeLaunch) -> None:
+        return
 
     def list(self, pool: str) -> list[str]:
         return []

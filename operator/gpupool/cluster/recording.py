@@ -1,4 +1,5 @@
-"""`RecordingWriter`: an in-memory `ClusterWriter` that records every call and fails on demand.
+"""`RecordingWriter`: an in-memory `ClusterWriter` that records every call and fails on demand;
+`RecordingProvider`, the same for the `NodeProvider` port.
 
 Who uses this: unit tests of the applier and the loop (and, later, fault tests) stand it in
 for the API server's writes, in the shape of Karpenter's fake cloud provider: each call is
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from gpupool.api import GPUJobStatus, GPUNodeClaimStatus, GPUNodePoolStatus, GPUQueueStatus, status_patch
 from gpupool.cluster.cache import object_key
 from gpupool.cluster.ports import NotFound, ObjectRef, RawObject, WriteError
+from gpupool.cluster.providers import NodeLaunch, ProviderError
 
 
 @dataclass(frozen=True)
@@ -128,3 +130,45 @@ class RecordingWriter:
             raise NotFound(f"node {name} not found")
         node.setdefault("spec", {})["unschedulable"] = True
         return self._stamp(node)
+
+
+class RecordingProvider:
+    """A `NodeProvider` for unit tests: records calls, launches at once, fails on demand.
+
+    A launched node is only a name here; a test makes its Node object appear in the cache
+    when it wants the claim to see it register.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.launched: set[str] = set()
+        self._failures: dict[str, list[ProviderError]] = {}
+
+    def fail_next(self, verb: str, error: ProviderError) -> None:
+        """Make the next call of `verb` (create, delete, release) raise `error`."""
+        self._failures.setdefault(verb, []).append(error)
+
+    def _record(self, verb: str, target: str) -> None:
+        self.calls.append(Call(verb, target))
+        pending = self._failures.get(verb)
+        if pending:
+            raise pending.pop(0)
+
+    def create(self, launch: NodeLaunch, now: float) -> str | None:
+        self._record("create", launch.name)
+        self.launched.add(launch.name)
+        return f"fake://{launch.name}"
+
+    def node_name(self, launch: NodeLaunch) -> str | None:
+        return launch.name if launch.name in self.launched else None
+
+    def delete(self, node: str) -> None:
+        self._record("delete", node)
+        self.launched.discard(node)
+
+    def release(self, launch: NodeLaunch) -> None:
+        self._record("release", launch.name)
+        self.launched.discard(launch.name)
+
+    def list(self, pool: str) -> list[str]:
+        return sorted(self.launched)

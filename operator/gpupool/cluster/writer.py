@@ -66,7 +66,9 @@ def write_error(error: ApiException, what: str) -> WriteError:
     return Transient(detail)
 
 
-def _call(what: str, request: Callable[[], T]) -> T:
+def call_api(what: str, request: Callable[[], T]) -> T:
+    """Run one API request; client exceptions become the port's typed errors (`write_error`).
+    Also used by the ClusterAPI node provider."""
     try:
         return request()
     except ApiException as error:
@@ -126,7 +128,7 @@ class KubeWriter:
         namespace = manifest["metadata"]["namespace"]
         what = f"create pod {namespace}/{manifest['metadata']['name']}"
         try:
-            return _call(
+            return call_api(
                 what, lambda: read_json(self._core.create_namespaced_pod(namespace, manifest, _preload_content=False))
             )
         except Conflict:
@@ -135,7 +137,7 @@ class KubeWriter:
     def delete_pod(self, namespace: str, name: str) -> None:
         """Delete a pod at once; a pod that is already gone counts as deleted."""
         try:
-            _call(
+            call_api(
                 f"delete pod {namespace}/{name}",
                 lambda: drain(
                     self._core.delete_namespaced_pod(name, namespace, grace_period_seconds=0, _preload_content=False)
@@ -164,7 +166,7 @@ class KubeWriter:
         """Create a GPUNodeClaim; an existing claim of that name counts as created (returns None)."""
         name = manifest["metadata"]["name"]
         try:
-            return _call(
+            return call_api(
                 f"create gpunodeclaim {name}",
                 lambda: read_json(
                     self._custom.create_cluster_custom_object(
@@ -182,7 +184,7 @@ class KubeWriter:
     def delete_claim(self, name: str) -> None:
         """Delete a GPUNodeClaim; one that is already gone counts as deleted."""
         try:
-            _call(
+            call_api(
                 f"delete gpunodeclaim {name}",
                 lambda: drain(
                     self._custom.delete_cluster_custom_object(
@@ -196,7 +198,7 @@ class KubeWriter:
     def cordon_node(self, name: str) -> RawObject:
         """Mark node `name` unschedulable."""
         body = {"spec": {"unschedulable": True}}
-        return _call(
+        return call_api(
             f"cordon node {name}", lambda: read_json(self._core.patch_node(name, body, _preload_content=False))
         )
 
@@ -211,7 +213,7 @@ class KubeWriter:
             request = lambda: self._custom.patch_namespaced_custom_object_status(  # noqa: E731
                 GROUP, VERSION, namespace, plural, name, body, _preload_content=False
             )
-        return _call(f"patch status of {what}", lambda: read_json(request()))
+        return call_api(f"patch status of {what}", lambda: read_json(request()))
 
     # ---------------------------------------------------------------- events
 
@@ -240,7 +242,7 @@ class KubeWriter:
             "lastTimestamp": now,
             "count": 1,
         }
-        _call(
+        call_api(
             f"post event {reason} about {about.namespace}/{about.name}",
             lambda: drain(self._core.create_namespaced_event(namespace, body, _preload_content=False)),
         )

@@ -29,6 +29,7 @@ from gpupool.api import Provider
 from gpupool.cluster.apply import Applier
 from gpupool.cluster.cache import ClusterCache, Kind
 from gpupool.cluster.claims import ClaimReconciler
+from gpupool.cluster.clusterapi_provider import ClusterAPIProvider
 from gpupool.cluster.kwok_provider import KwokProvider
 from gpupool.cluster.parsing import parse_object_of
 from gpupool.cluster.providers import NodeProvider, StaticProvider
@@ -72,6 +73,7 @@ class Operator:
         providers: dict[Provider, NodeProvider] = {
             Provider.STATIC: StaticProvider(),
             Provider.KWOK: KwokProvider(client.CoreV1Api(self.api_client), failure_rate=settings.kwok_failure_rate),
+            Provider.CLUSTER_API: ClusterAPIProvider(client.CustomObjectsApi(self.api_client)),
         }
         claims = ClaimReconciler(self.writer, self.cache, providers)
         self.loop = SchedulingLoop(self.cache, self.applier, settings, claims=claims)

@@ -107,6 +107,17 @@ POOL: dict[str, Any] = {
     },
 }
 
+CAPI_POOL: dict[str, Any] = {
+    **POOL,
+    "metadata": {"name": "capi-h100"},
+    "spec": {
+        **POOL["spec"],
+        "class": "Cloud",
+        "provider": "ClusterAPI",
+        "clusterAPI": {"namespace": "capi-system", "machineDeployment": "gpu-h100"},
+    },
+}
+
 CLAIM = {
     "apiVersion": "gpupool.io/v1alpha1",
     "kind": "GPUNodeClaim",
@@ -116,7 +127,9 @@ CLAIM = {
 
 
 @pytest.mark.parametrize(
-    "manifest", [JOB, QUEUE, POOL, CLAIM], ids=["gpujob", "gpuqueue", "gpunodepool", "gpunodeclaim"]
+    "manifest",
+    [JOB, QUEUE, POOL, CAPI_POOL, CLAIM],
+    ids=["gpujob", "gpuqueue", "gpunodepool", "gpunodepool-clusterapi", "gpunodeclaim"],
 )
 def test_manifest_round_trips_through_the_model(manifest: dict[str, Any]) -> None:
     parsed = parse_object(manifest)
@@ -131,6 +144,9 @@ def test_fields_are_read_by_their_python_names() -> None:
     pool = parse_object(POOL)
     assert isinstance(pool, GPUNodePool)
     assert pool.spec.pool_class is PoolClass.ON_PREM
+    capi = parse_object(CAPI_POOL)
+    assert isinstance(capi, GPUNodePool) and capi.spec.cluster_api is not None
+    assert capi.spec.cluster_api.machine_deployment == "gpu-h100"
 
 
 def test_defaults_match_the_issue() -> None:
@@ -170,6 +186,9 @@ def _job_spec(**overrides: Any) -> dict[str, Any]:
         (GPUNodePoolSpec, {**POOL["spec"], "minNodes": 5, "maxNodes": 2}, "spec.minNodes"),
         (GPUNodePoolSpec, {**POOL["spec"], "pricePerNodeHour": {"onDemand": -1}}, "onDemand"),
         (GPUNodePoolSpec, {**POOL["spec"], "class": "Hybrid"}, "class"),
+        (GPUNodePoolSpec, {**POOL["spec"], "provider": "ClusterAPI"}, "spec.clusterAPI must be set"),
+        (GPUNodePoolSpec, {**CAPI_POOL["spec"], "provider": "Kwok"}, "remove spec.clusterAPI"),
+        (GPUNodePoolSpec, {**CAPI_POOL["spec"], "clusterAPI": {"namespace": "capi-system"}}, "machineDeployment"),
         (GPUQueueSpec, {"quotas": [{"gpuModel": "H100", "nominal": -1}]}, "nominal"),
         (GPUQueueSpec, {"quotas": [{"nominal": 1}]}, "gpuModel or pool"),
         (GPUQueueSpec, {"quotas": [{"gpuModel": "H100", "pool": "p", "nominal": 1}]}, "gpuModel or pool"),
@@ -197,6 +216,9 @@ def _job_spec(**overrides: Any) -> dict[str, Any]:
         "pool-min-above-max",
         "pool-negative-price",
         "pool-unknown-class",
+        "pool-clusterapi-without-deployment",
+        "pool-kwok-with-clusterapi",
+        "pool-clusterapi-missing-name",
         "queue-negative-quota",
         "queue-quota-no-flavor",
         "queue-quota-two-flavors",

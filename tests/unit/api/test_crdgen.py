@@ -143,6 +143,7 @@ def rules_at(name: str, path: str) -> list[str]:
         (QUEUE, ".spec.quotas[]", "has(self.gpuModel) != has(self.pool)"),
         (QUEUE, ".spec.quotas[]", "self.lendingLimit <= self.nominal"),
         (POOL, ".spec", "self.minNodes <= self.maxNodes"),
+        (POOL, ".spec", "self.provider == 'ClusterAPI') == has(self.clusterAPI)"),
     ],
     ids=[
         "fraction-needs-one-worker",
@@ -151,6 +152,7 @@ def rules_at(name: str, path: str) -> list[str]:
         "one-flavor",
         "lending",
         "min-max",
+        "clusterapi-exactly-when-provider",
     ],
 )
 def test_cross_field_rules_are_present(name: str, path: str, fragment: str) -> None:
@@ -181,6 +183,8 @@ def test_cross_field_rules_are_present(name: str, path: str, fragment: str) -> N
         (QUEUE, ".spec.budget.period", "enum", ["Monthly", "Weekly", "Daily"]),
         (QUEUE, ".spec.quotas[].nominal", "minimum", 0),
         (POOL, ".spec.class", "enum", ["OnPrem", "Cloud"]),
+        (POOL, ".spec.provider", "enum", ["Static", "Kwok", "ClusterAPI"]),
+        (POOL, ".spec.clusterAPI", "required", ["namespace", "machineDeployment"]),
         (POOL, ".spec.provider", "default", "Static"),
         (POOL, ".spec.pricePerNodeHour.spot", "minimum", 0),
         (POOL, ".spec.gpusPerNode", "maximum", 16),
