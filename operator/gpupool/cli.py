@@ -21,6 +21,10 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> int:
         from gpupool.sim import bound_bench
 
         return bound_bench.main(rest)
+    if args.what == "burst":
+        from gpupool.sim import burst
+
+        return burst.main(rest)
     if args.what == "e2e":
         from gpupool.devcluster import e2e_bench
 
@@ -56,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", help="benchmarks over the scheduling core, and end to end on a local cluster", add_help=False
     )
-    bench.add_argument("what", choices=["placement", "bound", "cycle", "e2e"])
+    bench.add_argument("what", choices=["placement", "bound", "cycle", "burst", "e2e"])
     bench.set_defaults(handler=_bench)
 
     dev = sub.add_parser("dev", help="the local control plane (etcd, apiserver, ..., kwok)", add_help=False)

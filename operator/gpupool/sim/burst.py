@@ -1,0 +1,497 @@
+"""`gpupool bench burst`: what bursting a timed trace to the cloud costs, against a bound.
+
+Who calls this: `gpupool.cli` dispatches `gpupool bench burst ARGS` to `main(ARGS)`; the
+unit tests drive `simulate` on hand-made traces.
+
+A discrete-event simulation over the openb trace's arrival and completion times that
+decides with the operator's own core: at every event time that can change a decision
+(arrivals; completions, nodes turning Ready and nominations while jobs wait) it builds a
+`Snapshot` — on-prem nodes and Ready cloud nodes, running jobs with their placements,
+pending jobs, `offers` for the cloud pools, `in_flight` for nodes requested and not Ready,
+`nominations` for Ready nodes requested for jobs that still wait — and calls
+`gpupool.core.schedule`. Admissions start jobs, which run for their trace duration;
+`Decisions.node_requests` become in-flight nodes that turn Ready after
+`--provisioning-delay`; cloud nodes idle for `--scale-down-after` are given back as
+`gpupool.core.autoscale.nodes_to_release` picks them. Nothing runs per second: between
+events nothing changes.
+
+Policies (`--policy` of the run, all in one command):
+
+- `planner`: the core's autoscale planner, as above.
+- `onprem`: no offers: what waiting costs without the cloud.
+- `naive`: a baseline in this module, not in the core: `schedule` sees no offers; every
+  pending pod that may burst and has no node coming gets one on-demand node of the
+  cheapest type that holds it; a node is given back after 10 idle minutes.
+
+Jobs: each pod is one single-worker job of one queue. GPU pods are CloudAllowed, a
+seeded `--spot-share` of them SpotAllowed; CPU-only pods are OnPremOnly (a GPU node
+bought for a CPU pod would be waste the bound does not count). Spot nodes are never
+interrupted here. A cloud node is paid from its request to its release (boot included).
+Waits are creation to start, over GPU pods; pods that never start (no on-prem or cloud
+node can hold them) are counted apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpupool.core import Job, PlacementPolicy, Queue, Quota, SchedulerConfig, Snapshot, schedule
+from gpupool.core.autoscale import ReleaseCandidate, nodes_to_release
+from gpupool.core.models import GpuNode, InFlightNode, NodeOffer
+from gpupool.core.placement import PlacementMemory
+from gpupool.sim.burst_bound import lower_bound
+from gpupool.sim.burst_inputs import (
+    DEFAULT_CATALOGUE,
+    CloudType,
+    TimedPod,
+    load_catalogue,
+    load_timed_pods,
+    offers_of,
+    onprem_cluster,
+)
+from gpupool.sim.openb import load_nodes
+
+POLICIES = ("planner", "onprem", "naive")
+NAIVE_SCALE_DOWN_SECONDS = 600.0
+QUEUE = "openb"
+_ARRIVE, _FINISH, _READY, _CHECK = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class BurstConfig:
+    """Knobs of one simulation."""
+
+    policy: str = "planner"
+    provisioning_delay: float = 180.0
+    scale_down_after: float = 300.0
+    headroom: int = 1000
+
+
+@dataclass(slots=True)
+class _CloudNode:
+    node: GpuNode
+    price_per_hour: float
+    requested_at: float
+    jobs: tuple[str, ...] = ()
+    ready_at: float | None = None
+    released_at: float | None = None
+    idle_since: float | None = None
+    running: int = 0
+    used_gpu_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BurstResult:
+    """What one simulation paid and how long its jobs waited."""
+
+    policy: str
+    cost: float
+    waits: tuple[float, ...]  # creation to start, GPU pods that started
+    never_started: int
+    paid_gpu_hours: float
+    idle_gpu_hours: float
+    scale_ups: int  # nodes requested
+    scale_downs: int  # nodes given back
+    schedule_calls: int
+    cost_by_pool: dict[str, float] = field(default_factory=dict)
+
+    def wait_pct(self, q: float) -> float:
+        return float(np.percentile(self.waits, q)) if self.waits else math.nan
+
+
+def make_jobs(pods: Sequence[TimedPod], spot: Sequence[bool]) -> list[Job]:
+    """One job per pod: GPU pods may burst (spot where `spot[i]`), CPU-only pods may not."""
+    out = []
+    for i, (tp, may_spot) in enumerate(zip(pods, spot, strict=True)):
+        if tp.pod.requested_milli <= 0:
+            policy = PlacementPolicy.ON_PREM_ONLY
+        else:
+            policy = PlacementPolicy.SPOT_ALLOWED if may_spot else PlacementPolicy.CLOUD_ALLOWED
+        job = tp.pod.to_job(f"{i:05d}-{tp.pod.name}")
+        out.append(replace(job, queue=QUEUE, placement_policy=policy, submitted_at=tp.arrival))
+    return out
+
+
+def spot_choice(pods: Sequence[TimedPod], share: float, seed: int) -> list[bool]:
+    """Which GPU pods may use spot: a `share` of them, drawn with `seed`."""
+    rng = np.random.default_rng([seed, 7])
+    draws = rng.random(len(pods))
+    return [bool(d < share) and p.pod.requested_milli > 0 for d, p in zip(draws, pods, strict=True)]
+
+
+def _queue(models: set[str]) -> Queue:
+    # Quota is not what this bench measures: one flavor per model, larger than any demand.
+    quotas = tuple(Quota(nominal_gpus=10**7, gpu_model=m) for m in sorted(models))
+    return Queue(QUEUE, quotas=quotas, allow_cloud=True, allow_spot=True)
+
+
+class _Sim:
+    """The mutable state of one run of `simulate`."""
+
+    def __init__(
+        self,
+        pods: Sequence[TimedPod],
+        jobs: Sequence[Job],
+        onprem: Sequence[GpuNode],
+        types: Sequence[CloudType],
+        config: BurstConfig,
+    ) -> None:
+        self.config = config
+        self.pods = {j.key: p for j, p in zip(jobs, pods, strict=True)}
+        self.jobs = {j.key: j for j in jobs}
+        self.types = list(types)
+        self.onprem = list(onprem)
+        self.offers: tuple[NodeOffer, ...] = offers_of(types, config.headroom) if config.policy == "planner" else ()
+        self.queue = _queue({n.gpu_model for n in onprem} | {t.model for t in types})
+        self.events: list[tuple[float, int, int, str]] = []
+        self.seq = 0
+        self.pending: dict[str, Job] = {}
+        self.running: dict[str, Job] = {}
+        self.started: dict[str, float] = {}
+        self.cloud: dict[str, _CloudNode] = {}
+        self.in_flight: dict[str, _CloudNode] = {}
+        self.naive_for: dict[str, str] = {}  # naive: pending job -> its node in flight
+        self.checks: set[float] = set()
+        self.memory: PlacementMemory | None = None
+        self.calls = 0
+        self.claims = 0
+        self.released = 0
+        self.gone: list[_CloudNode] = []
+        for job in jobs:
+            self._push(self.pods[job.key].arrival, _ARRIVE, job.key)
+
+    def _push(self, at: float, kind: int, key: str) -> None:
+        heapq.heappush(self.events, (at, kind, self.seq, key))
+        self.seq += 1
+
+    def run(self) -> None:
+        while self.events:
+            now = self.events[0][0]
+            decide = False
+            while self.events and self.events[0][0] == now:
+                _, kind, _, key = heapq.heappop(self.events)
+                if kind == _ARRIVE:
+                    self.pending[key] = self.jobs[key]
+                    decide = True
+                elif kind == _FINISH:
+                    self._finish(key, now)
+                    decide = decide or bool(self.pending)
+                elif kind == _READY:
+                    self._ready(key, now)
+                    decide = decide or bool(self.pending)
+                else:
+                    self.checks.discard(now)
+            if decide:
+                self._decide(now)
+            self._scale_down(now)
+
+    # -- events -------------------------------------------------------------------------
+
+    def _finish(self, key: str, now: float) -> None:
+        job = self.running.pop(key)
+        for name in {p.node for p in job.placements}:
+            node = self.cloud.get(name)
+            if node is not None:
+                node.running -= 1
+                if node.running == 0:
+                    node.idle_since = now
+
+    def _ready(self, claim: str, now: float) -> None:
+        node = self.in_flight.pop(claim)
+        node.ready_at = now
+        node.idle_since = now
+        node.jobs = tuple(k for k in node.jobs if k in self.pending)
+        self.cloud[claim] = node
+        for key in [k for k, c in self.naive_for.items() if c == claim]:
+            del self.naive_for[key]
+
+    # -- one decision step ----------------------------------------------------------------
+
+    def _snapshot(self, now: float) -> Snapshot:
+        ready = [c.node for c in self.cloud.values()]
+        in_flight = tuple(
+            InFlightNode(claim, c.node.pool, c.node, c.jobs, c.requested_at) for claim, c in self.in_flight.items()
+        )
+        nominations = {name: c.jobs for name, c in self.cloud.items() if c.jobs}
+        planner = self.config.policy == "planner"
+        return Snapshot(
+            now=now,
+            nodes=(*self.onprem, *ready),
+            queues=(self.queue,),
+            running=tuple(self.running.values()),
+            pending=tuple(self.pending.values()),
+            offers=self.offers,
+            in_flight=in_flight if planner else (),
+            nominations=nominations if planner else {},
+        )
+
+    def _decide(self, now: float) -> None:
+        decisions = schedule(self._snapshot(now), SchedulerConfig(), self.memory)
+        self.memory = decisions.memory
+        self.calls += 1
+        if decisions.preemptions:  # one queue, one priority: the core has no reason to
+            raise RuntimeError(f"unexpected preemptions at {now}: {decisions.preemptions[:3]}")
+        for admission in decisions.admissions:
+            job = replace(self.pending.pop(admission.job_key), placements=admission.placements, admitted_at=now)
+            self.running[job.key] = job
+            self.started[job.key] = now
+            duration = self.pods[job.key].duration
+            self._push(now + duration, _FINISH, job.key)
+            for name in {p.node for p in job.placements}:
+                node = self.cloud.get(name)
+                if node is not None:
+                    node.running += 1
+                    node.idle_since = None
+                    node.used_gpu_seconds += job.total_gpu_milli / 1000 * duration
+        for key in [k for k in self.naive_for if k not in self.pending]:
+            del self.naive_for[key]
+        for node in self.cloud.values():
+            if node.jobs:
+                node.jobs = tuple(k for k in node.jobs if k in self.pending)
+        for claim in self.in_flight.values():
+            claim.jobs = tuple(k for k in claim.jobs if k in self.pending)
+        for request in decisions.node_requests:
+            offer = next(o for o in self.offers if o.pool == request.pool and o.node.spot == request.spot)
+            for _ in range(request.nodes):
+                self._request(offer.node, offer.price_per_hour, request.jobs, now)
+        if self.config.policy == "naive":
+            self._naive_requests(now)
+
+    def _request(self, template: GpuNode, price: float, jobs: tuple[str, ...], now: float) -> str:
+        claim = f"{template.pool}{'-spot' if template.spot else ''}-{self.claims:05d}"
+        self.claims += 1
+        node = replace(template, name=claim, ready=True)
+        self.in_flight[claim] = _CloudNode(node, price, now, jobs)
+        self._push(now + self.config.provisioning_delay, _READY, claim)
+        return claim
+
+    def _naive_requests(self, now: float) -> None:
+        for key, job in self.pending.items():
+            if key in self.naive_for or job.placement_policy == PlacementPolicy.ON_PREM_ONLY:
+                continue
+            fitting = [t for t in self.types if t.holds(self.pods[key].pod)]
+            if not fitting:
+                continue
+            best = min(fitting, key=lambda t: (t.node_price(False), t.model))
+            self.naive_for[key] = self._request(best.node(False), best.node_price(False), (), now)
+
+    def _scale_down(self, now: float) -> None:
+        after = NAIVE_SCALE_DOWN_SECONDS if self.config.policy == "naive" else self.config.scale_down_after
+        pool_nodes: dict[str, int] = {}
+        for c in self.cloud.values():
+            pool_nodes[c.node.pool] = pool_nodes.get(c.node.pool, 0) + 1
+        candidates = [
+            ReleaseCandidate(
+                node=name,
+                pool=c.node.pool,
+                idle_since=c.idle_since,
+                scale_down_after_seconds=after,
+                pool_nodes=pool_nodes[c.node.pool],
+                min_nodes=0,
+                nominated=bool(c.jobs),
+            )
+            for name, c in self.cloud.items()
+        ]
+        for name in nodes_to_release(candidates, now):
+            node = self.cloud.pop(name)
+            node.released_at = now
+            self.released += 1
+            self.gone.append(node)
+        for c in self.cloud.values():
+            if c.idle_since is not None and not c.jobs:
+                due = c.idle_since + after
+                if due > now and due not in self.checks:
+                    self.checks.add(due)
+                    self._push(due, _CHECK, "")
+
+    def result(self) -> BurstResult:
+        assert not self.in_flight and not self.cloud, "every cloud node is given back by the end"
+        cost_by_pool: dict[str, float] = {}
+        paid = used = 0.0
+        for node in self.gone:
+            assert node.released_at is not None
+            hours = (node.released_at - node.requested_at) / 3600
+            cost_by_pool[node.node.pool] = cost_by_pool.get(node.node.pool, 0.0) + node.price_per_hour * hours
+            paid += node.node.gpus * hours
+            used += node.used_gpu_seconds / 3600
+        waits = tuple(
+            self.started[k] - self.pods[k].arrival for k in self.started if self.pods[k].pod.requested_milli > 0
+        )
+        return BurstResult(
+            policy=self.config.policy,
+            cost=sum(cost_by_pool.values()),
+            waits=waits,
+            never_started=len(self.pending),
+            paid_gpu_hours=paid,
+            idle_gpu_hours=paid - used,
+            scale_ups=self.claims,
+            scale_downs=self.released,
+            schedule_calls=self.calls,
+            cost_by_pool=dict(sorted(cost_by_pool.items())),
+        )
+
+
+def simulate(
+    pods: Sequence[TimedPod],
+    spot: Sequence[bool],
+    onprem: Sequence[GpuNode],
+    types: Sequence[CloudType],
+    config: BurstConfig,
+) -> BurstResult:
+    """Run `pods` (pod i may use spot when `spot[i]`) on `onprem` plus, by `config.policy`,
+    cloud nodes of `types`; see the module docstring."""
+    if config.policy not in POLICIES:
+        raise ValueError(f"unknown policy {config.policy!r}; expected one of {', '.join(POLICIES)}")
+    sim = _Sim(pods, make_jobs(pods, spot), onprem, types, config)
+    sim.run()
+    return sim.result()
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRun:
+    """One trace's bound and its simulations."""
+
+    trace: str
+    onprem_gpus: int
+    bound: float
+    bound_gpu_hours: float
+    results: tuple[BurstResult, ...]
+    seconds: float
+
+
+def run_trace(
+    path: Path,
+    gpu_nodes: Sequence[GpuNode],
+    cpu_nodes: Sequence[GpuNode],
+    types: Sequence[CloudType],
+    args: argparse.Namespace,
+) -> TraceRun:
+    """The bound and every policy's simulation for one pod list."""
+    pods = load_timed_pods(path)
+    onprem = onprem_cluster(gpu_nodes, cpu_nodes, args.onprem_share, args.seed)
+    spot = spot_choice(pods, args.spot_share, args.seed)
+    started = time.perf_counter()
+    bound = lower_bound(pods, spot, onprem, types)
+    results = []
+    for policy in args.policies:
+        config = BurstConfig(
+            policy=policy, provisioning_delay=args.provisioning_delay, scale_down_after=args.scale_down_after
+        )
+        results.append(simulate(pods, spot, onprem, types, config))
+    return TraceRun(
+        trace=path.name,
+        onprem_gpus=sum(n.gpus for n in onprem),
+        bound=bound.cost,
+        bound_gpu_hours=bound.gpu_hours,
+        results=tuple(results),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def table(runs: Sequence[TraceRun]) -> str:
+    """The figures as a Markdown table."""
+    lines = [
+        "| trace | on-prem GPUs | policy | cloud cost $ | bound $ | cost / bound | p50 wait s | p95 wait s "
+        "| idle cloud GPU-h | scale-ups | scale-downs | never started |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        for r in run.results:
+            ratio = f"{r.cost / run.bound:.3f}" if run.bound > 0 and r.policy != "onprem" else "—"
+            lines.append(
+                f"| {run.trace} | {run.onprem_gpus} | {r.policy} | {r.cost:,.0f} | {run.bound:,.0f} | {ratio} "
+                f"| {r.wait_pct(50):,.0f} | {r.wait_pct(95):,.0f} | {r.idle_gpu_hours:,.0f} | {r.scale_ups} "
+                f"| {r.scale_downs} | {r.never_started} |"
+            )
+    return "\n".join(lines)
+
+
+def _as_json(run: TraceRun) -> dict[str, Any]:
+    return {
+        "trace": run.trace,
+        "onprem_gpus": run.onprem_gpus,
+        "bound": run.bound,
+        "bound_gpu_hours": run.bound_gpu_hours,
+        "seconds": run.seconds,
+        "results": [
+            {
+                "policy": r.policy,
+                "cost": r.cost,
+                "cost_by_pool": r.cost_by_pool,
+                "p50_wait": r.wait_pct(50),
+                "p95_wait": r.wait_pct(95),
+                "p99_wait": r.wait_pct(99),
+                "paid_gpu_hours": r.paid_gpu_hours,
+                "idle_gpu_hours": r.idle_gpu_hours,
+                "scale_ups": r.scale_ups,
+                "scale_downs": r.scale_downs,
+                "never_started": r.never_started,
+                "schedule_calls": r.schedule_calls,
+            }
+            for r in run.results
+        ],
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gpupool bench burst", description=__doc__.splitlines()[0])
+    trace = Path("../shared/traces/openb")
+    p.add_argument(
+        "--pods",
+        type=Path,
+        nargs="+",
+        default=[trace / "openb_pod_list_default.csv"],
+        help="timed pod lists (openb format with creation/deletion/scheduled times); one table row group each",
+    )
+    p.add_argument("--nodes", type=Path, default=trace / "openb_node_list_gpu_node.csv", help="GPU node list CSV")
+    p.add_argument(
+        "--all-nodes",
+        type=Path,
+        default=trace / "openb_node_list_all_node.csv",
+        help="node list with CPU-only nodes (those with 0 GPUs are drawn with the same share)",
+    )
+    p.add_argument("--catalogue", type=Path, default=DEFAULT_CATALOGUE, help="cloud node types and prices (YAML)")
+    p.add_argument("--onprem-share", type=float, default=0.005, help="share of the trace's nodes kept on-prem")
+    p.add_argument("--spot-share", type=float, default=0.25, help="share of GPU pods allowed on spot")
+    p.add_argument("--seed", type=int, default=1, help="draws the on-prem nodes and the spot pods")
+    p.add_argument("--provisioning-delay", type=float, default=180.0, help="seconds from node request to Ready")
+    p.add_argument("--scale-down-after", type=float, default=300.0, help="idle seconds before the planner's release")
+    p.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
+    p.add_argument("--json", type=Path, help="write every figure here")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """`gpupool bench burst [--pods CSV...] [--onprem-share S] ...`: print the table."""
+    args = build_parser().parse_args(argv)
+    gpu_nodes = load_nodes(args.nodes)
+    cpu_nodes = [n for n in load_nodes(args.all_nodes) if n.gpus == 0] if args.all_nodes else []
+    types = load_catalogue(args.catalogue)
+    runs = []
+    for path in args.pods:
+        run = run_trace(path, gpu_nodes, cpu_nodes, types, args)
+        runs.append(run)
+        print(f"{path.name}: {run.seconds:.0f} s, bound {run.bound_gpu_hours:,.0f} GPU-h above on-prem", flush=True)
+    print(table(runs))
+    if args.json is not None:
+        args.json.write_text(json.dumps([_as_json(r) for r in runs], indent=2) + "\n")
+    return 0
+
+
+def _entry(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - manual use
+    return main(list(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(_entry())
