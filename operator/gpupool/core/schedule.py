@@ -171,6 +171,9 @@ class _Cycle:
         self.reserving_queues: set[str] = set()
         # Quota charged for jobs that wait holding it, refunded if the autoscaler plans them.
         self.reserved_quota: dict[str, tuple[str, str, int]] = {}
+        # Jobs that would fit now but for capacity held for jobs ahead: new nodes end their
+        # wait too (jobs held back by the per-cycle admission limit are not among them).
+        self.behind_reserved: set[str] = set()
         # Ready nodes requested for some jobs are held for them (Karpenter's nominated nodes).
         self.nominated_for: dict[str, Mask] = {}
         for name, job_keys in sorted(snapshot.nominations.items()):
@@ -310,7 +313,11 @@ class _Cycle:
         """New nodes for jobs left waiting for capacity (`gpupool.core.autoscale`); their
         waiting reasons then name the nodes they wait for."""
         pending = {j.key: j for j in self.snapshot.pending}
-        candidates = [pending[w.job_key] for w in self.waiting if w.code in _NODE_CODES and w.job_key in pending]
+        candidates = [
+            pending[w.job_key]
+            for w in self.waiting
+            if w.job_key in pending and (w.code in _NODE_CODES or w.job_key in self.behind_reserved)
+        ]
         for job in candidates:
             held = self.reserved_quota.pop(job.key, None)
             if held is not None:
@@ -463,6 +470,7 @@ class _Cycle:
         if any_reserved and any(fits_now(self.state, job, o.mask) for o in capacity_blocked):
             message = reasons.behind_higher_priority(job, self.reserved_for)
             code = WaitCode.BEHIND_HIGHER_PRIORITY
+            self.behind_reserved.add(job.key)
         else:
             lim = self.ledger.limits(queue.name, first.flavor)
             message = reasons.insufficient_capacity(

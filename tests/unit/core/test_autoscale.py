@@ -320,3 +320,17 @@ def candidate(
 )
 def test_nodes_to_release(candidates: list[ReleaseCandidate], expected: tuple[str, ...]) -> None:
     assert nodes_to_release(candidates, now=1_000.0) == expected
+
+
+def test_a_job_behind_a_reserved_head_gets_nodes_too() -> None:
+    """The head does not fit now and holds the on-prem node for when it frees; the small job
+    behind it would fit the free half but must not delay the head: new nodes end its wait."""
+    node = make_node("onprem-0", gpus=8)
+    half = make_job("ns/half", gpus=4, on=("onprem-0",))
+    head = make_job("ns/head", gpus=8, submitted_at=1)  # OnPremOnly: never bursts
+    small = make_job("ns/small", gpus=4, policy=CLOUD, models=("H100",), submitted_at=2)
+    snapshot = make_snapshot(
+        nodes=(node,), queues=(queue_of("H100"),), pending=[head, small], running=[half], offers=[H100]
+    )
+    decisions = schedule(snapshot)
+    assert requested(decisions) == {"cloud-h100": (1, ("ns/small",))}
