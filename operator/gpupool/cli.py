@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=_bench)
 
     dev = sub.add_parser("dev", help="the local control plane (etcd, apiserver, ..., kwok)", add_help=False)
-    dev.add_argument("action", choices=["build", "up", "down", "status", "nodes"])
+    dev.add_argument("action", choices=["build", "up", "down", "status", "nodes", "interrupt"])
     dev.set_defaults(handler=_dev)
 
     demo = sub.add_parser("demo", help="run the main job end to end on a local cluster", add_help=False)

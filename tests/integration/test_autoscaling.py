@@ -159,3 +159,20 @@ def test_with_30_percent_of_launches_failing_every_job_runs_and_no_node_is_extra
         for claim in world.claims():
             if (claim.get("status") or {}).get("phase") == "Failed":
                 assert claim["status"]["reason"] in ("CapacityUnavailable", "ProviderTransient")
+
+
+def test_a_spot_interruption_requeues_the_gang_within_a_minute_without_spending_its_backoff(
+    world: Scenario,
+) -> None:
+    queue = onprem_full(world)
+    world.cloud_pool("spot", on_demand=32.0, spot=10.0)
+    world.job("preemptible", queue, workers=2, gpus=8, duration="10m", placement="SpotAllowed", backoffLimit=0)
+    running = world.wait_phase("preemptible", "Running", 60)
+    victim = running["placement"][0]["node"]
+
+    kubectl(world.kubeconfig, "delete", "node", victim, "--wait=false")  # what `gpupool dev interrupt` does
+    wait_for(lambda: "Interrupted" in world.events("preemptible"), 60, "the gang to be requeued")
+    assert world.status("preemptible").get("failures", 0) == 0
+    again = world.wait_phase("preemptible", "Running", 90)
+    assert victim not in {p["node"] for p in again["placement"]}
+    assert again.get("failures", 0) == 0 and again["attempts"] == 2

@@ -9,6 +9,9 @@ Keeping the rules here lets unit tests read as the lifecycle's specification.
 Rules:
 - all workers' pods Running -> the job is Running (startedAt set once per attempt);
 - all Succeeded -> Succeeded;
+- a worker's node is lost (deleted, as a spot reclaim does, or NotReady past a grace
+  period) -> the gang is interrupted: queued again at once, and the interruption is not
+  counted against `backoffLimit` (the job did nothing wrong);
 - any worker Failed, or a pod of a running job vanished -> the whole gang stops; it is
   queued again while failures stay within `backoffLimit`, else the job Failed;
 - running longer than `maxRuntime` -> Failed (no retry: the limit is the user's);
@@ -17,7 +20,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -35,6 +38,7 @@ class Step(StrEnum):
     MARK_RUNNING = "MarkRunning"
     SUCCEED = "Succeed"
     RETRY = "Retry"
+    INTERRUPT = "Interrupt"
     FAIL = "Fail"
 
 
@@ -71,10 +75,22 @@ def next_step(
     started_at: float | None,
     max_runtime_seconds: float | None,
     failures: int,
+    lost_nodes: Collection[str] = (),
 ) -> LifecycleStep:
-    """Decide the next step of a job in phase Admitted or Running (see the module rules)."""
+    """Decide the next step of a job in phase Admitted or Running (see the module rules).
+
+    `lost_nodes` are the nodes of the cluster that are gone or NotReady past the grace
+    period; a job with a worker on one is interrupted."""
     workers = job.spec.workers
     phase = job.status.phase
+    lost = sorted({w.node for w in job.status.placement if w.node in lost_nodes})
+    if lost:
+        return LifecycleStep(
+            Step.INTERRUPT,
+            "Interrupted",
+            f"node {', '.join(lost)} was lost (a spot interruption or a node failure); the gang is queued "
+            "again, and this does not count against backoffLimit",
+        )
     if max_runtime_seconds is not None and started_at is not None and now - started_at > max_runtime_seconds:
         return LifecycleStep(
             Step.FAIL,

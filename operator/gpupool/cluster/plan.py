@@ -134,6 +134,7 @@ class Planner:
             started_at=parse_timestamp(job.status.started_at),
             max_runtime_seconds=max_runtime,
             failures=job.status.failures,
+            lost_nodes={w.node for w in job.status.placement if snap.node_lost(w.node, now)},
         )
         if step.step == Step.CREATE_PODS:
             manifests = self.worker_pods(job, job.status.placement, attempt, snap, step.missing_workers)
@@ -149,7 +150,7 @@ class Planner:
                 message=f"running {job.spec.workers} worker(s) on {', '.join(nodes)}",
             )
             return _change(job, ChangeKind.START, status=status, events=(EventNote("Started", step.message),))
-        if step.step in (Step.SUCCEED, Step.FAIL, Step.RETRY):
+        if step.step in (Step.SUCCEED, Step.FAIL, Step.RETRY, Step.INTERRUPT):
             return self.stop_attempt(job, step, snap, now)
         return None
 
@@ -161,15 +162,17 @@ class Planner:
         """
         usage = self.attempt_usage(job, snap, now)
         running = ("Running", False, step.reason, step.message)
-        if step.step == Step.RETRY:
-            kind, event, only_unfinished = ChangeKind.RESTART, EventNote("Restarting", step.message, "Warning"), False
+        if step.step in (Step.RETRY, Step.INTERRUPT):
+            interrupted = step.step == Step.INTERRUPT
+            reason = "Interrupted" if interrupted else "Restarting"
+            kind, event, only_unfinished = ChangeKind.RESTART, EventNote(reason, step.message, "Warning"), False
             condition = ("Admitted", False, step.reason, step.message)
             fields: dict[str, Any] = {
                 "phase": JobPhase.QUEUED,
                 "placement": [],
                 "started_at": None,
                 "admitted_at": None,
-                "failures": job.status.failures + 1,
+                "failures": job.status.failures + (0 if interrupted else 1),
                 "message": f"queued again: {step.message}",
             }
         else:

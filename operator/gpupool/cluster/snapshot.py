@@ -40,7 +40,13 @@ from typing import Any
 
 from gpupool.api import GPUJob, GPUNodeClaim, GPUNodePool, GPUQueue, JobPhase, PoolClass
 from gpupool.cluster.cache import CachedObject, CacheView, Kind
-from gpupool.cluster.convert import HOLDING_PHASES, ConversionError, gpu_node_from_k8s, queue_from_api
+from gpupool.cluster.convert import (
+    HOLDING_PHASES,
+    ConversionError,
+    gpu_node_from_k8s,
+    parse_timestamp,
+    queue_from_api,
+)
 from gpupool.cluster.parsing import ForeignUsage, ParsedJob
 from gpupool.cluster.pods import LABEL_JOB
 from gpupool.cluster.scaling import ScalingInputs, scaling_inputs
@@ -102,6 +108,11 @@ def pool_taints(pool: GPUNodePool) -> tuple[Taint, ...]:
     return tuple(Taint(key=t.key, value=t.value or "", effect=str(t.effect.value)) for t in pool.spec.taints)
 
 
+NODE_LOST_GRACE_SECONDS = 40.0
+"""How long a node may be NotReady before its jobs are interrupted (the kube-controller-
+manager's default node-monitor grace period)."""
+
+
 @dataclass
 class ClusterSnapshot:
     """The core snapshot plus what the loop needs to apply decisions about it."""
@@ -117,6 +128,10 @@ class ClusterSnapshot:
     invalid_jobs: dict[str, str] = field(default_factory=dict)
     claims: dict[str, GPUNodeClaim] = field(default_factory=dict)
     scaling: ScalingInputs = field(default_factory=ScalingInputs)
+    # Every node in the cache, and since when each one whose Ready condition is not True
+    # has been so (for `lost_nodes`).
+    node_names: frozenset[str] = frozenset()
+    unready_since: dict[str, float] = field(default_factory=dict)
     budgets: dict[str, BudgetStanding] = field(default_factory=dict)
 
     @property
@@ -135,6 +150,14 @@ class ClusterSnapshot:
         if f"pool:{pool}" in self.nominal(queue):
             return f"pool:{pool}"
         return f"model:{model}"
+
+    def node_lost(self, name: str, now: float) -> bool:
+        """True when node `name` is gone: not in the cluster any more (a spot reclaim deletes
+        it) or NotReady for longer than `NODE_LOST_GRACE_SECONDS`."""
+        if name not in self.node_names:
+            return True
+        since = self.unready_since.get(name)
+        return since is not None and now - since > NODE_LOST_GRACE_SECONDS
 
     def gpu_hour_price(self, pool: str, node: str) -> float:
         """Price of one GPU-hour on `node` of `pool` (spot when the node is spot); 0 if unknown."""
@@ -230,6 +253,18 @@ def with_foreign_usage(nodes: Mapping[str, GpuNode], view: CacheView) -> dict[st
     return result
 
 
+def unready_since(view: CacheView) -> dict[str, float]:
+    """Since when each node whose Ready condition is not True has been so."""
+    out: dict[str, float] = {}
+    for name, entry in view.entries(Kind.NODE).items():
+        for condition in (entry.raw.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "Ready" and condition.get("status") != "True":
+                since = parse_timestamp(condition.get("lastTransitionTime"))
+                if since is not None:
+                    out[name] = since
+    return out
+
+
 def build_snapshot(
     view: CacheView,
     now: float,
@@ -323,5 +358,7 @@ def build_snapshot(
         invalid_jobs=invalid,
         claims=claims,
         scaling=scaling,
+        node_names=frozenset(view.entries(Kind.NODE)),
+        unready_since=unready_since(view),
         budgets=budgets,
     )

@@ -1,4 +1,7 @@
-"""`gpupool dev build|up|down|status|nodes`: the local control plane from a shell.
+"""`gpupool dev build|up|down|status|nodes|interrupt`: the local control plane from a shell.
+
+`interrupt NODE` takes a node away at once, as a cloud's spot reclaim does (the Kwok
+provider's `interrupt`), so the operator's handling of lost nodes can be watched.
 
 Who calls this: `gpupool.cli` (and through it the Makefile and the demo). `up` prints a
 line `export KUBECONFIG=<path>` that scripts grep for; keep that line's format.
@@ -32,6 +35,8 @@ def _parser(action: str) -> argparse.ArgumentParser:
         parser.add_argument("--node-class", default="OnPrem", choices=["OnPrem", "Cloud"])
         parser.add_argument("--cpu", default="64")
         parser.add_argument("--memory", default="512Gi")
+    if action == "interrupt":
+        parser.add_argument("node", help="the node to take away (as a spot interruption does)")
     return parser
 
 
@@ -54,6 +59,8 @@ def main(action: str, argv: list[str]) -> int:
             return _status(cluster)
         if action == "nodes":
             return _nodes(cluster, args)
+        if action == "interrupt":
+            return _interrupt(cluster, args.node)
     except (BuildError, ClusterError) as error:
         print(f"gpupool dev {action}: {error}", file=sys.stderr)
         return 1
@@ -83,6 +90,17 @@ def _status(cluster: DevCluster) -> int:
     healthy = all(alive for _, alive in records)
     print(f"kubeconfig: {cluster.kubeconfig}")
     return 0 if healthy else 1
+
+
+def _interrupt(cluster: DevCluster, node: str) -> int:
+    from kubernetes import client, config
+
+    from gpupool.cluster.kwok_provider import KwokProvider
+
+    api = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
+    KwokProvider(api).interrupt(node)
+    print(f"node/{node} interrupted (deleted at once, as a spot reclaim does)")
+    return 0
 
 
 def _nodes(cluster: DevCluster, args: argparse.Namespace) -> int:

@@ -111,3 +111,25 @@ def test_pods_of_attempt_keeps_only_that_attempt() -> None:
     pods = [make_pod(0, "Running", attempt=1), make_pod(0, "Failed", attempt=2), make_pod(1, "Running", attempt=2)]
     assert sorted(pods_of_attempt(pods, 2)) == [0, 1]
     assert pods_of_attempt(pods, 2)[0]["status"]["phase"] == "Failed"
+
+
+@pytest.mark.parametrize("failures", [0, 1], ids=["within-backoff", "at-the-backoff-limit"])
+def test_a_lost_node_interrupts_the_gang_whatever_its_failures(failures: int) -> None:
+    placement = [
+        {
+            "worker": w,
+            "pod": f"train-a1-w{w}",
+            "node": f"spot-{w}",
+            "pool": "cloud",
+            "gpuModel": "A100",
+            "gpuIndices": [0],
+        }
+        for w in range(2)
+    ]
+    job = gpujob(phase="Running", workers=2, backoffLimit=1, status={"attempts": 1, "placement": placement})
+    pods = {0: make_pod(0, "Running")}  # worker 1's pod went with its node
+    step = next_step(
+        job, pods, NOW, started_at=NOW - 10, max_runtime_seconds=None, failures=failures, lost_nodes={"spot-1"}
+    )
+    assert (step.step, step.reason) == (Step.INTERRUPT, "Interrupted")
+    assert "spot-1" in step.message and "does not count against backoffLimit" in step.message
