@@ -7,9 +7,12 @@ Who calls this: `make demo` (a person at a terminal) and CI-style scripts
 2. install the CRDs (generated from `gpupool.api`), create two on-prem GPU nodes and the
    teams' namespaces;
 3. start the operator next to the cluster (`gpupool dev down` stops it too);
-4. apply `examples/cluster.yaml` (a pool, two teams' queues) and `examples/jobs.yaml`;
-5. show `kubectl get gpujobs` as the jobs move until every one has finished;
-6. print how to carry on by hand, leaving everything running.
+4. apply `examples/cluster.yaml` (an on-prem pool, a simulated cloud pool, two teams'
+   queues, one with a budget) and `examples/jobs.yaml`;
+5. show `kubectl get gpujobs,gpunodeclaims` as the jobs move: on-prem fills, the job that
+   may burst gets cloud nodes, runs there and finishes;
+6. wait for the idle cloud nodes to be given back, and show the queues' spend;
+7. print how to carry on by hand, leaving everything running.
 """
 
 from __future__ import annotations
@@ -48,21 +51,27 @@ def _phases(kubeconfig: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
+def _cloud_nodes(kubeconfig: Path) -> list[str]:
+    out = kubectl(kubeconfig, "get", "nodes", "-l", "gpupool.io/claim", "-o", "name")
+    return out.split()
+
+
 def _watch(kubeconfig: Path, unattended: bool, timeout: float) -> bool:
-    """Show the jobs until all finished; True when they did within `timeout`."""
+    """Show jobs and node claims until every job finished and the cloud nodes were given
+    back; True when that happened within `timeout`."""
     deadline = time.monotonic() + timeout
     last_table = ""
     while time.monotonic() < deadline:
-        table = kubectl(kubeconfig, "get", "gpujobs", "-A")
+        table = kubectl(kubeconfig, "get", "gpujobs", "-A") + "\n" + kubectl(kubeconfig, "get", "gpunodeclaims")
         if table != last_table:
             stamp = time.strftime("%H:%M:%S")
             if not unattended:
                 print("\033[2J\033[H", end="")
-            print(f"--- {stamp}  kubectl get gpujobs -A")
+            print(f"--- {stamp}  kubectl get gpujobs -A; kubectl get gpunodeclaims")
             print(table, flush=True)
             last_table = table
         phases = _phases(kubeconfig)
-        if phases and all(p in TERMINAL for p in phases.values()):
+        if phases and all(p in TERMINAL for p in phases.values()) and not _cloud_nodes(kubeconfig):
             return True
         time.sleep(2)
     return False
@@ -72,7 +81,9 @@ def main(argv: list[str]) -> int:
     """Run the demo; exit 0 when every example job finished."""
     parser = argparse.ArgumentParser(prog="gpupool demo", description=__doc__.splitlines()[0])
     parser.add_argument("--unattended", action="store_true", help="plain log output, no screen redraws")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the jobs")
+    parser.add_argument(
+        "--timeout", type=float, default=420.0, help="seconds to wait for the jobs and the cloud nodes' release"
+    )
     args = parser.parse_args(argv)
     unattended = args.unattended or os.environ.get("GPUPOOL_DEMO_UNATTENDED") == "1" or not sys.stdout.isatty()
 
@@ -101,6 +112,9 @@ def main(argv: list[str]) -> int:
     kubectl(kubeconfig, "apply", "-f", str(repo / "examples" / "jobs.yaml"))
     finished = _watch(kubeconfig, unattended, args.timeout)
     print(kubectl(kubeconfig, "get", "gpupool"))
+    spend = "custom-columns=QUEUE:.metadata.name,SPENT:.status.spend.amount,CLOUD:.status.spend.cloudAmount,"
+    spend += "CURRENCY:.status.spend.currency,BUDGET:.spec.budget.amount"
+    print(kubectl(kubeconfig, "get", "gpuqueues", "-o", spend))
     print(
         "\nThe cluster and the operator keep running. Carry on by hand:\n"
         f"  export KUBECONFIG={kubeconfig}\n"
@@ -108,6 +122,7 @@ def main(argv: list[str]) -> int:
         "  kubectl describe gpujob -n team-b eval\n"
         "  kubectl get gpupool               # jobs, queues and pools at once\n"
         "  kubectl get nodes -L gpupool.io/gpu-model,gpupool.io/pool\n"
+        "  kubectl get gpunodeclaims,gpunodepools   # cloud nodes asked for, and the pools\n"
         "  kubectl apply -f examples/jobs.yaml   # after editing it\n"
         "Stop everything with: make down"
     )

@@ -120,6 +120,10 @@ class ClaimReconciler:
                 return
             if created is not None:
                 self.cache.upsert(Kind.CLAIM, created)
+                # The status subresource ignores status on create: say Launching at once, so
+                # `kubectl get gpunodeclaims` never shows a claim without a phase.
+                claim = GPUNodeClaim.model_validate(created)
+                self._status(name, claim, message=f"asking pool {request.pool} for a node")
             made += 1
         kind = "spot " if request.spot else ""
         for key in request.jobs:
