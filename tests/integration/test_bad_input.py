@@ -267,7 +267,15 @@ def test_valid_manifests_of_every_kind_apply_with_defaults(kubeconfig: str, name
         header = table.stdout.splitlines()[0].split()
         assert header == ["NAME", "QUEUE", "PHASE", "WORKERS", "GPUS", "MESSAGE", "AGE"]
         table = kubectl(kubeconfig, "get", "gnp", namespace, check=False)
-        assert table.stdout.splitlines()[0].split() == ["NAME", "CLASS", "MODEL", "NODES", "GPUS", "AGE"]
+        assert table.stdout.splitlines()[0].split() == [
+            "NAME",
+            "CLASS",
+            "MODEL",
+            "NODES",
+            "GPUS",
+            "PROVISIONING",
+            "AGE",
+        ]
         table = kubectl(kubeconfig, "get", "gq", namespace, check=False)
         assert table.stdout.splitlines()[0].split() == ["NAME", "COHORT", "ADMITTED", "PENDING", "AGE"]
     finally:
