@@ -9,7 +9,7 @@ Who calls this: `make demo` (a person at a terminal) and CI-style scripts
 3. start the operator next to the cluster (`gpupool dev down` stops it too);
 4. apply `examples/cluster.yaml` (a pool, two teams' queues) and `examples/jobs.yaml`;
 5. show `kubectl get gpujobs` as the jobs move until every one has finished;
-6. print how to carry on by hand, leaving everything running.
+6. print how to carry on by hand (kubectl, and Prometheus queries), leaving everything running.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from gpupool.cluster.kwok_provider import create_gpu_node
 from gpupool.devcluster.build import ensure_built, hack_dir
 from gpupool.devcluster.cluster import DevCluster
 from gpupool.devcluster.operator_process import start_operator
+from gpupool.devcluster.prometheus import ensure_installed as ensure_prometheus
 from gpupool.devcluster.tools import install_crds, kubectl
 
 DEMO_NODES = (
@@ -78,6 +79,7 @@ def main(argv: list[str]) -> int:
 
     repo = hack_dir().parent
     ensure_built()
+    ensure_prometheus()
     cluster = DevCluster()
     print(f"gpupool demo: control plane in {cluster.state_dir}")
     cluster.up()
@@ -111,6 +113,7 @@ def main(argv: list[str]) -> int:
         "  kubectl apply -f examples/jobs.yaml   # after editing it\n"
         "Stop everything with: make down"
     )
+    print(_prometheus_hint(cluster.prometheus_url()))
     if not finished:
         print("gpupool demo: not every job finished in time; see the operator log above", file=sys.stderr)
         return 1
@@ -119,3 +122,19 @@ def main(argv: list[str]) -> int:
 
 def _namespace_yaml(name: str) -> str:
     return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    team: {name}\n"
+
+
+def _prometheus_hint(url: str | None) -> str:
+    """Where the cluster's Prometheus is and a few queries to try there."""
+    if url is None:
+        return ""
+    queries = (
+        "gpupool_queue_pending_jobs",
+        "gpupool_gpu_utilization_ratio",
+        '{__name__=~"gpupool_queue_spend.*"}',
+        'up{job=~"gpupool-.*"}',
+    )
+    lines = [f"\nPrometheus (scraping the operator every 2s): {url}/graph", "  queries to try:"]
+    lines += [f"    {query}" for query in queries]
+    lines.append(f"  or from a shell: curl -s '{url}/api/v1/query' --data-urlencode 'query=up'")
+    return "\n".join(lines)
