@@ -13,8 +13,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
+from cluster_tools import OperatorProcess
 from gpupool.devcluster.cluster import free_port
-from gpupool.devcluster.prometheus import AGENT_JOB, register_scrape_target, unregister_scrape_target
+from gpupool.devcluster.prometheus import AGENT_JOB, OPERATOR_JOB, register_scrape_target, unregister_scrape_target
 from kube_helpers import wait_for
 from prom_tools import active_targets, query, wait_for_series
 
@@ -68,4 +69,13 @@ def test_a_registered_target_is_scraped_and_its_value_read_back_then_dropped(
         lambda: all(t["labels"]["instance"] != address for t in active_targets(prometheus, AGENT_JOB)),
         30,
         "Prometheus to drop the unregistered target",
+    )
+
+
+def test_the_operator_fixture_is_registered_as_the_operator_target(prometheus: str, operator: OperatorProcess) -> None:
+    address = f"127.0.0.1:{operator.metrics_port}"
+    wait_for(
+        lambda: [t["labels"]["instance"] for t in active_targets(prometheus, OPERATOR_JOB)] == [address],
+        30,
+        f"Prometheus to list the operator's metrics port {address} as its only {OPERATOR_JOB} target",
     )

@@ -75,6 +75,8 @@ def main(action: str, argv: list[str]) -> int:
 def _up(cluster: DevCluster) -> int:
     if cluster.is_up():
         print(f"gpupool dev: a cluster is already running from {cluster.state_dir}; not starting another")
+        if cluster.prometheus_url():
+            print(f"gpupool dev: Prometheus at {cluster.prometheus_url()}")
         print(f"export KUBECONFIG={cluster.kubeconfig}")
         return 0
     ensure_built()

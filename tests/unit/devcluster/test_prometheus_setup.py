@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from gpupool.devcluster import prometheus
+from gpupool.devcluster.cluster import STATE_FILE, ClusterState, DevCluster
 from gpupool.devcluster.prometheus import (
     AGENT_JOB,
     JOBS,
@@ -103,3 +104,14 @@ def test_install_updates_the_index_after_a_failure_and_keeps_services_from_start
     assert calls[0][0] == ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
     assert all(frontend == "noninteractive" and blocked for _, frontend, blocked in calls)
     assert not policy.exists()
+
+
+def test_prometheus_url_comes_from_the_recorded_port_and_is_none_without_one(tmp_path: Path) -> None:
+    cluster = DevCluster(tmp_path)
+    assert cluster.prometheus_url() is None
+    state = ClusterState(kubeconfig="k", apiserver_url="https://127.0.0.1:1", ports={"apiserver": 1})
+    (tmp_path / STATE_FILE).write_text(state.to_json())
+    assert cluster.prometheus_url() is None
+    state.ports["prometheus"] = 9095
+    (tmp_path / STATE_FILE).write_text(state.to_json())
+    assert cluster.prometheus_url() == "http://127.0.0.1:9095"
