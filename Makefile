@@ -1,6 +1,7 @@
 # gpupool developer entry points. Quick start: `make demo`, then `make test`.
 # Everything installs itself: the virtualenv (.venv), the Python packages, and the
-# control-plane binaries, built once per machine from Go modules into ~/.cache/gpupool.
+# control-plane binaries, built once per machine from Go modules into ~/.cache/gpupool,
+# and Prometheus (Debian's package, by `gpupool dev build` when it is not on PATH).
 
 PYTHON ?= python3
 VENV ?= .venv

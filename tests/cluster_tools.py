@@ -37,13 +37,18 @@ class OperatorProcess:
     """`gpupool operator run` as a child process against the test cluster.
 
     Tests use one per session; the restart test kills it (SIGKILL) and starts it again.
+    Given the cluster's `state_dir`, each start serves metrics on a free port
+    (`GPUPOOL_METRICS_PORT`, in `metrics_port`) registered as the cluster Prometheus'
+    `gpupool-operator` target, unregistered when it stops.
     """
 
-    def __init__(self, kubeconfig: str, log_path: Path) -> None:
+    def __init__(self, kubeconfig: str, log_path: Path, state_dir: Path | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
+        self.state_dir = state_dir
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.metrics_port = 0
         # GPUPOOL_* settings a test runs the operator with (see `restart_with`).
         self.extra_env: dict[str, str] = {}
 
@@ -52,19 +57,25 @@ class OperatorProcess:
         import sys
         import urllib.request
 
+        from gpupool.devcluster.cluster import free_port
+
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
+        self._unregister_metrics()
+        self.metrics_port = free_port()
         env = {
             **os.environ,
             "GPUPOOL_HEALTH_HOST": "127.0.0.1",
             "GPUPOOL_HEALTH_PORT": str(self.port),
+            "GPUPOOL_METRICS_PORT": str(self.metrics_port),
             "GPUPOOL_SCHEDULE_INTERVAL_SECONDS": "1",
             "GPUPOOL_LOG_LEVEL": "INFO",
             # No test may rely on the periodic re-list to repair a lost update.
             "GPUPOOL_RESYNC_SECONDS": "3600",
             **self.extra_env,
         }
+        self.metrics_port = int(env["GPUPOOL_METRICS_PORT"])  # a test's extra_env may pick its own
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gpupool.cli", "operator", "run", "--kubeconfig", self.kubeconfig],
@@ -72,6 +83,10 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
             env=env,
         )
+        if self.state_dir is not None:
+            from gpupool.devcluster.prometheus import OPERATOR_JOB, register_scrape_target
+
+            register_scrape_target(self.state_dir, OPERATOR_JOB, f"127.0.0.1:{self.metrics_port}")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -99,6 +114,13 @@ class OperatorProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self._unregister_metrics()
+
+    def _unregister_metrics(self) -> None:
+        if self.state_dir is not None and self.metrics_port:
+            from gpupool.devcluster.prometheus import OPERATOR_JOB, unregister_scrape_target
+
+            unregister_scrape_target(self.state_dir, OPERATOR_JOB, f"127.0.0.1:{self.metrics_port}")
 
     @contextmanager
     def running_with(self, **env: str) -> Iterator[None]:

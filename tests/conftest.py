@@ -2,9 +2,11 @@
 
 Who uses this: every test marked `cluster` (integration and e2e). The control plane is the
 one `gpupool dev up` runs (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-kwok), built once per machine and started here in a private state directory, so a demo
-cluster a developer left running is never touched. CRDs from `crds/` are installed before
-the first test. Each test that asks for `namespace` gets a fresh namespace, deleted after.
+kwok, Prometheus), built once per machine and started here in a private state directory,
+so a demo cluster a developer left running is never touched. CRDs from `crds/` are
+installed before the first test. Each test that asks for `namespace` gets a fresh
+namespace, deleted after. `prometheus` is the session Prometheus' base URL (query it with
+`prom_tools`); the `operator` fixture registers its metrics port there.
 """
 
 from __future__ import annotations
@@ -33,14 +35,24 @@ def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A running DevCluster for the whole session (building binaries only if missing)."""
     from gpupool.devcluster.build import ensure_built
     from gpupool.devcluster.cluster import DevCluster
+    from gpupool.devcluster.prometheus import ensure_installed
 
     ensure_built()
+    ensure_installed()
     cluster = DevCluster(tmp_path_factory.mktemp("devcluster") / "state")
     cluster.up(progress=lambda _msg: None)
     try:
         yield cluster
     finally:
         cluster.down(progress=lambda _msg: None)
+
+
+@pytest.fixture(scope="session")
+def prometheus(dev_cluster: Any) -> str:
+    """Base URL (`http://127.0.0.1:PORT`) of the session cluster's Prometheus, scraping every 2 s."""
+    url = dev_cluster.prometheus_url()
+    assert url, "the session cluster was started without Prometheus"
+    return str(url)
 
 
 @pytest.fixture(scope="session")
@@ -90,9 +102,11 @@ def namespace(core_api: Any, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """The gpupool operator running against the session cluster."""
-    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+def operator(kubeconfig: str, dev_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """The gpupool operator running against the session cluster, its metrics scraped by `prometheus`."""
+    process = OperatorProcess(
+        kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", state_dir=dev_cluster.state_dir
+    )
     process.start()
     try:
         yield process

@@ -12,7 +12,7 @@ Who calls this: `make demo` (a person at a terminal) and CI-style scripts
 5. show `kubectl get gpujobs,gpunodeclaims` as the jobs move: on-prem fills, the job that
    may burst gets cloud nodes, runs there and finishes;
 6. wait for the idle cloud nodes to be given back, and show the queues' spend;
-7. print how to carry on by hand, leaving everything running.
+7. print how to carry on by hand (kubectl, and Prometheus queries), leaving everything running.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from gpupool.cluster.kwok_provider import create_gpu_node
 from gpupool.devcluster.build import ensure_built, hack_dir
 from gpupool.devcluster.cluster import DevCluster
 from gpupool.devcluster.operator_process import start_operator
+from gpupool.devcluster.prometheus import ensure_installed as ensure_prometheus
 from gpupool.devcluster.tools import install_crds, kubectl
 
 DEMO_NODES = (
@@ -89,6 +90,7 @@ def main(argv: list[str]) -> int:
 
     repo = hack_dir().parent
     ensure_built()
+    ensure_prometheus()
     cluster = DevCluster()
     print(f"gpupool demo: control plane in {cluster.state_dir}")
     cluster.up()
@@ -126,6 +128,7 @@ def main(argv: list[str]) -> int:
         "  kubectl apply -f examples/jobs.yaml   # after editing it\n"
         "Stop everything with: make down"
     )
+    print(_prometheus_hint(cluster.prometheus_url()))
     if not finished:
         print("gpupool demo: not every job finished in time; see the operator log above", file=sys.stderr)
         return 1
@@ -134,3 +137,19 @@ def main(argv: list[str]) -> int:
 
 def _namespace_yaml(name: str) -> str:
     return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    team: {name}\n"
+
+
+def _prometheus_hint(url: str | None) -> str:
+    """Where the cluster's Prometheus is and a few queries to try there."""
+    if url is None:
+        return ""
+    queries = (
+        "gpupool_queue_pending_jobs",
+        "gpupool_gpu_utilization_ratio",
+        '{__name__=~"gpupool_queue_spend.*"}',
+        'up{job=~"gpupool-.*"}',
+    )
+    lines = [f"\nPrometheus (scraping the operator every 2s): {url}/graph", "  queries to try:"]
+    lines += [f"    {query}" for query in queries]
+    lines.append(f"  or from a shell: curl -s '{url}/api/v1/query' --data-urlencode 'query=up'")
+    return "\n".join(lines)

@@ -154,7 +154,8 @@ def test_second_dev_up_does_not_start_another_cluster(dev_cluster: Any) -> None:
     assert "already running" in result.stdout
     assert f"export KUBECONFIG={dev_cluster.kubeconfig}" in result.stdout
     after = [(r.name, r.pid) for r, alive in dev_cluster.running() if alive]
-    assert after == before and len(after) == 5
+    assert after == before and len(after) == 6
+    assert "prometheus" in {name for name, _ in after}
 
     status = subprocess.run(
         [sys.executable, "-m", "gpupool.cli", "dev", "status", "--state-dir", str(dev_cluster.state_dir)],
@@ -162,4 +163,5 @@ def test_second_dev_up_does_not_start_another_cluster(dev_cluster: Any) -> None:
         text=True,
         timeout=30,
     )
-    assert status.returncode == 0 and status.stdout.count("running") == 5
+    assert status.returncode == 0 and status.stdout.count("running") == 6
+    assert f"prometheus: {dev_cluster.prometheus_url()}" in status.stdout

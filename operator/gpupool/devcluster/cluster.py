@@ -1,9 +1,11 @@
 """Start, stop and inspect the local control plane: etcd, kube-apiserver,
-kube-controller-manager, kube-scheduler and kwok, each a process on loopback ports.
+kube-controller-manager, kube-scheduler, kwok and Prometheus, each a process on loopback
+ports.
 
 Who calls this: `gpupool dev up|down|status` (through `command`), the demo script and the
 pytest fixture in `tests/conftest.py`. Everything lives under one state directory:
-`pki/` (certificates), `etcd/` (data), `logs/`, the kubeconfig, and `cluster.json`, which
+`pki/` (certificates), `etcd/` (data), `prometheus/` (config, data, scrape targets: see
+`prometheus.py`), `logs/`, the kubeconfig, and `cluster.json`, which
 records the pid and command line of every process started, so `down` stops exactly those
 processes and a second `up` can tell that a cluster already runs.
 """
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from gpupool.devcluster import certs
+from gpupool.devcluster import certs, prometheus
 from gpupool.devcluster.build import Progress
 from gpupool.devcluster.versions import KUBERNETES_VERSION, binary_path
 
@@ -120,8 +122,10 @@ def pid_alive(record: ProcessRecord) -> bool:
 class DevCluster:
     """One local control plane rooted at `state_dir`."""
 
-    def __init__(self, state_dir: Path | None = None) -> None:
+    def __init__(self, state_dir: Path | None = None, with_prometheus: bool = True) -> None:
         self.state_dir = (state_dir or default_state_dir()).resolve()
+        # Benchmarks that measure the control plane's own CPU leave Prometheus out.
+        self.with_prometheus = with_prometheus
         self.pki = self.state_dir / "pki"
         self.logs = self.state_dir / "logs"
         self.kubeconfig = self.state_dir / KUBECONFIG_FILE
@@ -147,6 +151,13 @@ class DevCluster:
         records = self.running()
         return bool(records) and all(alive for _, alive in records)
 
+    def prometheus_url(self) -> str | None:
+        """Base URL of this cluster's Prometheus (`http://127.0.0.1:PORT`), None when it has none."""
+        state = self.load_state()
+        if state is None or "prometheus" not in state.ports:
+            return None
+        return f"http://127.0.0.1:{state.ports['prometheus']}"
+
     # ---------------------------------------------------------------- up
 
     def up(self, wait_seconds: float = 120.0, progress: Progress = print) -> ClusterState:
@@ -163,12 +174,19 @@ class DevCluster:
             progress("gpupool dev: found a partly stopped cluster; stopping what is left and starting afresh")
             self.down(progress=lambda _msg: None)
 
+        prometheus_binary = prometheus.find_prometheus() if self.with_prometheus else None
+        if self.with_prometheus and prometheus_binary is None:
+            raise ClusterError(
+                "prometheus is not on PATH; run `gpupool dev build` (installs Debian's prometheus package) "
+                "or install Prometheus 2.x by hand"
+            )
         shutil.rmtree(self.state_dir, ignore_errors=True)
         self.logs.mkdir(parents=True)
         certs.write_pki(self.pki)
-        ports = {
-            name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok")
-        }
+        names = ["etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"]
+        if prometheus_binary is not None:
+            names.append("prometheus")
+        ports = {name: free_port() for name in names}
         apiserver_url = f"https://127.0.0.1:{ports['apiserver']}"
         for identity in certs.CLIENT_IDENTITIES:
             self._write_kubeconfig(self.state_dir / f"{identity.file_stem}.kubeconfig", apiserver_url, identity)
@@ -179,7 +197,17 @@ class DevCluster:
         state = ClusterState(kubeconfig=str(self.kubeconfig), apiserver_url=apiserver_url, ports=ports)
         deadline = time.monotonic() + wait_seconds
         try:
-            for name, argv, health in self._commands(ports, stages):
+            commands = self._commands(ports, stages)
+            if prometheus_binary is not None:
+                prometheus.write_config(self.state_dir)
+                commands.append(
+                    (
+                        "prometheus",
+                        prometheus.command(prometheus_binary, self.state_dir, ports["prometheus"]),
+                        f"http://127.0.0.1:{ports['prometheus']}/-/ready",
+                    )
+                )
+            for name, argv, health in commands:
                 record, proc = self._start(name, argv, health)
                 state.processes.append(record)
                 self._save(state)
@@ -398,6 +426,7 @@ class DevCluster:
                 progress(f"  stopped {record.name} (pid {record.pid})")
         (self.state_dir / STATE_FILE).unlink(missing_ok=True)
         shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
+        shutil.rmtree(prometheus.prometheus_dir(self.state_dir) / "data", ignore_errors=True)
         return stopped
 
 

@@ -3,6 +3,9 @@
 `interrupt NODE` takes a node away at once, as a cloud's spot reclaim does (the Kwok
 provider's `interrupt`), so the operator's handling of lost nodes can be watched.
 
+`build` also installs Prometheus (Debian's package) when it is not on PATH; `up` starts
+it with the control plane and prints its URL; `status` lists it with the other processes.
+
 Who calls this: `gpupool.cli` (and through it the Makefile and the demo). `up` prints a
 line `export KUBECONFIG=<path>` that scripts grep for; keep that line's format.
 """
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from gpupool.devcluster.build import BuildError, ensure_built
 from gpupool.devcluster.cluster import ClusterError, DevCluster
+from gpupool.devcluster.prometheus import PrometheusError, ensure_installed
 
 
 def _parser(action: str) -> argparse.ArgumentParser:
@@ -48,6 +52,7 @@ def main(action: str, argv: list[str]) -> int:
         if action == "build":
             ensure_built()
             print("gpupool dev: control-plane binaries are built")
+            print(f"gpupool dev: prometheus is {ensure_installed()}")
             return 0
         if action == "up":
             return _up(cluster)
@@ -61,7 +66,7 @@ def main(action: str, argv: list[str]) -> int:
             return _nodes(cluster, args)
         if action == "interrupt":
             return _interrupt(cluster, args.node)
-    except (BuildError, ClusterError) as error:
+    except (BuildError, ClusterError, PrometheusError) as error:
         print(f"gpupool dev {action}: {error}", file=sys.stderr)
         return 1
     raise AssertionError(f"unknown action {action}")
@@ -70,12 +75,16 @@ def main(action: str, argv: list[str]) -> int:
 def _up(cluster: DevCluster) -> int:
     if cluster.is_up():
         print(f"gpupool dev: a cluster is already running from {cluster.state_dir}; not starting another")
+        if cluster.prometheus_url():
+            print(f"gpupool dev: Prometheus at {cluster.prometheus_url()}")
         print(f"export KUBECONFIG={cluster.kubeconfig}")
         return 0
     ensure_built()
+    ensure_installed()
     print(f"gpupool dev: starting the control plane in {cluster.state_dir}")
     state = cluster.up()
     print(f"gpupool dev: control plane ready at {state.apiserver_url}")
+    print(f"gpupool dev: Prometheus at {cluster.prometheus_url()}")
     print(f"export KUBECONFIG={state.kubeconfig}")
     return 0
 
@@ -89,6 +98,9 @@ def _status(cluster: DevCluster) -> int:
         print(f"{record.name:<24} pid {record.pid:<8} {'running' if alive else 'STOPPED'}  log {record.log}")
     healthy = all(alive for _, alive in records)
     print(f"kubeconfig: {cluster.kubeconfig}")
+    url = cluster.prometheus_url()
+    if url:
+        print(f"prometheus: {url}")
     return 0 if healthy else 1
 
 

@@ -725,7 +725,8 @@ def main(argv: list[str]) -> int:
         print(f"gpupool bench e2e: {error}", file=sys.stderr)
         return 1
     folder = Path(tempfile.mkdtemp(prefix="gpupool-e2e-"))
-    cluster = DevCluster(folder / "state")
+    # No Prometheus: the bench sums the control plane's CPU, and Prometheus is no part of it.
+    cluster = DevCluster(folder / "state", with_prometheus=False)
     previous_term = signal.signal(signal.SIGTERM, _interrupt)
     result: E2eResult | None = None
     try:

@@ -2,7 +2,9 @@
 
 Who calls this: the demo and `gpupool bench e2e`. The operator is recorded in the
 cluster's state, so `DevCluster.down` (and `gpupool dev down`) stops it with the control
-plane. It gets a free loopback health port, and this returns once `/readyz` answers.
+plane. It gets a free loopback health port, and this returns once `/readyz` answers. It
+also gets a free metrics port (`GPUPOOL_METRICS_PORT`, unless `env` sets one), registered
+as the cluster Prometheus' only `gpupool-operator` target.
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ import urllib.request
 from collections.abc import Mapping
 
 from gpupool.devcluster.cluster import ClusterError, DevCluster, ProcessRecord, free_port, pid_alive
+from gpupool.devcluster.prometheus import (
+    OPERATOR_JOB,
+    register_scrape_target,
+    scrape_targets,
+    unregister_scrape_target,
+)
 
 OPERATOR_EXTRA = "gpupool-operator"
 
@@ -27,10 +35,15 @@ def start_operator(
         **os.environ,
         "GPUPOOL_HEALTH_HOST": "127.0.0.1",
         "GPUPOOL_HEALTH_PORT": str(port),
+        "GPUPOOL_METRICS_PORT": str(free_port()),
         **(env or {}),
     }
     argv = [sys.executable, "-m", "gpupool.cli", "operator", "run", "--kubeconfig", str(cluster.kubeconfig)]
     record = cluster.start_extra(OPERATOR_EXTRA, argv, full_env)
+    # start_extra stopped any earlier operator of this cluster: its target goes with it.
+    for old in scrape_targets(cluster.state_dir, OPERATOR_JOB):
+        unregister_scrape_target(cluster.state_dir, OPERATOR_JOB, old)
+    register_scrape_target(cluster.state_dir, OPERATOR_JOB, f"127.0.0.1:{full_env['GPUPOOL_METRICS_PORT']}")
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         if not pid_alive(record):
