@@ -3,8 +3,8 @@
 Who uses this: `gpupool.agent.run`. The simulated backend reads nodes and running gpupool
 worker pods through `KubeSource`; both backends publish the utilisation summary through
 `NodeAnnotator`. Lists ask for raw JSON (`_preload_content=False`), so the agent handles
-plain dicts, the same shape its unit tests build. RBAC the agent needs: `get`/`list`
-nodes, `list` pods (all namespaces), `patch` nodes.
+plain dicts, the same shape its unit tests build. RBAC: `patch` nodes (the
+summary); the simulated backend also `list`s nodes and pods (all namespaces).
 """
 
 from __future__ import annotations
