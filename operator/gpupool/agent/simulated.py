@@ -51,6 +51,7 @@ BUSY_WATTS = 400.0
 IDLE_CELSIUS = 30.0
 BUSY_CELSIUS = 75.0
 _UUID_NAMESPACE = uuid.UUID("5b0f3a52-6c1e-4d7e-9f3a-0a5e9b1c2d40")
+_warned: set[str] = set()  # bad annotation values already logged (once each, not every round)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,9 @@ def sim_utilization(annotations: Mapping[str, str]) -> float:
     except (TypeError, ValueError):
         value = math.nan
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        log.warning("ignoring a bad %s annotation", ANNOTATION_SIM_UTIL, extra={"value": raw})
+        if raw not in _warned:
+            _warned.add(raw)
+            log.warning("%s=%r is not a ratio 0..1; using %s", ANNOTATION_SIM_UTIL, raw, DEFAULT_UTILIZATION)
         return DEFAULT_UTILIZATION
     return value
 
