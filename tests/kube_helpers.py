@@ -46,21 +46,24 @@ def job_manifest(
     duration: str | None = "30s",
     fail_after: str | None = None,
     priority: int = 0,
+    annotations: dict[str, str] | None = None,
     **spec: Any,
 ) -> dict[str, Any]:
-    """A GPUJob manifest; `duration` / `fail_after` drive the simulated pods."""
-    annotations = {}
+    """A GPUJob manifest; `duration` / `fail_after` drive the simulated pods, `annotations`
+    go on the pod template as they are (e.g. `gpupool.io/sim-gpu-util`)."""
+    template_annotations = {}
     if duration:
-        annotations["gpupool.io/sim-duration"] = duration
+        template_annotations["gpupool.io/sim-duration"] = duration
     if fail_after:
-        annotations = {"gpupool.io/sim-fail-after": fail_after}
+        template_annotations = {"gpupool.io/sim-fail-after": fail_after}
+    template_annotations.update(annotations or {})
     body: dict[str, Any] = {
         "queue": queue,
         "gpus": gpus,
         "workers": workers,
         "priority": priority,
         "template": {
-            "metadata": {"annotations": annotations},
+            "metadata": {"annotations": template_annotations},
             "spec": {"containers": [{"name": "main", "image": "busybox"}]},
         },
         **spec,

@@ -1,4 +1,4 @@
-"""The `gpupool` command: operator, dev cluster, benchmarks and reports.
+"""The `gpupool` command: operator, node agent, dev cluster, benchmarks and reports.
 
 Who calls this: people at a shell, the Makefile and the demo script. Each subcommand is a
 thin shim that imports its implementation lazily, so `gpupool dev up` does not pay for
@@ -46,6 +46,12 @@ def _operator(args: argparse.Namespace, rest: list[str]) -> int:
     return runner.main(rest)
 
 
+def _agent(args: argparse.Namespace, rest: list[str]) -> int:
+    from gpupool.agent import run
+
+    return run.main(rest)
+
+
 def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     from gpupool import demo
 
@@ -73,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     op = sub.add_parser("operator", help="run the operator", add_help=False)
     op.add_argument("action", choices=["run"])
     op.set_defaults(handler=_operator)
+
+    agent = sub.add_parser(
+        "agent", help="the node agent: GPU metrics and a utilisation summary per node", add_help=False
+    )
+    agent.add_argument("action", choices=["run"])
+    agent.set_defaults(handler=_agent)
     return parser
 
 

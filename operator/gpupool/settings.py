@@ -70,10 +70,11 @@ class OperatorSettings(BaseSettings):
         return value
 
 
-def settings_problems(error: ValidationError) -> str:
-    """One line per bad setting, naming its environment variable and what is wrong."""
+def settings_problems(error: ValidationError, prefix: str = ENV_PREFIX) -> str:
+    """One line per bad setting, naming its environment variable and what is wrong (a
+    problem of the settings as a whole, with no one field to blame, is shown alone)."""
     lines = []
     for problem in error.errors():
         name = ".".join(str(part) for part in problem["loc"])
-        lines.append(f"  {ENV_PREFIX}{name.upper()}: {problem['msg']}")
+        lines.append(f"  {prefix}{name.upper()}: {problem['msg']}" if name else f"  {problem['msg']}")
     return "\n".join(lines)

@@ -22,7 +22,6 @@ from typing import Any
 
 import kopf
 from kubernetes import client
-from kubernetes import config as kube_config
 from pydantic import ValidationError
 
 from gpupool.api import Provider
@@ -30,6 +29,7 @@ from gpupool.cluster.apply import Applier
 from gpupool.cluster.cache import ClusterCache, Kind
 from gpupool.cluster.claims import ClaimReconciler
 from gpupool.cluster.clusterapi_provider import ClusterAPIProvider
+from gpupool.cluster.kubeclient import api_client
 from gpupool.cluster.kwok_provider import KwokProvider
 from gpupool.cluster.parsing import parse_object_of
 from gpupool.cluster.providers import NodeProvider, StaticProvider
@@ -88,16 +88,7 @@ class Operator:
     def _client(kubeconfig: str | None, *, pool_size: int) -> Any:
         """An API client from `kubeconfig`, else in-cluster, else $KUBECONFIG, with enough
         connections for the applier's concurrent writes."""
-        configuration = client.Configuration()
-        if kubeconfig:
-            kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-        else:
-            try:
-                kube_config.load_incluster_config(client_configuration=configuration)
-            except kube_config.ConfigException:
-                kube_config.load_kube_config(client_configuration=configuration)
-        configuration.connection_pool_maxsize = pool_size
-        return client.ApiClient(configuration)
+        return api_client(kubeconfig, pool_size=pool_size)
 
     def _register_lifecycle(self) -> None:
         @kopf.on.login(registry=self.registry)

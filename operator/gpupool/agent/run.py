@@ -1,0 +1,194 @@
+"""`gpupool agent run`: read GPUs, serve /metrics, publish a utilisation summary per node.
+
+Who calls this: `gpupool.cli` (one process per GPU node, later a DaemonSet; or one
+simulated process for every kwok node of a dev cluster). Start-up: settings (a bad one
+stops the agent here, naming the variable), the backend (NVML absent: a message saying
+to use `--backend simulated`), the Kubernetes client when needed, then the /metrics
+server. Each round (`Agent.tick`) reads every GPU once, replaces the exported samples,
+adds the utilisation to each node's rolling window and, when `WritePolicy` allows,
+writes the node's `gpupool.io/gpu-utilization` annotation. A failed read or write is
+logged and tried again next round; SIGTERM or SIGINT stops the loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from kubernetes.config import ConfigException
+from prometheus_client import start_http_server
+from pydantic import ValidationError
+
+from gpupool.agent.backend import GpuBackend
+from gpupool.agent.exporter import GpuCollector, registry_with
+from gpupool.agent.nvml import NvmlUnavailable
+from gpupool.agent.rolling import UtilizationWindow, WritePolicy
+from gpupool.agent.settings import ENV_PREFIX, AgentSettings
+from gpupool.agent.summary import ANNOTATION, format_summary
+from gpupool.settings import settings_problems
+
+log = logging.getLogger("gpupool.agent")
+
+
+class Annotator(Protocol):
+    """Sets an annotation on a Node (`gpupool.agent.kube.NodeAnnotator`, or a fake)."""
+
+    def annotate(self, node: str, key: str, value: str) -> None: ...
+
+
+class Agent:
+    """One sampling round after another over `backend`; the clock is injectable."""
+
+    def __init__(
+        self,
+        backend: GpuBackend,
+        collector: GpuCollector,
+        annotator: Annotator | None,
+        settings: AgentSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.backend = backend
+        self.collector = collector
+        self.annotator = annotator
+        self.settings = settings
+        self.clock = clock
+        self.windows: dict[str, UtilizationWindow] = {}
+        self.policies: dict[str, WritePolicy] = {}
+
+    def tick(self) -> None:
+        """Read every GPU once, export, and publish the summaries that are due."""
+        now = self.clock()
+        try:
+            samples = self.backend.sample(now)
+        except Exception:
+            log.exception("reading the GPUs failed; will retry")
+            self.collector.failed()
+            return
+        self.collector.update(samples, now)
+        by_node: dict[str, dict[int, float]] = {}
+        for sample in samples:
+            readings = by_node.setdefault(sample.device.node, {})
+            if sample.utilization_ratio is not None:
+                readings[sample.device.index] = sample.utilization_ratio
+        for gone in set(self.windows) - set(by_node):
+            del self.windows[gone]
+            self.policies.pop(gone, None)
+        for node, readings in by_node.items():
+            window = self.windows.setdefault(node, UtilizationWindow(self.settings.window_seconds))
+            window.add(now, readings)
+        if self.annotator is not None:
+            self._publish(now)
+
+    def _publish(self, now: float) -> None:
+        assert self.annotator is not None
+        for node, window in self.windows.items():
+            summary = window.summary(now)
+            policy = self.policies.setdefault(
+                node,
+                WritePolicy(self.settings.summary_min_interval_seconds, self.settings.summary_refresh_seconds),
+            )
+            if summary is None or not policy.due(summary, now):
+                continue
+            try:
+                self.annotator.annotate(node, ANNOTATION, format_summary(summary))
+            except Exception as error:
+                log.warning("could not annotate node %s: %s; will retry", node, error)
+                continue
+            policy.written(summary, now)
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick every `interval_seconds` until `stop` is set."""
+        while not stop.is_set():
+            started = time.monotonic()
+            self.tick()
+            stop.wait(max(0.0, self.settings.interval_seconds - (time.monotonic() - started)))
+
+
+def _backend(settings: AgentSettings, kubeconfig: str | None) -> tuple[GpuBackend, Any]:
+    """The backend and, when anything needs Kubernetes, an API client. NVML is opened first:
+    on a node without a driver that is the message that matters."""
+    backend: GpuBackend | None = None
+    if settings.backend == "nvml":
+        from gpupool.agent.nvml import NvmlBackend
+
+        backend = NvmlBackend(settings.node)
+    api = None
+    if settings.backend == "simulated" or settings.publish_summary:
+        from gpupool.cluster.kubeclient import api_client
+
+        api = api_client(kubeconfig)
+    if backend is None:
+        from gpupool.agent.kube import KubeSource
+        from gpupool.agent.simulated import SimulatedBackend
+
+        backend = SimulatedBackend(KubeSource(api, None if settings.all_kwok_nodes else settings.node))
+    return backend, api
+
+
+def parse_settings(argv: list[str]) -> tuple[AgentSettings, str | None]:
+    """Flags over `GPUPOOL_AGENT_*` variables; raises ValidationError on a bad value."""
+    parser = argparse.ArgumentParser(prog="gpupool agent run", description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["nvml", "simulated"], help="GPU source (default nvml)")
+    parser.add_argument("--node", help="the node reported on (default $GPUPOOL_AGENT_NODE)")
+    parser.add_argument(
+        "--all-kwok-nodes", action="store_true", default=None, help="simulated backend: report every kwok node"
+    )
+    parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default: in-cluster, else $KUBECONFIG)")
+    parser.add_argument("--host", help="address /metrics binds (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port of /metrics (default 9401; 0: any free port)")
+    parser.add_argument("--interval", dest="interval_seconds", type=float, help="seconds between readings (5)")
+    parser.add_argument("--window", dest="window_seconds", type=int, help="averaging window in seconds (300)")
+    parser.add_argument(
+        "--no-summary", dest="publish_summary", action="store_false", default=None, help="do not annotate nodes"
+    )
+    args = vars(parser.parse_args(argv))
+    kubeconfig = args.pop("kubeconfig")
+    overrides = {key: value for key, value in args.items() if value is not None}
+    return AgentSettings(**overrides), kubeconfig
+
+
+def main(argv: list[str]) -> int:
+    """Run the agent until SIGTERM/SIGINT; 2 on bad settings, 1 when GPUs cannot be read."""
+    try:
+        settings, kubeconfig = parse_settings(argv)
+    except ValidationError as error:
+        problems = settings_problems(error, ENV_PREFIX)
+        print(f"gpupool agent: invalid settings (variables or their flags):\n{problems}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+    try:
+        backend, api = _backend(settings, kubeconfig)
+    except NvmlUnavailable as error:
+        print(f"gpupool agent: {error}", file=sys.stderr)
+        return 1
+    except ConfigException as error:
+        hint = "pass --kubeconfig" + (", or --no-summary" if settings.backend == "nvml" else "")
+        print(f"gpupool agent: no Kubernetes credentials ({error}); {hint}", file=sys.stderr)
+        return 1
+    annotator = None
+    if settings.publish_summary:
+        from gpupool.agent.kube import NodeAnnotator
+
+        annotator = NodeAnnotator(api)
+
+    collector = GpuCollector(backend.name)
+    server, _thread = start_http_server(settings.port, addr=settings.host, registry=registry_with(collector))
+    log.info("serving /metrics on %s:%d (backend %s)", settings.host, server.server_port, backend.name)
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        Agent(backend, collector, annotator, settings).run(stop)
+    finally:
+        server.shutdown()
+        backend.close()
+    return 0

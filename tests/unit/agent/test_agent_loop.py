@@ -1,0 +1,224 @@
+"""One agent round after another on a fake clock: exported metrics, annotations written
+when due, failures survived; and the settings, which name the bad variable."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gpupool.agent.backend import GpuDevice, GpuSample
+from gpupool.agent.exporter import GpuCollector, registry_with
+from gpupool.agent.run import Agent, main, parse_settings
+from gpupool.agent.settings import AgentSettings
+from gpupool.agent.summary import ANNOTATION, parse_summary
+
+T0 = 1_750_000_000.0
+
+
+def sample(node: str, index: int, util: float | None, **readings: float | int | None) -> GpuSample:
+    values: dict[str, float | int | None] = {
+        "memory_used_bytes": 1024,
+        "memory_total_bytes": 4096,
+        "power_watts": 100.0,
+        "temperature_celsius": 50.0,
+        "energy_joules": 1234.5,
+        "processes": 1,
+        **readings,
+    }
+    return GpuSample(device=GpuDevice(node, index, f"GPU-{node}-{index}", "H100"), utilization_ratio=util, **values)  # type: ignore[arg-type]
+
+
+class FakeBackend:
+    name = "simulated"
+
+    def __init__(self) -> None:
+        self.samples: list[GpuSample] = []
+        self.error: Exception | None = None
+
+    def devices(self) -> Sequence[GpuDevice]:
+        return [s.device for s in self.samples]
+
+    def sample(self, now: float) -> Sequence[GpuSample]:
+        if self.error is not None:
+            raise self.error
+        return self.samples
+
+    def close(self) -> None:
+        pass
+
+
+class FakeAnnotator:
+    def __init__(self) -> None:
+        self.writes: list[tuple[float, str, str, str]] = []
+        self.error: Exception | None = None
+        self.clock = Clock()
+
+    def annotate(self, node: str, key: str, value: str) -> None:
+        if self.error is not None:
+            raise self.error
+        self.writes.append((self.clock.now, node, key, value))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rig(**settings: object) -> tuple[Agent, FakeBackend, FakeAnnotator, GpuCollector]:
+    backend = FakeBackend()
+    annotator = FakeAnnotator()
+    collector = GpuCollector(backend.name)
+    options = {"all_kwok_nodes": True, "backend": "simulated", "window_seconds": 60, **settings}
+    agent = Agent(backend, collector, annotator, AgentSettings(**options), clock=annotator.clock)  # type: ignore[arg-type]
+    return agent, backend, annotator, collector
+
+
+def scrape(collector: GpuCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(registry_with(collector)).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def labels(node: str, index: int) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({"node": node, "gpu": str(index), "uuid": f"GPU-{node}-{index}", "model": "H100"}.items()))
+
+
+def test_the_latest_samples_are_exported_in_base_units() -> None:
+    agent, backend, _annotator, collector = rig()
+    backend.samples = [sample("n1", 0, 0.75), sample("n1", 1, None, power_watts=None)]
+    agent.tick()
+    metrics = scrape(collector)
+    assert metrics[("gpupool_gpu_utilization_ratio", labels("n1", 0))] == 0.75
+    assert metrics[("gpupool_gpu_memory_used_bytes", labels("n1", 0))] == 1024
+    assert metrics[("gpupool_gpu_memory_total_bytes", labels("n1", 0))] == 4096
+    assert metrics[("gpupool_gpu_power_watts", labels("n1", 0))] == 100.0
+    assert metrics[("gpupool_gpu_temperature_celsius", labels("n1", 0))] == 50.0
+    assert metrics[("gpupool_gpu_energy_joules_total", labels("n1", 0))] == 1234.5
+    assert metrics[("gpupool_gpu_processes", labels("n1", 0))] == 1
+    # What a GPU could not report is left out, not zero.
+    assert ("gpupool_gpu_utilization_ratio", labels("n1", 1)) not in metrics
+    assert ("gpupool_gpu_power_watts", labels("n1", 1)) not in metrics
+    assert metrics[("gpupool_agent_info", (("backend", "simulated"),))] == 1
+    assert metrics[("gpupool_agent_last_sample_timestamp_seconds", ())] == T0
+    assert metrics[("gpupool_agent_sample_errors_total", ())] == 0
+
+
+def test_a_gpu_that_goes_away_leaves_no_stale_series() -> None:
+    agent, backend, _annotator, collector = rig()
+    backend.samples = [sample("n1", 0, 0.5), sample("n2", 0, 0.5)]
+    agent.tick()
+    backend.samples = [sample("n2", 0, 0.5)]
+    agent.tick()
+    nodes = {dict(key[1]).get("node") for key in scrape(collector) if key[0] == "gpupool_gpu_utilization_ratio"}
+    assert nodes == {"n2"}
+    assert set(agent.windows) == {"n2"}
+
+
+def test_a_failed_read_is_counted_and_the_last_samples_stay() -> None:
+    agent, backend, _annotator, collector = rig()
+    backend.samples = [sample("n1", 0, 0.5)]
+    agent.tick()
+    backend.error = RuntimeError("API server unreachable")
+    agent.tick()
+    metrics = scrape(collector)
+    assert metrics[("gpupool_agent_sample_errors_total", ())] == 1
+    assert metrics[("gpupool_gpu_utilization_ratio", labels("n1", 0))] == 0.5
+
+
+def test_each_node_gets_its_summary_at_most_every_min_interval() -> None:
+    agent, backend, annotator, _collector = rig(summary_min_interval_seconds=30)
+    clock = annotator.clock
+    backend.samples = [sample("n1", 0, 1.0), sample("n1", 1, 0.0), sample("n2", 0, 0.2)]
+    agent.tick()
+    assert [(node, key) for _at, node, key, _value in annotator.writes] == [("n1", ANNOTATION), ("n2", ANNOTATION)]
+    first = parse_summary(annotator.writes[0][3])
+    assert first is not None and first.gpus == {0: 1.0, 1: 0.0} and first.window_seconds == 60
+
+    backend.samples = [sample("n1", 0, 0.0), sample("n1", 1, 0.0), sample("n2", 0, 0.2)]
+    for _ in range(5):  # every 5 s: n1's average falls, but the next write waits 30 s
+        clock.now += 5
+        agent.tick()
+    assert len(annotator.writes) == 2
+    clock.now += 5
+    agent.tick()
+    assert [node for _at, node, _key, _value in annotator.writes[2:]] == ["n1"]  # n2 unchanged
+    latest = parse_summary(annotator.writes[2][3])
+    assert latest is not None and latest.gpus == {0: pytest.approx(1 / 7, abs=0.01), 1: 0.0}
+    assert latest.observed_seconds == 30
+
+
+def test_a_failed_annotation_is_retried_next_round() -> None:
+    agent, backend, annotator, _collector = rig()
+    backend.samples = [sample("n1", 0, 0.4)]
+    annotator.error = RuntimeError("403 Forbidden")
+    agent.tick()
+    assert annotator.writes == []
+    annotator.error = None
+    annotator.clock.now += 5
+    agent.tick()
+    assert len(annotator.writes) == 1
+
+
+def test_without_an_annotator_only_metrics() -> None:
+    backend = FakeBackend()
+    backend.samples = [sample("n1", 0, 0.4)]
+    settings = AgentSettings(node="n1", backend="nvml", publish_summary=False)
+    agent = Agent(backend, GpuCollector("nvml"), None, settings, clock=Clock())
+    agent.tick()
+    assert "n1" in agent.windows
+
+
+def test_flags_override_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUPOOL_AGENT_PORT", "9500")
+    monkeypatch.setenv("GPUPOOL_AGENT_INTERVAL_SECONDS", "7")
+    settings, kubeconfig = parse_settings(
+        ["--backend", "simulated", "--all-kwok-nodes", "--port", "9600", "--kubeconfig", "/k"]
+    )
+    assert (settings.port, settings.interval_seconds, settings.all_kwok_nodes, kubeconfig) == (9600, 7.0, True, "/k")
+    assert settings.publish_summary and settings.window_seconds == 300
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "named"),
+    [
+        ({"GPUPOOL_AGENT_PORT": "http"}, ["--node", "n1"], "GPUPOOL_AGENT_PORT"),
+        ({"GPUPOOL_AGENT_INTERVAL_SECONDS": "0"}, ["--node", "n1"], "GPUPOOL_AGENT_INTERVAL_SECONDS"),
+        ({}, ["--node", "n1", "--port", "70000"], "GPUPOOL_AGENT_PORT"),
+        ({"GPUPOOL_AGENT_BACKEND": "dcgm"}, ["--node", "n1"], "GPUPOOL_AGENT_BACKEND"),
+        ({}, [], "GPUPOOL_AGENT_NODE"),
+        ({}, ["--all-kwok-nodes"], "GPUPOOL_AGENT_BACKEND=simulated"),
+        ({}, ["--backend", "simulated", "--all-kwok-nodes", "--node", "n1"], "not both"),
+    ],
+)
+def test_bad_settings_stop_the_agent_naming_the_variable(
+    env: dict[str, str],
+    argv: list[str],
+    named: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(argv) == 2
+    assert named in capsys.readouterr().err
+
+
+def test_no_driver_stops_the_agent_with_the_advice(capsys: pytest.CaptureFixture[str]) -> None:
+    pynvml = pytest.importorskip("pynvml")
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        assert main(["--node", "n1", "--no-summary"]) == 1
+        assert "--backend simulated" in capsys.readouterr().err
+    else:
+        pynvml.nvmlShutdown()
+        pytest.skip("this machine has an NVIDIA driver")
