@@ -2,7 +2,8 @@
 
 Who calls this: the demo and `gpupool bench e2e`. The operator is recorded in the
 cluster's state, so `DevCluster.down` (and `gpupool dev down`) stops it with the control
-plane. It gets a free loopback health port, and this returns once `/readyz` answers.
+plane. It gets free loopback health and metrics ports, and this returns once `/readyz`
+answers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ def start_operator(
         **os.environ,
         "GPUPOOL_HEALTH_HOST": "127.0.0.1",
         "GPUPOOL_HEALTH_PORT": str(port),
+        # A free loopback port too, so two operators (or a busy 8081) never collide.
+        "GPUPOOL_METRICS_HOST": "127.0.0.1",
+        "GPUPOOL_METRICS_PORT": str(free_port()),
         **(env or {}),
     }
     argv = [sys.executable, "-m", "gpupool.cli", "operator", "run", "--kubeconfig", str(cluster.kubeconfig)]

@@ -17,6 +17,7 @@ after the writes, each step's duration). `gpupool.metrics.server` serves the reg
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,8 @@ from gpupool.cluster.spend import GpuHourRate, recorded_accruals, running_accrua
 from gpupool.core.models import Decisions
 from gpupool.metrics.families import FAMILIES, MetricType
 from gpupool.metrics.gauges import CycleGauges, GaugeInputs, cycle_samples
+
+log = logging.getLogger("gpupool.metrics")
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,14 @@ class OperatorMetrics:
         self.claims = ClaimWatch()
 
     def observe(self, cycle: CycleRecord) -> None:
-        """Publish the cycle's gauges and count what it did."""
+        """Publish the cycle's gauges and count what it did. A failure here is logged and never
+        fails the cycle: the scheduling loop's work is done by then."""
+        try:
+            self._observe(cycle)
+        except Exception:
+            log.exception("metrics collection failed; the next cycle tries again")
+
+    def _observe(self, cycle: CycleRecord) -> None:
         jobs = {key: parsed.api for key, parsed in jobs_of(cycle.view)[0].items()}
         inputs = GaugeInputs(cycle.snap, cycle.decisions, jobs, cycle.view)
         self.gauges.publish(cycle_samples(inputs, opencost=self.opencost))
