@@ -194,3 +194,12 @@ def test_fragmented_gpus(running: list[Job], waiting: list[Job], expected: dict[
     snap = ClusterSnapshot(snapshot=core, nodes={"n1": node})
     decisions = Decisions(waiting=tuple(Waiting(j.key, WaitCode.INSUFFICIENT_CAPACITY, "") for j in waiting))
     assert fragmented_gpus(snap, decisions) == expected
+
+
+def test_a_preemption_within_the_queue_is_counted_for_the_victims_queue() -> None:
+    low = running("low", 8, *range(8))
+    high = gpujob_object("high", gpus=8, priority=10, phase="Queued", status={"message": "queued in q"})
+    r = world(low, worker_pod_object("low"), high)
+    r.loop.cycle()
+    assert r.metric("gpupool_preemptions_total", queue="q", reason="within_queue") == 1
+    assert r.metric("gpupool_queue_pending_jobs", queue="q", reason="preemption") == 1
