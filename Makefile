@@ -9,13 +9,14 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv build crds crds-check lint test test-unit test-cluster demo down clean
+.PHONY: help venv build crds crds-check metrics-docs lint test test-unit test-cluster demo down clean
 
 help:
 	@echo "make demo   - build and start a local cluster, run the operator and example jobs"
 	@echo "make test   - lint, type-check, layering contract and the full test suite (real cluster)"
 	@echo "make down   - stop the local cluster and the operator started by the demo"
 	@echo "make crds   - regenerate crds/ from the pydantic API models"
+	@echo "make metrics-docs - regenerate docs/metrics.md from the metric declarations"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +35,14 @@ crds: venv
 crds-check: venv
 	$(PY) -m gpupool.api.crdgen --out crds --check
 
+metrics-docs: venv
+	$(PY) -m gpupool.metrics.docgen --out docs/metrics.md
+
 lint: venv
 	$(BIN)/ruff check operator tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(PY) -m gpupool.metrics.docgen --out docs/metrics.md --check
 
 test-unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -33,6 +33,15 @@ def kubectl(
     return result
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class OperatorProcess:
     """`gpupool operator run` as a child process against the test cluster.
 
@@ -53,21 +62,18 @@ class OperatorProcess:
         self.extra_env: dict[str, str] = {}
 
     def start(self) -> None:
-        import socket
         import sys
         import urllib.request
 
-        from gpupool.devcluster.cluster import free_port
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
         self._unregister_metrics()
-        self.metrics_port = free_port()
+        self.port = self.metrics_port = free_port()
+        while self.metrics_port == self.port:
+            self.metrics_port = free_port()
         env = {
             **os.environ,
             "GPUPOOL_HEALTH_HOST": "127.0.0.1",
             "GPUPOOL_HEALTH_PORT": str(self.port),
+            "GPUPOOL_METRICS_HOST": "127.0.0.1",
             "GPUPOOL_METRICS_PORT": str(self.metrics_port),
             "GPUPOOL_SCHEDULE_INTERVAL_SECONDS": "1",
             "GPUPOOL_LOG_LEVEL": "INFO",
@@ -99,6 +105,13 @@ class OperatorProcess:
                 pass
             time.sleep(0.3)
         raise AssertionError(f"operator not ready in 60s; see {self.log_path}")
+
+    def scrape(self) -> str:
+        """The operator's /metrics page (Prometheus text format)."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
 
     def kill(self, sig: int) -> None:
         assert self.proc is not None

@@ -37,6 +37,15 @@ class OperatorSettings(BaseSettings):
     )
     health_host: str = Field(default="0.0.0.0", description="Address the liveness/readiness server binds.")
     health_port: int = Field(default=8080, ge=0, le=65535, description="Port of /healthz and /readyz (0 = off).")
+    metrics_host: str = Field(default="0.0.0.0", description="Address the Prometheus metrics server binds.")
+    metrics_port: int = Field(
+        default=8081, ge=0, le=65535, description="Port of /metrics, for Prometheus to scrape (0 = off)."
+    )
+    metrics_opencost: bool = Field(
+        default=True,
+        description="Also export OpenCost-compatible node price and container GPU allocation series "
+        "(turn off when the same Prometheus scrapes OpenCost).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe log level written."
     )

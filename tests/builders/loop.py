@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from builders.api import cache_of
 from gpupool.api import JobPhase, Provider
 from gpupool.cluster.apply import Applier
@@ -17,6 +19,7 @@ from gpupool.cluster.cache import ClusterCache, Kind
 from gpupool.cluster.claims import ClaimReconciler
 from gpupool.cluster.recording import RecordingProvider, RecordingWriter
 from gpupool.controllers.loop import SchedulingLoop
+from gpupool.metrics.collect import OperatorMetrics
 from gpupool.settings import OperatorSettings
 
 PLURALS = {"GPUJob": "gpujobs", "GPUQueue": "gpuqueues", "GPUNodePool": "gpunodepools"}
@@ -29,6 +32,12 @@ class Rig:
     cache: ClusterCache
     writer: RecordingWriter
     loop: SchedulingLoop
+    # The loop's metrics registry (a fresh one per rig).
+    registry: CollectorRegistry
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """The current value of one series (`_total`, `_count`, `_sum` names included)."""
+        return self.registry.get_sample_value(name, labels)
 
     def job_calls(self, name: str = "train") -> list[tuple[str, str]]:
         """(verb, detail) of every write about one job or its pods, in order."""
@@ -52,7 +61,8 @@ def rig(
 ) -> Rig:
     """A rig whose cache holds `objects` and whose writer knows the gpupool ones (so their
     status writes succeed); `clock` is the loop's time, fixed or a callable a test advances.
-    With `provider`, the loop scales Kwok pools through it (claims go through the writer)."""
+    With `provider`, the loop scales Kwok pools through it (claims go through the writer).
+    The loop collects metrics into the rig's own registry (`Rig.metric`)."""
     objects = list(objects)
     cache = cache_of(objects)
     writer = RecordingWriter()
@@ -61,7 +71,13 @@ def rig(
             writer.seed(PLURALS[obj["kind"]], obj)
     applier = Applier(writer, cache, concurrency=1)
     claims = None if provider is None else ClaimReconciler(writer, cache, {Provider.KWOK: provider})
+    registry = CollectorRegistry()
     loop = SchedulingLoop(
-        cache, applier, OperatorSettings(), clock=clock if callable(clock) else lambda: clock, claims=claims
+        cache,
+        applier,
+        OperatorSettings(),
+        clock=clock if callable(clock) else lambda: clock,
+        claims=claims,
+        metrics=OperatorMetrics(registry),
     )
-    return Rig(cache, writer, loop)
+    return Rig(cache, writer, loop, registry)

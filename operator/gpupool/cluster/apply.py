@@ -61,27 +61,26 @@ class Applier:
 
     # ------------------------------------------------------------------ jobs
 
-    def apply(self, changes: Sequence[JobChange]) -> None:
-        """Carry out one batch: changes of the same job in order, different jobs concurrently."""
+    def apply(self, changes: Sequence[JobChange]) -> list[JobChange]:
+        """Carry out one batch: changes of the same job in order, different jobs concurrently.
+        Returns the changes whose status write succeeded (or that had none), in batch order
+        per job: what happened, for the metrics."""
         chains: dict[str, list[JobChange]] = {}
         for change in changes:
             chains.setdefault(change.key, []).append(change)
         if self.concurrency == 1 or len(chains) <= 1:
-            for chain in chains.values():
-                self._chain(chain)
-            return
-        for future in [self._pool.submit(self._chain, chain) for chain in chains.values()]:
-            future.result()
+            return [done for chain in chains.values() for done in self._chain(chain)]
+        futures = [self._pool.submit(self._chain, chain) for chain in chains.values()]
+        return [done for future in futures for done in future.result()]
 
-    def _chain(self, chain: list[JobChange]) -> None:
-        for change in chain:
-            self._one(change)
+    def _chain(self, chain: list[JobChange]) -> list[JobChange]:
+        return [change for change in chain if self._one(change)]
 
-    def _one(self, change: JobChange) -> None:
+    def _one(self, change: JobChange) -> bool:
         if change.status is not None and not self._status(change):
             if change.events_without_status:
                 self._emit(change)
-            return
+            return False
         self._emit(change)
         for pod in change.delete_pods:
             try:
@@ -101,6 +100,7 @@ class Applier:
                 break
             if created is not None:
                 self.cache.upsert(Kind.POD, created)
+        return True
 
     def _status(self, change: JobChange) -> bool:
         assert change.status is not None

@@ -12,7 +12,6 @@ object the fake last saw (seeded with `seed`).
 from __future__ import annotations
 
 import copy
-import itertools
 import threading
 from dataclasses import dataclass
 
@@ -38,7 +37,7 @@ class RecordingWriter:
         self.calls: list[Call] = []
         self.objects: dict[str, RawObject] = {}
         self._failures: dict[str, list[WriteError]] = {}
-        self._versions = itertools.count(start_version)
+        self._version = start_version - 1
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- test controls
@@ -62,7 +61,13 @@ class RecordingWriter:
             raise error
 
     def _stamp(self, obj: RawObject) -> RawObject:
-        obj.setdefault("metadata", {})["resourceVersion"] = str(next(self._versions))
+        """A new resourceVersion, above every one handed out and above the object's own (a
+        seeded object may carry a higher one than this writer has handed out so far)."""
+        metadata = obj.setdefault("metadata", {})
+        own = str(metadata.get("resourceVersion") or "0")
+        with self._lock:
+            self._version = max(self._version, int(own) if own.isdigit() else 0) + 1
+            metadata["resourceVersion"] = str(self._version)
         return copy.deepcopy(obj)
 
     def _patch(

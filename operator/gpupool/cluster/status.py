@@ -13,7 +13,7 @@ server writes its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from gpupool.api import (
@@ -131,32 +131,38 @@ def queue_status(
     from the snapshot's standing (`with_budget`); other conditions kept."""
     name = str(queue.metadata.get("name"))
     mine = [j for j in jobs.values() if j.spec.queue == name]
-    used: dict[str, float] = {}
-    for job in mine:
-        if job.status.phase not in HOLDING_PHASES:
-            continue
-        for worker in job.status.placement:
-            node = snap.nodes.get(worker.node)
-            flavor = snap.flavor_of(name, node.pool if node else worker.pool, worker.gpu_model)
-            used[flavor] = used.get(flavor, 0.0) + len(worker.gpu_indices) * worker.gpu_share
-    nominal = snap.nominal(name)
     status = queue.status.model_copy(
         update={
             "pending_jobs": sum(1 for j in mine if j.status.phase in PENDING_PHASES),
             "admitted_jobs": sum(1 for j in mine if j.status.phase in HOLDING_PHASES),
-            "usage": [
-                FlavorUsage(
-                    flavor=flavor,
-                    nominal=nominal.get(flavor, 0),
-                    used=round(used.get(flavor, 0.0), 3),
-                    borrowed=round(max(0.0, used.get(flavor, 0.0) - nominal.get(flavor, 0)), 3),
-                )
-                for flavor in sorted(set(nominal) | set(used))
-            ],
+            "usage": flavor_usage(name, snap, mine),
             "decayed_usage_gpu_seconds": round(decayed_usage_gpu_seconds, 3),
         }
     )
     return with_budget(status, snap.budgets.get(name), snap.snapshot.now, generation_of(queue.metadata))
+
+
+def flavor_usage(queue: str, snap: ClusterSnapshot, jobs: Iterable[GPUJob]) -> list[FlavorUsage]:
+    """Nominal, used and borrowed GPUs of `queue` per quota flavor (shares as fractions), from
+    those of `jobs` that belong to it and hold GPUs; every flavor it has quota for or uses."""
+    used: dict[str, float] = {}
+    for job in jobs:
+        if job.spec.queue != queue or job.status.phase not in HOLDING_PHASES:
+            continue
+        for worker in job.status.placement:
+            node = snap.nodes.get(worker.node)
+            flavor = snap.flavor_of(queue, node.pool if node else worker.pool, worker.gpu_model)
+            used[flavor] = used.get(flavor, 0.0) + len(worker.gpu_indices) * worker.gpu_share
+    nominal = snap.nominal(queue)
+    return [
+        FlavorUsage(
+            flavor=flavor,
+            nominal=nominal.get(flavor, 0),
+            used=round(used.get(flavor, 0.0), 3),
+            borrowed=round(max(0.0, used.get(flavor, 0.0) - nominal.get(flavor, 0)), 3),
+        )
+        for flavor in sorted(set(nominal) | set(used))
+    ]
 
 
 BUDGET_CONDITIONS = ("BudgetExhausted", "BudgetNearlySpent")

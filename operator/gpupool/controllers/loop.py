@@ -20,6 +20,9 @@ listed every kind (never decide on a half-listed cluster). Each `cycle`:
 6. Report - queues' and pools' status, written when it changed (a queue's budget spend
    and conditions too, with an event when a budget condition turns True).
 
+Then, with `metrics`, the cycle's values go to `gpupool.metrics.collect.OperatorMetrics`
+(gauges recomputed, counters from the changes whose writes succeeded, step durations).
+
 Every write's answer goes into the cache at once, so the next cycle sees it before the
 watch does; a failed write is logged and the next cycle plans it again. Each step's
 duration of the last cycle is kept in `step_seconds`.
@@ -41,6 +44,7 @@ from gpupool.cluster.snapshot import ClusterSnapshot, NodeConverter, build_snaps
 from gpupool.cluster.status import budget_events, pool_status, queue_status, queue_status_changed
 from gpupool.cluster.usage import DecayedUsage
 from gpupool.core import Decisions, PlacementMemory, SchedulerConfig, schedule
+from gpupool.metrics.collect import CycleRecord, OperatorMetrics
 from gpupool.settings import OperatorSettings
 
 log = logging.getLogger("gpupool.loop")
@@ -59,12 +63,15 @@ class SchedulingLoop:
         clock: Callable[[], float] = time.time,
         *,
         claims: ClaimReconciler | None = None,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self.cache = cache
         self.applier = applier
         self.settings = settings
         # None: no node autoscaling (tests of the loop alone).
         self.claims = claims
+        # None: no metrics (tests of the loop alone); else observed once at each cycle's end.
+        self.metrics = metrics
         self.clock = clock
         self.config = SchedulerConfig(
             scoring_policy=settings.placement_policy,
@@ -101,7 +108,7 @@ class SchedulingLoop:
         with self._step("lifecycle"):
             view = self.cache.view()
             before = build_snapshot(view, now, decayed_usage={}, nodes=self.nodes)
-            self.applier.apply(self._invalid(view, before) + self.planner.plan_lifecycle(before, now))
+            applied = self.applier.apply(self._invalid(view, before) + self.planner.plan_lifecycle(before, now))
         with self._step("snapshot"):
             snap = self._snapshot(now)
         with self._step("decide"):
@@ -109,13 +116,15 @@ class SchedulingLoop:
             self.memory = decisions.memory
         with self._step("apply"):
             changes = self.planner.plan_decisions(snap, decisions, now)
-            self.applier.apply([c for c in changes if c.kind == ChangeKind.PREEMPT])
-            self.applier.apply([c for c in changes if c.kind != ChangeKind.PREEMPT])
+            applied += self.applier.apply([c for c in changes if c.kind == ChangeKind.PREEMPT])
+            applied += self.applier.apply([c for c in changes if c.kind != ChangeKind.PREEMPT])
         with self._step("nodes"):
             if self.claims is not None:
                 self.claims.reconcile(snap, decisions.node_requests, now)
         with self._step("report"):
             self._report(snap)
+        if self.metrics is not None:
+            self.metrics.observe(CycleRecord(now, snap, decisions, applied, self.cache.view(), dict(self.step_seconds)))
         self.last_cycle_at = now
         self.cycles += 1
         return decisions

@@ -1,4 +1,4 @@
-"""`gpupool operator run`: watches feeding the cache, one scheduling loop, health.
+"""`gpupool operator run`: watches feeding the cache, one scheduling loop, health, metrics.
 
 Who calls this: `gpupool.cli` (and through it the demo, the end-to-end benchmark and the
 integration tests). Start-up order matters: settings (a bad one stops the operator here,
@@ -39,6 +39,8 @@ from gpupool.controllers import handlers
 from gpupool.controllers.health import HealthServer, loop_is_live
 from gpupool.controllers.logs import configure_logging
 from gpupool.controllers.loop import SchedulingLoop
+from gpupool.metrics.collect import OperatorMetrics
+from gpupool.metrics.server import MetricsServer, operator_registry
 from gpupool.settings import OperatorSettings, settings_problems
 
 log = logging.getLogger("gpupool.operator")
@@ -76,7 +78,9 @@ class Operator:
             Provider.CLUSTER_API: ClusterAPIProvider(client.CustomObjectsApi(self.api_client)),
         }
         claims = ClaimReconciler(self.writer, self.cache, providers)
-        self.loop = SchedulingLoop(self.cache, self.applier, settings, claims=claims)
+        self.metrics_registry = operator_registry()
+        metrics = OperatorMetrics(self.metrics_registry, opencost=settings.metrics_opencost)
+        self.loop = SchedulingLoop(self.cache, self.applier, settings, claims=claims, metrics=metrics)
         self.reflectors = operator_reflectors(self.api_client, self.cache)
         self.stop = threading.Event()
         self.started_at = time.time()
@@ -152,6 +156,10 @@ class Operator:
             health = HealthServer(self.settings.health_host, self.settings.health_port, self.live, self.ready)
             health.start()
             log.info("health endpoints up", extra={"port": health.port})
+        metrics = None
+        if self.settings.metrics_port:
+            metrics = MetricsServer(self.settings.metrics_host, self.settings.metrics_port, self.metrics_registry)
+            log.info("metrics endpoint up", extra={"port": metrics.port})
         try:
             kopf.run(registry=self.registry, clusterwide=True, standalone=True)
         finally:
@@ -159,6 +167,8 @@ class Operator:
             self.applier.close()
             if health is not None:
                 health.stop()
+            if metrics is not None:
+                metrics.stop()
 
 
 def main(argv: list[str]) -> int:

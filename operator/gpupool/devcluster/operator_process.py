@@ -35,6 +35,8 @@ def start_operator(
         **os.environ,
         "GPUPOOL_HEALTH_HOST": "127.0.0.1",
         "GPUPOOL_HEALTH_PORT": str(port),
+        # A free loopback port too, so two operators (or a busy 8081) never collide.
+        "GPUPOOL_METRICS_HOST": "127.0.0.1",
         "GPUPOOL_METRICS_PORT": str(free_port()),
         **(env or {}),
     }

@@ -84,6 +84,11 @@ def test_a_gang_gets_one_claim_per_node_and_runs_when_they_are_ready() -> None:
     assert {c.status.phase for c in claims(r).values()} == {ClaimPhase.READY}
     assert r.phase() in (JobPhase.ADMITTED, JobPhase.RUNNING)
     assert [c.verb for c in r.writer.calls].count("create_claim") == 2
+    assert r.metric("gpupool_scale_ups_total", pool="cloud", result="requested") == 2
+    assert r.metric("gpupool_scale_ups_total", pool="cloud", result="ready") == 2
+    # Claimed at t0, Ready at t0 + 2 (claims carry no creationTimestamp here: first seen).
+    assert r.metric("gpupool_node_provisioning_duration_seconds_sum", pool="cloud") == 2 * 2.0
+    assert r.metric("gpupool_pool_nodes", pool="cloud", state="ready") == 2
 
 
 def test_a_request_retried_after_a_lost_answer_makes_no_second_claim() -> None:
@@ -105,6 +110,8 @@ def test_capacity_unavailable_fails_the_claim_releases_it_and_backs_the_pool_off
     r.loop.cycle()
     claim = claims(r)[name]
     assert (claim.status.phase, claim.status.reason) == (ClaimPhase.FAILED, "CapacityUnavailable")
+    assert r.metric("gpupool_scale_ups_total", pool="cloud", result="failed") == 1
+    assert r.metric("gpupool_pool_nodes", pool="cloud", state="provisioning") == 0
     assert ("release", name) in [(c.verb, c.target) for c in provider.calls]
     clock.now += 1
     r.loop.cycle()  # the only pool backs off: no new claim yet
@@ -149,6 +156,9 @@ def test_an_idle_node_is_cordoned_and_released_after_scale_down_after() -> None:
     r.loop.cycle()
     assert claims(r)["cloud-x"].status.phase == ClaimPhase.DELETING
     assert ("cordon_node", "nodes/cloud-x") in [(c.verb, c.target) for c in r.writer.calls]
+    assert r.metric("gpupool_scale_downs_total", pool="cloud", reason="idle") == 1
+    assert r.metric("gpupool_pool_nodes", pool="cloud", state="draining") == 1
+    assert r.metric("gpupool_scale_ups_total", pool="cloud", result="requested") is None, "made before: not counted"
     clock.now += 1
     r.loop.cycle()
     assert ("delete", "cloud-x") in [(c.verb, c.target) for c in provider.calls]
