@@ -292,6 +292,11 @@ class GPUJobStatus(StatusModel):
     )
     gpu_seconds: float = Field(default=0.0, ge=0, description="GPU-seconds consumed over all attempts.")
     cost: float = Field(default=0.0, ge=0, description="Cost so far, in the currency of the queue's budget.")
+    idle_since: datetime | None = Field(
+        default=None,
+        description="Since when every GPU of the job has been below its queue's idle threshold (unset: busy "
+        "or unknown).",
+    )
     usage_history: list[AttemptUsage] = Field(
         default_factory=list,
         max_length=MAX_RECORDED_ATTEMPTS,

@@ -114,6 +114,29 @@ class PreemptionSpec(SpecModel):
     )
 
 
+class IdleAction(StrEnum):
+    """What happens to a job whose GPUs stay idle (mirrors `gpupool.core.idle.IdleAction`)."""
+
+    WARN = "Warn"
+    STOP = "Stop"
+
+
+class IdleSpec(SpecModel):
+    """When a job holding GPUs counts as idle, and what then happens to it."""
+
+    threshold: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Utilisation (0..1) below which a job's busiest GPU counts as idle (default 0.05).",
+    )
+    after: Duration = Field(default="30m", description="How long below the threshold makes a job idle (default 30m).")
+    action: IdleAction = Field(
+        default=IdleAction.WARN,
+        description="Warn (condition GPUIdle and an event; default) or Stop (the job fails with reason GPUIdle).",
+    )
+
+
 class Budget(SpecModel):
     """Spending cap of a queue per period; when spent, new work is not admitted.
 
@@ -192,6 +215,11 @@ class GPUQueueSpec(SpecModel):
         json_schema_extra={"default": {}},
     )
     budget: Budget | None = Field(default=None, description="Spending cap per period; omitted means no cap.")
+    idle: IdleSpec | None = Field(
+        default=None,
+        description="When a running job's GPUs count as idle (from the node agents' summaries) and what happens; "
+        "omitted: below 5% for 30m, Warn.",
+    )
     allow_cloud: bool = Field(default=True, description="Jobs of this queue may run on cloud pools (default true).")
     allow_spot: bool = Field(
         default=False, description="Jobs of this queue may run on spot cloud nodes (default false)."

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gpupool.api import API_VERSION, GPUJob, GPUJobStatus, JobPhase
+from gpupool.api import API_VERSION, GPUJob, GPUJobStatus, IdleSpec, JobPhase
 from gpupool.cluster import pods as podlib
 from gpupool.cluster.convert import HOLDING_PHASES, parse_duration_seconds, parse_timestamp, placement_status
 from gpupool.cluster.lifecycle import LifecycleStep, Step, next_step, pods_of_attempt
@@ -31,6 +31,7 @@ from gpupool.cluster.ports import EventNote, ObjectRef
 from gpupool.cluster.snapshot import ClusterSnapshot
 from gpupool.cluster.spend import ended_attempt_fields
 from gpupool.cluster.status import has_condition, job_status, timestamp
+from gpupool.core.idle import IdleAction, IdlePolicy, job_utilization, judge_idle
 from gpupool.core.models import Admission, Decisions
 
 log = logging.getLogger("gpupool.plan")
@@ -51,6 +52,7 @@ class ChangeKind(StrEnum):
     PREEMPT = "Preempt"
     ADMIT = "Admit"
     WAIT = "Wait"
+    IDLE = "Idle"
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,43 @@ class Planner:
             return _change(job, ChangeKind.START, status=status, events=(EventNote("Started", step.message),))
         if step.step in (Step.SUCCEED, Step.FAIL, Step.RETRY, Step.INTERRUPT):
             return self.stop_attempt(job, step, snap, now)
+        if job.status.phase == JobPhase.RUNNING:
+            return self.idle_check(job, snap, now)
+        return None
+
+    def idle_check(self, job: GPUJob, snap: ClusterSnapshot, now: float) -> JobChange | None:
+        """A running job's idle verdict (`gpupool.core.idle`) made durable: `idleSince` and the
+        `GPUIdle` condition are written only when they change; a job newly idle gets an
+        event, and under its queue's `idle.action: Stop` fails with reason GPUIdle."""
+        queue = snap.queues.get(job.spec.queue)
+        spec = (queue.spec.idle if queue is not None else None) or IdleSpec()
+        policy = IdlePolicy(
+            threshold=spec.threshold,
+            after_seconds=parse_duration_seconds(spec.after, what="spec.idle.after"),
+            action=IdleAction(spec.action.value),
+        )
+        gpus = [(w.node, i) for w in job.status.placement for i in w.gpu_indices]
+        verdict = judge_idle(
+            job_utilization(gpus, snap.gpu_readings), policy, parse_timestamp(job.status.idle_since), now
+        )
+        was_idle = any(c.type == "GPUIdle" and c.status.value == "True" for c in job.status.conditions)
+        since = timestamp(verdict.since) if verdict.since is not None else None
+        if verdict.idle and not was_idle:
+            message = (
+                f"every GPU of the job stayed below {policy.threshold:.0%} utilisation for {spec.after} "
+                f"(queue {job.spec.queue}'s idle rule)"
+            )
+            if policy.action == IdleAction.STOP:
+                return self.stop_attempt(job, LifecycleStep(Step.FAIL, "GPUIdle", f"{message}; stopped"), snap, now)
+            status = job_status(job, now, [("GPUIdle", True, "GPUIdle", message)], idle_since=since)
+            return _change(job, ChangeKind.IDLE, status=status, events=(EventNote("GPUIdle", message, "Warning"),))
+        if was_idle and verdict.below is False:
+            status = job_status(
+                job, now, [("GPUIdle", False, "Busy", "the job's GPUs are busy again")], idle_since=None
+            )
+            return _change(job, ChangeKind.IDLE, status=status)
+        if verdict.since != parse_timestamp(job.status.idle_since):
+            return _change(job, ChangeKind.IDLE, status=job_status(job, now, idle_since=since))
         return None
 
     def stop_attempt(self, job: GPUJob, step: LifecycleStep, snap: ClusterSnapshot, now: float) -> JobChange:

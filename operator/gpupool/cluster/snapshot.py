@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+from gpupool.agent.summary import ANNOTATION as SUMMARY_ANNOTATION
+from gpupool.agent.summary import parse_summary
 from gpupool.api import GPUJob, GPUNodeClaim, GPUNodePool, GPUQueue, JobPhase, PoolClass
 from gpupool.cluster.cache import CachedObject, CacheView, Kind
 from gpupool.cluster.convert import (
@@ -132,6 +134,9 @@ class ClusterSnapshot:
     # has been so (for `lost_nodes`).
     node_names: frozenset[str] = frozenset()
     unready_since: dict[str, float] = field(default_factory=dict)
+    # Each GPU's recent mean utilisation, `(node, index) -> 0..1`, from the node agents'
+    # summaries that are fresh and cover their whole window (see `gpu_readings`).
+    gpu_readings: dict[tuple[str, int], float] = field(default_factory=dict)
     budgets: dict[str, BudgetStanding] = field(default_factory=dict)
 
     @property
@@ -253,6 +258,25 @@ def with_foreign_usage(nodes: Mapping[str, GpuNode], view: CacheView) -> dict[st
     return result
 
 
+def gpu_readings(view: CacheView, now: float) -> dict[tuple[str, int], float]:
+    """Per GPU, the mean utilisation its node agent published (`gpupool.io/gpu-utilization`).
+
+    Only summaries that cover their whole window and were written within two windows (plus
+    a minute) count: a stale or young summary says nothing, so an idle verdict never rests
+    on an agent that stopped or only just started."""
+    out: dict[tuple[str, int], float] = {}
+    for name, entry in view.entries(Kind.NODE).items():
+        annotations = (entry.raw.get("metadata") or {}).get("annotations") or {}
+        summary = parse_summary(annotations.get(SUMMARY_ANNOTATION))
+        if summary is None or not summary.covers_window:
+            continue
+        if now - summary.at.timestamp() > 2 * summary.window_seconds + 60:
+            continue
+        for index, value in summary.gpus.items():
+            out[(name, index)] = value
+    return out
+
+
 def unready_since(view: CacheView) -> dict[str, float]:
     """Since when each node whose Ready condition is not True has been so."""
     out: dict[str, float] = {}
@@ -360,5 +384,6 @@ def build_snapshot(
         scaling=scaling,
         node_names=frozenset(view.entries(Kind.NODE)),
         unready_since=unready_since(view),
+        gpu_readings=gpu_readings(view, now),
         budgets=budgets,
     )

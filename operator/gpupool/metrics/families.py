@@ -258,6 +258,15 @@ FAMILIES: tuple[Family, ...] = (
         Label("worker", "worker index in the gang"),
         per_job=True,
     ),
+    gauge(
+        "gpupool_job_gpu_idle",
+        "1 for each running job whose GPUs have stayed below its queue's idle threshold for the queue's idle.after "
+        "(condition GPUIdle=True); no series for other jobs.",
+        NAMESPACE,
+        Label("job", "GPUJob name"),
+        QUEUE,
+        per_job=True,
+    ),
     # ---- OpenCost-compatible (OpenCost's names and labels; pkg/costmodel/metrics.go)
     gauge(
         "node_gpu_hourly_cost",

@@ -250,14 +250,18 @@ def _waits(job: Job, waiting: set[str]) -> bool:
 
 def allocation_samples(jobs: Mapping[str, GPUJob], *, opencost: bool) -> Samples:
     """One `gpupool_gpu_allocation_info` series per GPU each worker of a job holding GPUs has
-    (value: the share), and with `opencost` one `container_gpu_allocation` per worker pod."""
+    (value: the share), `gpupool_job_gpu_idle` for each job found idle, and with `opencost`
+    one `container_gpu_allocation` per worker pod."""
     info: Series = {}
     containers: Series = {}
+    idle: Series = {}
     for job in jobs.values():
         if job.status.phase not in HOLDING_PHASES:
             continue
         namespace = str(job.metadata.get("namespace", ""))
         name = str(job.metadata.get("name", ""))
+        if any(c.type == "GPUIdle" and c.status.value == "True" for c in job.status.conditions):
+            idle[(namespace, name, job.spec.queue)] = 1.0
         container = first_container(job)
         for worker in job.status.placement:
             for index in worker.gpu_indices:
@@ -265,7 +269,7 @@ def allocation_samples(jobs: Mapping[str, GPUJob], *, opencost: bool) -> Samples
                 info[labels] = worker.gpu_share
             held = len(worker.gpu_indices) * worker.gpu_share
             containers[(namespace, worker.pod, container, worker.node, worker.node)] = held
-    samples = {"gpupool_gpu_allocation_info": info}
+    samples = {"gpupool_gpu_allocation_info": info, "gpupool_job_gpu_idle": idle}
     if opencost:
         samples["container_gpu_allocation"] = containers
     return samples
