@@ -7,11 +7,16 @@ only one module named `conftest`, so tests import these from here.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def kubectl(
@@ -147,3 +152,52 @@ class OperatorProcess:
             self.stop()
             self.extra_env = {}
             self.start()
+
+
+class AgentProcess:
+    """`gpupool agent run --backend simulated --all-kwok-nodes` as a child process on a free
+    port (`extra_args` are more flags, e.g. `--window 10`)."""
+
+    def __init__(self, kubeconfig: str, log_path: Path, *extra_args: str) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        env = {
+            **os.environ,
+            "GPUPOOL_AGENT_HOST": "127.0.0.1",
+            "GPUPOOL_AGENT_SUMMARY_MIN_INTERVAL_SECONDS": "1",
+        }
+        args = ["--backend", "simulated", "--all-kwok-nodes", "--kubeconfig", kubeconfig]
+        args += ["--port", str(self.port), "--interval", "1", *extra_args]
+        with log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gpupool.cli", "agent", "run", *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the agent exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"the agent did not stop on SIGTERM:\n{self.log()}") from None

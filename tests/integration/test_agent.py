@@ -8,20 +8,13 @@ placements in the jobs' status.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from cluster_tools import OperatorProcess, kubectl
+from cluster_tools import AgentProcess, OperatorProcess, kubectl
 from gpupool.agent.simulated import DEFAULT_UTILIZATION, MEMORY_TOTAL_BYTES
 from gpupool.agent.summary import ANNOTATION, parse_summary
 from kube_helpers import Scenario, wait_for
@@ -32,56 +25,6 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture
 def world(kubeconfig: str, core_api: Any, namespace: str, operator: OperatorProcess) -> Scenario:
     return Scenario(kubeconfig, core_api, namespace)
-
-
-class AgentProcess:
-    """`gpupool agent run` as a child process on a free port."""
-
-    def __init__(self, kubeconfig: str, log_path: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.log_path = log_path
-        env = {
-            **os.environ,
-            "GPUPOOL_AGENT_HOST": "127.0.0.1",
-            "GPUPOOL_AGENT_SUMMARY_MIN_INTERVAL_SECONDS": "1",
-        }
-        args = ["--backend", "simulated", "--all-kwok-nodes", "--kubeconfig", kubeconfig]
-        args += ["--port", str(self.port), "--interval", "1"]
-        with log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gpupool.cli", "agent", "run", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the agent exited with {self.proc.returncode}:\n{self.log()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as response:
-                text = response.read().decode()
-        except OSError:
-            return None
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"the agent did not stop on SIGTERM:\n{self.log()}") from None
 
 
 def expected_utilization(placements: list[tuple[dict[str, Any], float]], gpus: int) -> dict[int, float]:

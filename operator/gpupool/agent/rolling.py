@@ -5,7 +5,9 @@ passed in (seconds since the epoch), so tests drive both classes with a fake clo
 
 - `UtilizationWindow` keeps a node's samples of the last `window_seconds` and averages
   each GPU over the samples that include it (a plain mean: the agent samples at a fixed
-  interval). `observed` is the span from the oldest kept sample to now.
+  interval). `observed` is the span the kept samples stand for: from one sampling interval
+  before the oldest (a sample reports the interval that led up to it) to now, so a window
+  sampled all through counts as fully observed.
 - `WritePolicy` decides whether a new summary goes to the API server: the first one at
   once; after that at most once per `min_interval_seconds`, and only when a GPU's rounded
   average changed or the window just became fully observed; and, even when nothing
@@ -48,7 +50,8 @@ class UtilizationWindow:
             for index, ratio in values.items():
                 sums[index] = sums.get(index, 0.0) + ratio
                 counts[index] = counts.get(index, 0) + 1
-        observed = min(self.window_seconds, int(now - kept[0][0]))
+        interval = kept[1][0] - kept[0][0] if len(kept) > 1 else 0.0
+        observed = min(self.window_seconds, round(now - kept[0][0] + interval))
         return UtilizationSummary(
             window_seconds=self.window_seconds,
             observed_seconds=max(0, observed),

@@ -58,7 +58,10 @@ def targets_dir(state_dir: Path, job: str) -> Path:
 
 
 def render_config(state_dir: Path, scrape_interval: str = SCRAPE_INTERVAL) -> dict[str, object]:
-    """The Prometheus configuration: one file_sd job per entry of JOBS, short intervals."""
+    """The Prometheus configuration: one file_sd job per entry of JOBS, short intervals.
+
+    `honor_labels`: the operator's series carry labels named `job` (the GPUJob) and
+    `instance` (OpenCost's node label), which must win over the scrape's own."""
     return {
         "global": {
             "scrape_interval": scrape_interval,
@@ -68,6 +71,7 @@ def render_config(state_dir: Path, scrape_interval: str = SCRAPE_INTERVAL) -> di
         "scrape_configs": [
             {
                 "job_name": job,
+                "honor_labels": True,
                 "file_sd_configs": [{"files": [str(targets_dir(state_dir, job) / "*.json")], "refresh_interval": "5s"}],
             }
             for job in JOBS

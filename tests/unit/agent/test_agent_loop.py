@@ -153,7 +153,7 @@ def test_each_node_gets_its_summary_at_most_every_min_interval() -> None:
     assert [node for _at, node, _key, _value in annotator.writes[2:]] == ["n1"]  # n2 unchanged
     latest = parse_summary(annotator.writes[2][3])
     assert latest is not None and latest.gpus == {0: pytest.approx(1 / 7, abs=0.01), 1: 0.0}
-    assert latest.observed_seconds == 30
+    assert latest.observed_seconds == 35  # seven samples 5 s apart stand for 35 s
 
 
 def test_a_failed_annotation_is_retried_next_round() -> None:

@@ -23,7 +23,7 @@ def test_the_mean_of_the_samples_in_the_window() -> None:
     summary = window.summary(T0 + 20)
     assert summary is not None
     assert summary.gpus == pytest.approx({0: 0.5, 1: 0.1})
-    assert (summary.window_seconds, summary.observed_seconds) == (60, 20)
+    assert (summary.window_seconds, summary.observed_seconds) == (60, 30)  # three samples 10 s apart: 30 s
     assert summary.at == datetime.fromtimestamp(T0 + 20, UTC)
 
 
@@ -91,3 +91,13 @@ def test_a_failed_write_is_retried_at_the_next_sample() -> None:
     assert policy.due(summary({0: 0.5}), T0)
     # The write failed: `written` was not called, so the next sample tries again.
     assert policy.due(summary({0: 0.5}), T0 + 5)
+
+
+def test_a_window_sampled_all_through_is_fully_observed() -> None:
+    """Samples every second over a 10 s window never reach back a full 10 s, yet they stand
+    for all of it (each reports the second before it): the window counts as covered."""
+    window = UtilizationWindow(10)
+    for second in range(30):
+        window.add(T0 + second + 0.3, {0: 0.0})
+    summary = window.summary(T0 + 29.3)
+    assert summary is not None and summary.covers_window
