@@ -79,7 +79,8 @@ class NodePlan:
 
 @dataclass(slots=True)
 class _Group:
-    """The virtual nodes of one (pool, capacity type): in flight, then planned this cycle."""
+    """The nodes of one (pool, capacity type) a plan may use: existing nodes with their free
+    capacity now, then nodes in flight, then nodes planned this cycle."""
 
     pool: str
     spot: bool
@@ -87,6 +88,7 @@ class _Group:
     offer: NodeOffer | None
     nodes: list[GpuNode] = field(default_factory=list)
     requested_at: list[float | None] = field(default_factory=list)
+    existing: list[bool] = field(default_factory=list)
     placed: list[Job] = field(default_factory=list)
     new_nodes: int = 0
     new_jobs: list[str] = field(default_factory=list)
@@ -102,6 +104,7 @@ class _Group:
         for _ in range(count):
             self.nodes.append(replace(self.template, name=f"{self.pool}/new-{self.new_nodes}", ready=True))
             self.requested_at.append(None)
+            self.existing.append(False)
             self.new_nodes += 1
         if count:
             self._state = None
@@ -116,13 +119,17 @@ def plan_nodes(
     flavor_of: FlavorOf,
     *,
     cost_horizon_seconds: float,
+    existing: Sequence[GpuNode] = (),
 ) -> NodePlan:
     """Plan new nodes for `waiting` jobs (in scheduling order) that fit no existing node.
 
     `ledger` is the cycle's quota ledger without charges for these jobs; it is charged for
-    each job planned. Returns the requests and, per job planned, the nodes it waits for.
+    each job planned. `existing` are Ready nodes of the offered pools with what is free on
+    them now left unreserved (their `reserved_*` hold the rest): a gang may use them next
+    to new nodes, so a half-free node plus one new node can do where two new ones would.
+    Returns the requests and, per job planned, the nodes it waits for.
     """
-    groups = _groups(offers, in_flight)
+    groups = _groups(offers, in_flight, existing)
     claimed = {job for node in in_flight for job in node.jobs}
     ordered = [j for j in waiting if j.key in claimed] + [j for j in waiting if j.key not in claimed]
     budget_left = {name: q.budget_left for name, q in queues.items()}
@@ -158,19 +165,23 @@ def plan_nodes(
         placements = _place_on(group, job, needed)
         if placements is None:  # cannot happen when the counts are exact; never plan blind
             continue
+        row_of = {n.name: i for i, n in enumerate(group.nodes)}
+        used = sorted({row_of[p.node] for p in placements})
+        coming = [i for i in used if not group.existing[i]]
+        if not coming:
+            continue  # it fits what exists now: the scheduler's business, not the planner's
+        _keep(group, job, placements)
         refused.pop(job.key, None)
         ledger.charge(queue.name, flavor, job.total_gpu_milli)
         if needed > 0 and group.offer is not None and budget_left.get(queue.name) is not None:
             left = budget_left[queue.name]
             assert left is not None
             budget_left[queue.name] = left - _projected_cost(job, group.offer, cost_horizon_seconds)
-        row_of = {n.name: i for i, n in enumerate(group.nodes)}
-        used = sorted({row_of[p.node] for p in placements})
-        new_used = sum(1 for i in used if group.requested_at[i] is None)
+        new_used = sum(1 for i in coming if group.requested_at[i] is None)
         if new_used:
             group.new_jobs.append(job.key)
-        times = [t for i in used if (t := group.requested_at[i]) is not None]
-        waits.append(NodeWait(job.key, group.pool, len(used), new_used, min(times) if times else None))
+        times = [t for i in coming if (t := group.requested_at[i]) is not None]
+        waits.append(NodeWait(job.key, group.pool, len(coming), new_used, min(times) if times else None))
     requests = tuple(
         NodeRequest(
             pool=g.pool,
@@ -185,11 +196,19 @@ def plan_nodes(
     return NodePlan(requests=requests, waits=tuple(waits), refused_by_budget=refused)
 
 
-def _groups(offers: Sequence[NodeOffer], in_flight: Sequence[InFlightNode]) -> list[_Group]:
+def _groups(
+    offers: Sequence[NodeOffer], in_flight: Sequence[InFlightNode], existing: Sequence[GpuNode]
+) -> list[_Group]:
     by_key: dict[tuple[str, bool], _Group] = {}
     for offer in offers:
         key = (offer.pool, offer.node.spot)
         by_key[key] = _Group(pool=offer.pool, spot=offer.node.spot, template=offer.node, offer=offer)
+    for present in existing:
+        group = by_key.get((present.pool, present.spot))
+        if group is not None:
+            group.nodes.append(present)
+            group.requested_at.append(None)
+            group.existing.append(True)
     for node in sorted(in_flight, key=lambda n: (n.requested_at, n.claim)):
         key = (node.pool, node.node.spot)
         group = by_key.get(key)
@@ -198,6 +217,7 @@ def _groups(offers: Sequence[NodeOffer], in_flight: Sequence[InFlightNode]) -> l
             by_key[key] = group
         group.nodes.append(replace(node.node, name=node.claim, ready=True))
         group.requested_at.append(node.requested_at)
+        group.existing.append(False)
     return [by_key[k] for k in sorted(by_key)]
 
 
@@ -236,14 +256,15 @@ def _new_nodes_needed(group: _Group, job: Job) -> int | None:
 
 
 def _place_on(group: _Group, job: Job, new_nodes: int) -> tuple[WorkerPlacement, ...] | None:
+    """Where the gang would go with `new_nodes` more nodes (added to the group); the
+    placement is not kept until `_keep` (a gang that fits what exists is not planned)."""
     group.add_nodes(new_nodes)
-    state = group.state()
-    placements = state.place(job, scoring_policy="bestfit")
-    if placements is None:
-        return None
-    state.allocate(placements, job.shape)
+    return group.state().place(job, scoring_policy="bestfit")
+
+
+def _keep(group: _Group, job: Job, placements: tuple[WorkerPlacement, ...]) -> None:
+    group.state().allocate(placements, job.shape)
     group.placed.append(replace(job, placements=placements))
-    return placements
 
 
 def _projected_cost(job: Job, offer: NodeOffer, horizon_seconds: float) -> float:

@@ -171,6 +171,7 @@ class _Cycle:
         self.reserving_queues: set[str] = set()
         # Quota charged for jobs that wait holding it, refunded if the autoscaler plans them.
         self.reserved_quota: dict[str, tuple[str, str, int]] = {}
+        self.reserved_rows: dict[str, npt.NDArray[np.int64]] = {}
         # Jobs that would fit now but for capacity held for jobs ahead: new nodes end their
         # wait too (jobs held back by the per-cycle admission limit are not among them).
         self.behind_reserved: set[str] = set()
@@ -322,6 +323,9 @@ class _Cycle:
             held = self.reserved_quota.pop(job.key, None)
             if held is not None:
                 self.ledger.refund(*held)
+            rows = self.reserved_rows.pop(job.key, None)
+            if rows is not None:
+                self.reserved[rows] = False  # the planner may count them for this job's gang
         plan = plan_nodes(
             candidates,
             self.queues,
@@ -330,6 +334,7 @@ class _Cycle:
             self.ledger,
             _flavor_of,
             cost_horizon_seconds=self.config.cost_horizon_seconds,
+            existing=self._free_on_scalable_nodes(),
         )
         waits = {w.job_key: w for w in plan.waits}
         updated: list[Waiting] = []
@@ -397,6 +402,27 @@ class _Cycle:
                 for j in turns.drain(queue.name):
                     self._wait(j, WaitCode.BLOCKED_BY_HEAD_OF_LINE, reasons.blocked_by_head(j, job.key))
         return deferred
+
+    def _free_on_scalable_nodes(self) -> list[GpuNode]:
+        """Ready nodes of the offered pools, not held for anyone this cycle, as nodes whose
+        `reserved_*` hold everything but what is free on them now (whole idle GPUs)."""
+        pools = {offer.pool for offer in self.snapshot.offers}
+        state = self.state
+        out = []
+        for row in np.flatnonzero(state.ready & ~self.reserved):
+            node = state.nodes[row]
+            if node.pool not in pools or state.idle[row] == 0:
+                continue
+            out.append(
+                replace(
+                    node,
+                    reserved_gpus=node.gpus - int(state.idle[row]),
+                    reserved_cpu_milli=node.cpu_milli - int(state.cpu_free[row]),
+                    reserved_memory_bytes=node.memory_bytes - int(state.memory_free[row]),
+                    reserved_pods=node.max_pods - int(state.pods_free[row]),
+                )
+            )
+        return out
 
     def _blocked_for(self, job: Job) -> Mask:
         """Nodes held this cycle for other jobs (reserved, or nominated for someone else)."""
@@ -563,6 +589,7 @@ class _Cycle:
             return
         take = int(np.searchsorted(room, job.workers)) + 1
         self.reserved[order[:take]] = True
+        self.reserved_rows[job.key] = order[:take]
         self.reserved_for.append(job.key)
         self.reserving_queues.add(queue.name)
         self.ledger.charge(queue.name, option.flavor, job.total_gpu_milli)

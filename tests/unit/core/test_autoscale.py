@@ -334,3 +334,36 @@ def test_a_job_behind_a_reserved_head_gets_nodes_too() -> None:
     )
     decisions = schedule(snapshot)
     assert requested(decisions) == {"cloud-h100": (1, ("ns/small",))}
+
+
+def test_a_gang_uses_free_cloud_capacity_next_to_new_nodes() -> None:
+    """After a spot reclaim took one of its two nodes, a 2 x 8 gang needs one new node, not
+    two: the surviving node is free (the gang was stopped whole)."""
+    onprem, running = full_onprem()
+    survivor = make_node("cloud-h100-a", gpus=8, pool="cloud-h100", cloud=True)
+    gang = make_job("ns/gang", gpus=8, workers=2, policy=CLOUD, models=("H100",))
+    snapshot = make_snapshot(
+        nodes=(*onprem, survivor), queues=(queue_of("H100"),), pending=[gang], running=running, offers=[H100]
+    )
+    decisions = schedule(snapshot)
+    assert requested(decisions) == {"cloud-h100": (1, ("ns/gang",))}
+    (waiting,) = decisions.waiting
+    assert waiting.message.startswith("waiting for 1 new node in pool cloud-h100")
+
+
+def test_a_job_that_fits_free_cloud_capacity_asks_for_nothing() -> None:
+    onprem, running = full_onprem()
+    held = make_node("cloud-h100-a", gpus=8, pool="cloud-h100", cloud=True)
+    owner = make_job("ns/owner", gpus=8, policy=CLOUD, submitted_at=1)
+    other = make_job("ns/other", gpus=8, policy=CLOUD, models=("H100",), submitted_at=2)
+    snapshot = make_snapshot(
+        nodes=(*onprem, held),
+        queues=(queue_of("H100"),),
+        pending=[other, owner],
+        running=running,
+        offers=[H100],
+        nominations={"cloud-h100-a": ("ns/owner",)},
+    )
+    decisions = schedule(snapshot)
+    assert [a.job_key for a in decisions.admissions] == ["ns/owner"]
+    assert requested(decisions) == {"cloud-h100": (1, ("ns/other",))}
