@@ -34,11 +34,14 @@ The operator serves Prometheus metrics at `http://<pod>:8081/metrics` (settings
 (`GPUPOOL_HEALTH_PORT`, `/healthz` and `/readyz`). A scrape job:
 
 ```yaml
-- job_name: gpupool
+- job_name: gpupool-operator   # the name gpupool's alerting rules select on
   honor_labels: true   # keep the OpenCost series' own `instance` label (as OpenCost's config does)
   static_configs:
     - targets: ["gpupool-operator.gpupool-system:8081"]
 ```
+
+Alerting rules over these metrics: `dashboards/alerts/gpupool.rules.yaml`, generated from
+`operator/gpupool/metrics/alerts.py` (docs/architecture.md, "Alerts").
 
 Values are computed once per scheduling cycle, from what the cycle already holds (the
 snapshot, the decisions, the writes that succeeded, the GPUNodeClaims); a scrape between
