@@ -7,15 +7,21 @@ unit test does too), naming the command to run.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from gpupool.metrics.families import FAMILIES, Family, MetricType
+from gpupool.metrics.generated import Generated
 
 DEFAULT_OUT = Path("docs/metrics.md")
 COMMAND = "python -m gpupool.metrics.docgen"
+GENERATED = Generated(
+    COMMAND,
+    "Generate docs/metrics.md from the metric families.",
+    DEFAULT_OUT,
+    "gpupool.metrics.families",
+    "metrics-docs",
+)
 
 INTRO = """\
 # gpupool metrics
@@ -28,11 +34,14 @@ The operator serves Prometheus metrics at `http://<pod>:8081/metrics` (settings
 (`GPUPOOL_HEALTH_PORT`, `/healthz` and `/readyz`). A scrape job:
 
 ```yaml
-- job_name: gpupool
+- job_name: gpupool-operator   # the name gpupool's alerting rules select on
   honor_labels: true   # keep the OpenCost series' own `instance` label (as OpenCost's config does)
   static_configs:
     - targets: ["gpupool-operator.gpupool-system:8081"]
 ```
+
+Alerting rules over these metrics: `dashboards/alerts/gpupool.rules.yaml`, generated from
+`operator/gpupool/metrics/alerts.py` (docs/architecture.md, "Alerts").
 
 Values are computed once per scheduling cycle, from what the cycle already holds (the
 snapshot, the decisions, the writes that succeeded, the GPUNodeClaims); a scrape between
@@ -144,23 +153,7 @@ def render() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m gpupool.metrics.docgen`; returns the exit status."""
-    parser = argparse.ArgumentParser(prog=COMMAND, description="Generate docs/metrics.md from the metric families.")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"file to write (default: {DEFAULT_OUT})")
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if --out is missing or stale")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = args.out.read_text() if args.out.exists() else None
-        if current != text:
-            print(f"stale: {args.out} differs from gpupool.metrics.families", file=sys.stderr)
-            print(f"Regenerate with `make metrics-docs` ({COMMAND} --out {args.out}) and commit it.", file=sys.stderr)
-            return 1
-        print(f"{args.out} is up to date ({len(FAMILIES)} families).")
-        return 0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
-    return 0
+    return GENERATED.main(render(), f"{len(FAMILIES)} families", argv)
 
 
 if __name__ == "__main__":
