@@ -58,6 +58,12 @@ def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     return demo.main(rest)
 
 
+def _report(args: argparse.Namespace, rest: list[str]) -> int:
+    from gpupool.report import command
+
+    return command.main(rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; subcommands own their own flags (passed through as `rest`)."""
     parser = argparse.ArgumentParser(prog="gpupool", description=__doc__.splitlines()[0])
@@ -85,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agent.add_argument("action", choices=["run"])
     agent.set_defaults(handler=_agent)
+
+    report = sub.add_parser(
+        "report", help="the chargeback report (cost per queue, namespace and job) from Prometheus", add_help=False
+    )
+    report.set_defaults(handler=_report)
     return parser
 
 

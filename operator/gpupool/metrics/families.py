@@ -85,6 +85,7 @@ SCALE_UP_RESULTS = ("requested", "ready", "failed")
 SCALE_DOWN_REASONS = ("idle", "lost")
 NODE_STATES = ("ready", "not_ready", "provisioning", "draining")
 POOL_CLASSES = ("on_prem", "cloud")
+CAPACITY_TYPES = ("on_demand", "spot")
 STEPS = ("lifecycle", "snapshot", "decide", "apply", "nodes", "report")
 """The scheduling loop's steps (`gpupool.controllers.loop.STEPS`; a unit test keeps them equal)."""
 
@@ -216,6 +217,21 @@ FAMILIES: tuple[Family, ...] = (
         "being given back (idle past scaleDownAfter).",
         POOL,
         closed("state", "the node's state", NODE_STATES),
+    ),
+    gauge(
+        "gpupool_pool_info",
+        "1 for each GPUNodePool: its class and GPU model (join on pool to group GPU time by them).",
+        POOL,
+        closed("pool_class", "where the pool's nodes live", POOL_CLASSES),
+        Label("gpu_model", "GPU model of the pool's nodes"),
+    ),
+    gauge(
+        "gpupool_pool_gpu_hourly_price",
+        "Price of one GPU-hour on the pool's nodes: on_demand for a node that is not spot (the cloud "
+        "on-demand price, or the on-prem amortised one), spot for a spot node (only when the pool names a "
+        "spot price); pools with a price only.",
+        POOL,
+        closed("capacity", "the kind of node the price is for", CAPACITY_TYPES),
     ),
     gauge("gpupool_pool_gpus", "GPUs on the pool's Ready nodes.", POOL),
     gauge("gpupool_pool_allocated_gpus", "GPUs held by admitted jobs on the pool's nodes.", POOL),

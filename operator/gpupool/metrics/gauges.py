@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gpupool.api import ClaimPhase, GPUJob, GPUNodeClaim, JobPhase
+from gpupool.api import ClaimPhase, GPUJob, GPUNodeClaim, JobPhase, PoolClass
 from gpupool.cluster.cache import CacheView, Kind
 from gpupool.cluster.convert import HOLDING_PHASES
 from gpupool.cluster.scaling import claim_in_flight
@@ -44,6 +44,9 @@ REASON_CLASS: dict[str, str] = {
     "NamespaceNotAllowed": "config",
 }
 """The reason class of each wait code (`gpupool_queue_pending_jobs{reason}`); unknown: config."""
+
+POOL_CLASS_LABEL = {PoolClass.ON_PREM: "on_prem", PoolClass.CLOUD: "cloud"}
+"""`pool_class` label value of each GPUNodePool class (as `gpupool_queue_cost_total` has it)."""
 
 LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 LABEL_REGION = "topology.kubernetes.io/region"
@@ -181,11 +184,27 @@ def pool_samples(inputs: GaugeInputs) -> Samples:
         allocated[(name,)] = status.gpus_allocated
         frag[(name,)] = fragmented.get(name, 0.0)
     return {
+        **pool_price_samples(snap),
         "gpupool_pool_nodes": nodes,
         "gpupool_pool_gpus": gpus,
         "gpupool_pool_allocated_gpus": allocated,
         "gpupool_pool_fragmented_gpus": frag,
     }
+
+
+def pool_price_samples(snap: ClusterSnapshot) -> Samples:
+    """Each pool's class and GPU model, and its GPU-hour prices (on-demand, and spot when named)."""
+    info: Series = {}
+    price: Series = {}
+    for name, pool in sorted(snap.pools.items()):
+        spec = pool.pool.spec
+        info[(name, POOL_CLASS_LABEL[spec.pool_class], spec.gpu_model)] = 1.0
+        if spec.price_per_node_hour is None:
+            continue
+        price[(name, "on_demand")] = pool.gpu_hour_price(spot=False)
+        if spec.price_per_node_hour.spot is not None:
+            price[(name, "spot")] = pool.gpu_hour_price(spot=True)
+    return {"gpupool_pool_info": info, "gpupool_pool_gpu_hourly_price": price}
 
 
 def free_milli(snap: ClusterSnapshot, decisions: Decisions) -> dict[str, list[int]]:
