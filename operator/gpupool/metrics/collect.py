@@ -196,8 +196,19 @@ class OperatorMetrics:
         except Exception:
             log.exception("metrics collection failed; the next cycle tries again")
 
+    def _zero_pool_counters(self, pools: Iterable[str]) -> None:
+        """Create each pool's scale-up and scale-down series at 0: a labelled counter is born
+        at its first increment otherwise, and `increase()` cannot see that first step (so a
+        pool's first failed launch would never raise GPUPoolScaleUpFailing)."""
+        for pool in pools:
+            for result in ("requested", "ready", "failed"):
+                self.counters["gpupool_scale_ups_total"].labels(pool, result)
+            for reason in ("idle", "lost"):
+                self.counters["gpupool_scale_downs_total"].labels(pool, reason)
+
     def _observe(self, cycle: CycleRecord) -> None:
         jobs = {key: parsed.api for key, parsed in jobs_of(cycle.view)[0].items()}
+        self._zero_pool_counters(cycle.snap.pools)
         inputs = GaugeInputs(cycle.snap, cycle.decisions, jobs, cycle.view)
         self.gauges.publish(cycle_samples(inputs, opencost=self.opencost))
         self._count_changes(cycle, jobs)

@@ -203,3 +203,13 @@ def test_a_preemption_within_the_queue_is_counted_for_the_victims_queue() -> Non
     r.loop.cycle()
     assert r.metric("gpupool_preemptions_total", queue="q", reason="within_queue") == 1
     assert r.metric("gpupool_queue_pending_jobs", queue="q", reason="preemption") == 1
+
+
+def test_each_pool_has_its_scaling_counters_from_zero() -> None:
+    """A counter series born at its first increment hides that step from `increase()`."""
+    r = world()
+    assert r.metric("gpupool_scale_ups_total", pool="gpu", result="failed") is None
+    r.loop.cycle()
+    for result in ("requested", "ready", "failed"):
+        assert r.metric("gpupool_scale_ups_total", pool="gpu", result=result) == 0
+    assert r.metric("gpupool_scale_downs_total", pool="gpu", reason="lost") == 0
