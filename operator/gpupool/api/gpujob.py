@@ -302,6 +302,8 @@ class ContainerRun(StatusModel):
     image: str = Field(default="", max_length=4096, description="The image as the pod spec names it.")
     image_id: str | None = Field(
         default=None,
+        validation_alias="imageID",
+        serialization_alias="imageID",
         max_length=4096,
         description="status.containerStatuses[].imageID as the kubelet reported it; absent when not reported.",
     )
