@@ -523,3 +523,24 @@ def test_the_text_shows_a_block_per_attempt_and_says_what_is_unknown() -> None:
     assert "ran digest unknown" in text and "code      (not declared)" in text
     assert "ProvenanceVerified=Unknown (DigestNotReported)" in text
     assert render_text("ns/new", {}).endswith("no attempt recorded yet")
+
+
+def test_the_json_output_carries_the_status_record_as_it_is() -> None:
+    from gpupool.cluster.provenance_cmd import as_json
+
+    record = {"attempts": [{"attempt": 1, "outcome": "Failed", "workers": []}], "omittedAttempts": 0}
+    verified = {"type": CONDITION, "status": "False", "reason": "ImageDigestMismatch", "message": "m"}
+    raw = gpujob_object(
+        "train", phase="Failed", status={"provenance": record, "conditions": [verified], "finishedAt": "t"}
+    )
+    assert as_json("ns/train", raw) == {
+        "job": "ns/train",
+        "uid": "uid-train",
+        "phase": "Failed",
+        "finishedAt": "t",
+        "ttlSecondsAfterFinished": None,  # the API server fills the default; this raw object has none
+        "provenanceVerified": verified,
+        "provenance": record,
+    }
+    empty = as_json("ns/new", gpujob_object("new"))
+    assert empty["provenance"] == {"attempts": [], "omittedAttempts": 0} and empty["provenanceVerified"] is None
