@@ -1,4 +1,5 @@
-"""The `gpupool` command: operator, node agent, dev cluster, benchmarks and reports.
+"""The `gpupool` command: operator, node agent, dev cluster, benchmarks and reports
+(`gpupool provenance NAMESPACE/JOB`).
 
 Who calls this: people at a shell, the Makefile and the demo script. Each subcommand is a
 thin shim that imports its implementation lazily, so `gpupool dev up` does not pay for
@@ -52,6 +53,12 @@ def _agent(args: argparse.Namespace, rest: list[str]) -> int:
     return run.main(rest)
 
 
+def _provenance(args: argparse.Namespace, rest: list[str]) -> int:
+    from gpupool.cluster import provenance_cmd
+
+    return provenance_cmd.main(rest)
+
+
 def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     from gpupool import demo
 
@@ -96,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="the chargeback report (cost per queue, namespace and job) from Prometheus", add_help=False
     )
     report.set_defaults(handler=_report)
+    provenance = sub.add_parser(
+        "provenance", help="a GPUJob's provenance record per attempt (NAMESPACE/JOB [-o json])", add_help=False
+    )
+    provenance.set_defaults(handler=_provenance)
     return parser
 
 

@@ -98,6 +98,15 @@ BAD_INPUT = [
     BadInput("job-negative-cpu", "GPUJob", {"cpu": -2}, ("spec.cpu", "greater than or equal to 0")),
     BadInput("job-malformed-memory", "GPUJob", {"memory": "16 gigs"}, ("spec.memory", "should match")),
     BadInput("job-missing-queue", "GPUJob", {"queue": None}, ("spec.queue", "Required value")),
+    BadInput(
+        "job-negative-ttl",
+        "GPUJob",
+        {"ttlSecondsAfterFinished": -1},
+        ("spec.ttlSecondsAfterFinished", "greater than or equal to 0"),
+    ),
+    BadInput(
+        "job-malformed-ttl", "GPUJob", {"ttlSecondsAfterFinished": "7d"}, ("spec.ttlSecondsAfterFinished", "integer")
+    ),
     BadInput("job-unknown-spec-field", "GPUJob", {"gpuCount": 2}, ('unknown field "spec.gpuCount"',)),
     BadInput(
         "job-unknown-template-field",
@@ -251,6 +260,7 @@ def test_valid_manifests_of_every_kind_apply_with_defaults(kubeconfig: str, name
             True,
             0,
         )
+        assert spec["ttlSecondsAfterFinished"] == 604800
         got = json.loads(kubectl(kubeconfig, "get", "gj", "train", "-n", namespace, "-o", "json", check=False).stdout)
         assert got["spec"]["provenance"]["parameters"] == {"lr": 0.001, "schedule": {"warmup": 100}}
 
@@ -305,6 +315,8 @@ SPEC_EDITS = [
     ("max-runtime", {"maxRuntime": "10m"}, None),
     ("preemptible", {"preemptible": False}, None),
     ("backoff-limit", {"backoffLimit": 1}, None),
+    ("ttl-after-finished", {"ttlSecondsAfterFinished": 60}, None),
+    ("provenance", {"provenance": {"codeRevision": "f00d"}}, None),
 ]
 
 

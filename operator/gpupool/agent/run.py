@@ -6,8 +6,10 @@ stops the agent here, naming the variable), the backend (NVML absent: a message 
 to use `--backend simulated`), the Kubernetes client when needed, then the /metrics
 server. Each round (`Agent.tick`) reads every GPU once, replaces the exported samples,
 adds the utilisation to each node's rolling window and, when `WritePolicy` allows,
-writes the node's `gpupool.io/gpu-utilization` annotation. A failed read or write is
-logged and tried again next round; SIGTERM or SIGINT stops the loop.
+writes the node's `gpupool.io/gpu-utilization` annotation. The node's GPU index -> UUID
+map (`gpupool.io/gpu-uuids`, `gpupool.agent.gpu_uuids`) is written at the first round
+and again only when it changes. A failed read or write is logged and tried again next
+round; SIGTERM or SIGINT stops the loop.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from kubernetes.config import ConfigException
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
-from gpupool.agent.backend import GpuBackend
+from gpupool.agent.backend import GpuBackend, GpuSample
 from gpupool.agent.exporter import GpuCollector, registry_with
+from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
+from gpupool.agent.gpu_uuids import format_uuids
 from gpupool.agent.nvml import NvmlUnavailable
 from gpupool.agent.rolling import UtilizationWindow, WritePolicy
 from gpupool.agent.settings import ENV_PREFIX, AgentSettings
@@ -60,6 +64,8 @@ class Agent:
         self.clock = clock
         self.windows: dict[str, UtilizationWindow] = {}
         self.policies: dict[str, WritePolicy] = {}
+        # node -> the `gpupool.io/gpu-uuids` value last written there by this process.
+        self.uuids_written: dict[str, str] = {}
 
     def tick(self) -> None:
         """Read every GPU once, export, and publish the summaries that are due."""
@@ -79,11 +85,31 @@ class Agent:
         for gone in set(self.windows) - set(by_node):
             del self.windows[gone]
             self.policies.pop(gone, None)
+            self.uuids_written.pop(gone, None)
         for node, readings in by_node.items():
             window = self.windows.setdefault(node, UtilizationWindow(self.settings.window_seconds))
             window.add(now, readings)
         if self.annotator is not None:
+            self._publish_uuids(samples)
             self._publish(now)
+
+    def _publish_uuids(self, samples: Sequence[GpuSample]) -> None:
+        """Each node's index -> UUID map, written when it differs from what this process
+        last wrote there (so once at start, then only when the GPUs change)."""
+        assert self.annotator is not None
+        by_node: dict[str, dict[int, str]] = {}
+        for sample in samples:
+            by_node.setdefault(sample.device.node, {})[sample.device.index] = sample.device.uuid
+        for node, uuids in sorted(by_node.items()):
+            value = format_uuids(uuids)
+            if self.uuids_written.get(node) == value:
+                continue
+            try:
+                self.annotator.annotate(node, UUIDS_ANNOTATION, value)
+            except Exception as error:
+                log.warning("could not publish the GPU UUIDs of node %s: %s; will retry", node, error)
+                continue
+            self.uuids_written[node] = value
 
     def _publish(self, now: float) -> None:
         assert self.annotator is not None

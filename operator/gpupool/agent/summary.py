@@ -120,6 +120,18 @@ def _gpus(value: Any) -> dict[int, float] | None:
     return gpus
 
 
+def json_object(text: str | None) -> dict[str, Any] | None:
+    """The JSON object in an annotation's value; None when it is missing, not JSON or not an
+    object (never raises, however deep the nesting)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def parse_summary(text: str | None) -> UtilizationSummary | None:
     """The summary in an annotation's value, or None when it is missing or malformed.
 
@@ -129,13 +141,8 @@ def parse_summary(text: str | None) -> UtilizationSummary | None:
     a GPU key that is not a decimal index, or a ratio outside 0..1. `observed` longer
     than `window` is read as `window`.
     """
-    if not isinstance(text, str):
-        return None
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict):
+    data = json_object(text)
+    if data is None:
         return None
     window = data.get("window")
     observed = data.get("observed")

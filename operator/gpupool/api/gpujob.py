@@ -37,6 +37,9 @@ from gpupool.api.common import (
 )
 from gpupool.core.budget import MAX_RECORDED_ATTEMPTS
 
+DEFAULT_TTL_SECONDS_AFTER_FINISHED = 7 * 24 * 3600
+MAX_TTL_SECONDS_AFTER_FINISHED = 2**31 - 1  # int32, as Kubernetes Jobs' own field
+
 
 class Placement(StrEnum):
     """Which pools a job accepts (mirrors `gpupool.core.models.PlacementPolicy`)."""
@@ -103,7 +106,8 @@ class Provenance(SpecModel):
 
 # What a job holds is fixed at creation, as Kueue fixes a workload's pod sets once it holds
 # quota: an edit would change what the queue admitted behind its back. `priority`,
-# `maxRuntime`, `preemptible`, `backoffLimit` and `provenance` may change.
+# `maxRuntime`, `preemptible`, `backoffLimit`, `provenance` and `ttlSecondsAfterFinished` may
+# change.
 IMMUTABLE_SPEC_FIELDS = ("queue", "workers", "gpus", "cpu", "memory", "gpuModels", "placement", "template")
 
 
@@ -210,6 +214,17 @@ class GPUJobSpec(SpecModel):
         default=None,
         description="Image digest, code revision, dataset reference and parameters, recorded as given.",
     )
+    ttl_seconds_after_finished: int = Field(
+        default=DEFAULT_TTL_SECONDS_AFTER_FINISHED,
+        ge=0,
+        le=MAX_TTL_SECONDS_AFTER_FINISHED,
+        description=(
+            "Seconds after the job succeeds or fails (status.finishedAt) before gpupool deletes it, as for a "
+            "Kubernetes Job; 0 deletes it as soon as its last attempt is recorded. Every ended attempt's "
+            "provenance record is also written to the operator's log, so it outlives the object "
+            "(default 604800, 7 days)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _gpus_whole_or_single_share(self) -> Self:
@@ -259,6 +274,100 @@ class AttemptUsage(StatusModel):
     cloud_cost: float = Field(default=0.0, ge=0, description="The part of cost on cloud pools.")
 
 
+class AttemptOutcome(StrEnum):
+    """How an attempt ended (an attempt still running has none)."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    RESTARTED = "Restarted"
+    INTERRUPTED = "Interrupted"
+    PREEMPTED = "Preempted"
+
+
+class GpuRun(StatusModel):
+    """One GPU a worker held: its index on the node and, when the node's agent published it, its UUID."""
+
+    index: int = Field(ge=0, description="Index of the GPU on its node (as in NVIDIA_VISIBLE_DEVICES).")
+    uuid: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The GPU's UUID from the node's gpupool.io/gpu-uuids annotation; absent when unknown.",
+    )
+
+
+class ContainerRun(StatusModel):
+    """One container of a worker pod: the image it named, what the runtime ran, how it exited."""
+
+    name: str = Field(max_length=253, description="Container name.")
+    image: str = Field(default="", max_length=4096, description="The image as the pod spec names it.")
+    image_id: str | None = Field(
+        default=None,
+        validation_alias="imageID",
+        serialization_alias="imageID",
+        max_length=4096,
+        description="status.containerStatuses[].imageID as the kubelet reported it; absent when not reported.",
+    )
+    digest: str | None = Field(
+        default=None, max_length=512, description="The sha256 digest in imageID; absent when unknown."
+    )
+    exit_code: int | None = Field(default=None, description="Exit code once the container terminated.")
+
+
+class WorkerRun(StatusModel):
+    """Where one worker of an attempt ran and what it ran."""
+
+    worker: int = Field(ge=0, description="Worker index.")
+    pod: str = Field(description="Name of the worker's pod.")
+    node: str = Field(description="Node the worker ran on.")
+    pool: str = Field(default="", description="GPUNodePool of the node, if any.")
+    gpu_model: str = Field(default="", description="GPU model of the node.")
+    gpus: list[GpuRun] = Field(default_factory=list, max_length=16, description="The GPUs the worker held.")
+    gpu_share: float = Field(default=1.0, ge=0, le=1, description="Share of each GPU held (1 for whole GPUs).")
+    price_per_gpu_hour: float = Field(
+        default=0.0, ge=0, description="The pool's price of one GPU-hour on this node (0 when unpriced)."
+    )
+    containers: list[ContainerRun] = Field(
+        default_factory=list, max_length=64, description="The pod's containers, in the pod spec's order."
+    )
+
+
+class AttemptProvenance(StatusModel):
+    """The provenance record of one attempt: what was declared, where it ran, what ran, how it ended."""
+
+    attempt: int = Field(ge=1, description="The attempt's number (status.attempts when it ran).")
+    outcome: AttemptOutcome | None = Field(
+        default=None, description="Succeeded, Failed, Restarted, Interrupted or Preempted; absent while it runs."
+    )
+    admitted_at: datetime | None = Field(default=None, description="When the attempt was admitted.")
+    started_at: datetime | None = Field(default=None, description="When all its workers were running.")
+    ended_at: datetime | None = Field(default=None, description="When it ended.")
+    image_digest: str | None = Field(default=None, max_length=512, description="spec.provenance.imageDigest.")
+    code_revision: str | None = Field(default=None, max_length=512, description="spec.provenance.codeRevision.")
+    dataset_ref: str | None = Field(default=None, max_length=2048, description="spec.provenance.datasetRef.")
+    parameters_digest: str | None = Field(
+        default=None,
+        max_length=80,
+        description="sha256 of spec.provenance.parameters as canonical JSON (the log line carries them whole).",
+    )
+    workers: list[WorkerRun] = Field(default_factory=list, max_length=MAX_WORKERS, description="One per worker.")
+
+
+class ProvenanceStatus(StatusModel):
+    """Per attempt, what ran where: the last attempts, the current one included."""
+
+    attempts: list[AttemptProvenance] = Field(
+        default_factory=list,
+        max_length=MAX_RECORDED_ATTEMPTS,
+        description=(
+            f"The last {MAX_RECORDED_ATTEMPTS} attempts at most, oldest first (fewer for large gangs); each ended "
+            "attempt is also written to the operator's log."
+        ),
+    )
+    omitted_attempts: int = Field(
+        default=0, ge=0, description="Older attempts no longer kept here (their records are in the operator's log)."
+    )
+
+
 class GPUJobStatus(StatusModel):
     """What gpupool has done with the job; written only by the operator."""
 
@@ -304,6 +413,11 @@ class GPUJobStatus(StatusModel):
             f"GPU time and cost of each ended attempt, the last {MAX_RECORDED_ATTEMPTS} (older ones folded into the "
             "first entry); the queue's budget spend per period is derived from it."
         ),
+    )
+    provenance: ProvenanceStatus | None = Field(
+        default=None,
+        description="Per attempt: the declared provenance, the nodes, GPUs (with UUIDs), pool prices, the image "
+        "digests that ran and the exit codes.",
     )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The .metadata.generation this status was computed from."

@@ -14,6 +14,12 @@ write costs the API server little but the operator a round trip, and one at a ti
 loop could not keep up with the API server (1,000 admissions meant 5,000 sequential
 round trips).
 
+A change that ends an attempt carries the attempt's provenance record, logged on the
+`gpupool.provenance` logger (one JSON object per line in the operator's default log
+format) right after its status write succeeds, so it outlives the GPUJob. A change with
+`delete_job` deletes the GPUJob (its time to live after finishing has passed), guarded by
+its uid so that a new job of the same name is never deleted.
+
 Events are best-effort, as in client-go's event recorder: a failed post is logged, never
 retried. With `event_queue` > 0 they are posted by one background thread from a queue of
 that size, so status and pod writes (which the next cycle depends on) never wait behind
@@ -33,8 +39,10 @@ from gpupool.api import API_VERSION, GPUNodePoolStatus, GPUQueueStatus
 from gpupool.cluster.cache import ClusterCache, Kind
 from gpupool.cluster.plan import JobChange
 from gpupool.cluster.ports import ClusterWriter, EventNote, NotFound, ObjectRef, RawObject, WriteError
+from gpupool.cluster.provenance import LOG_NAME
 
 log = logging.getLogger("gpupool.apply")
+provenance_log = logging.getLogger(LOG_NAME)
 
 
 class Applier:
@@ -77,11 +85,21 @@ class Applier:
         return [change for change in chain if self._one(change)]
 
     def _one(self, change: JobChange) -> bool:
+        if change.delete_job:
+            return self._delete_job(change)
         if change.status is not None and not self._status(change):
             if change.events_without_status:
                 self._emit(change)
             return False
         self._emit(change)
+        for record in change.log_records:
+            provenance_log.info(
+                "attempt %s of %s ended: %s",
+                record.get("attempt"),
+                change.key,
+                record.get("outcome"),
+                extra={"provenance": record},
+            )
         for pod in change.delete_pods:
             try:
                 self.writer.delete_pod(change.namespace, pod)
@@ -100,6 +118,18 @@ class Applier:
                 break
             if created is not None:
                 self.cache.upsert(Kind.POD, created)
+        return True
+
+    def _delete_job(self, change: JobChange) -> bool:
+        try:
+            self.writer.delete_job(change.namespace, change.name, change.about.uid)
+        except NotFound:
+            pass
+        except WriteError as error:
+            log.warning("finished job not deleted", extra={"job": change.key, "error": str(error)})
+            return False
+        log.info("deleted a finished job past its ttlSecondsAfterFinished", extra={"job": change.key})
+        self.cache.delete(Kind.JOB, change.key)
         return True
 
     def _status(self, change: JobChange) -> bool:

@@ -13,24 +13,31 @@ and the next cycle decides again from the API server's truth.
 A job new to gpupool (no phase yet) is queued by the same status write that admits it or
 says why it waits, with a `Queued` event before the others: one write instead of two for
 every new job, and the same status and events a person sees.
+
+Each attempt's provenance record (`gpupool.cluster.provenance`) rides on these writes: it
+is opened by the admission's status, refreshed by whatever status the lifecycle step
+writes (or by a write of its own, only when the record or its digest check changed) and
+closed by the write that ends the attempt, whose change also carries the record's log
+line. A finished job whose `spec.ttlSecondsAfterFinished` has passed is deleted.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from gpupool.api import API_VERSION, GPUJob, GPUJobStatus, IdleSpec, JobPhase
+from gpupool.api import API_VERSION, AttemptOutcome, GPUJob, GPUJobStatus, IdleSpec, JobPhase
 from gpupool.cluster import pods as podlib
 from gpupool.cluster.convert import HOLDING_PHASES, parse_duration_seconds, parse_timestamp, placement_status
 from gpupool.cluster.lifecycle import LifecycleStep, Step, next_step, pods_of_attempt
 from gpupool.cluster.ports import EventNote, ObjectRef
+from gpupool.cluster.provenance import attempt_record, expired, log_record, recorded, stored_record
 from gpupool.cluster.snapshot import ClusterSnapshot
 from gpupool.cluster.spend import ended_attempt_fields
-from gpupool.cluster.status import has_condition, job_status, timestamp
+from gpupool.cluster.status import generation_of, has_condition, job_status, timestamp
 from gpupool.core.idle import IdleAction, IdlePolicy, job_utilization, judge_idle
 from gpupool.core.models import Admission, Decisions
 
@@ -53,14 +60,22 @@ class ChangeKind(StrEnum):
     ADMIT = "Admit"
     WAIT = "Wait"
     IDLE = "Idle"
+    PROVENANCE = "Provenance"
+    EXPIRE = "Expire"
+
+
+# Changes whose status ends the attempt (and closes its provenance record).
+ENDING = frozenset({ChangeKind.FINISH, ChangeKind.FAIL, ChangeKind.RESTART, ChangeKind.PREEMPT})
 
 
 @dataclass(frozen=True)
 class JobChange:
-    """Writes for one job: `status` first, then `events`, then `delete_pods`, then `create_pods`.
+    """Writes for one job: `status` first, then `events` and `log_records`, then `delete_pods`,
+    then `create_pods`; or, with `delete_job`, only the deletion of the GPUJob itself.
 
     `events_without_status` posts the events even when the status write fails (used for
-    jobs gpupool cannot read, whose status the API server may also refuse).
+    jobs gpupool cannot read, whose status the API server may also refuse). `log_records`
+    are the provenance records of the attempts this status ends, logged once it is written.
     """
 
     kind: ChangeKind
@@ -72,6 +87,8 @@ class JobChange:
     delete_pods: tuple[str, ...] = ()
     create_pods: tuple[dict[str, Any], ...] = ()
     events_without_status: bool = False
+    log_records: tuple[dict[str, Any], ...] = ()
+    delete_job: bool = False
 
     @property
     def key(self) -> str:
@@ -112,6 +129,8 @@ class Planner:
                 change = self.advance(job, snap, now)
                 if change is not None:
                     changes.append(change)
+            elif expired(job, now):
+                changes.append(_change(job, ChangeKind.EXPIRE, delete_job=True))
         changes.extend(self.stray_pods(snap))
         return changes
 
@@ -129,17 +148,28 @@ class Planner:
         max_runtime = (
             parse_duration_seconds(job.spec.max_runtime, what="spec.maxRuntime") if job.spec.max_runtime else None
         )
+        pods = pods_of_attempt(snap.pods_by_job.get(key, []), attempt)
         step = next_step(
             job,
-            pods_of_attempt(snap.pods_by_job.get(key, []), attempt),
+            pods,
             now,
             started_at=parse_timestamp(job.status.started_at),
             max_runtime_seconds=max_runtime,
             failures=job.status.failures,
             lost_nodes={w.node for w in job.status.placement if snap.node_lost(w.node, now)},
         )
+        if step.step in (Step.SUCCEED, Step.FAIL, Step.RETRY, Step.INTERRUPT):
+            return self.stop_attempt(job, step, snap, now)
+        change = self._running_step(job, step, snap, now)
+        if change is not None and change.kind in ENDING:
+            return change
+        return self.observed(job, change, snap, pods, now)
+
+    def _running_step(self, job: GPUJob, step: LifecycleStep, snap: ClusterSnapshot, now: float) -> JobChange | None:
+        """The change of a lifecycle step that does not end the attempt."""
         if step.step == Step.CREATE_PODS:
-            manifests = self.worker_pods(job, job.status.placement, attempt, snap, step.missing_workers)
+            placement = job.status.placement
+            manifests = self.worker_pods(job, placement, job.status.attempts, snap, step.missing_workers)
             return _change(job, ChangeKind.CREATE_PODS, create_pods=manifests) if manifests else None
         if step.step == Step.MARK_RUNNING:
             nodes = sorted({p.node for p in job.status.placement})
@@ -152,11 +182,38 @@ class Planner:
                 message=f"running {job.spec.workers} worker(s) on {', '.join(nodes)}",
             )
             return _change(job, ChangeKind.START, status=status, events=(EventNote("Started", step.message),))
-        if step.step in (Step.SUCCEED, Step.FAIL, Step.RETRY, Step.INTERRUPT):
-            return self.stop_attempt(job, step, snap, now)
         if job.status.phase == JobPhase.RUNNING:
             return self.idle_check(job, snap, now)
         return None
+
+    def observed(
+        self,
+        job: GPUJob,
+        change: JobChange | None,
+        snap: ClusterSnapshot,
+        pods: Mapping[int, RawObject],
+        now: float,
+    ) -> JobChange | None:
+        """`change` with the running attempt's provenance record refreshed from its pods and
+        nodes; a status write of its own when only the record (or its digest check) changed."""
+        if not pods and stored_record(job.status, job.status.attempts) is None:
+            return change  # admitted without a record (by an older operator): begun once a pod shows
+        base = change.status if change is not None and change.status is not None else job.status
+        record = attempt_record(
+            job,
+            attempt=job.status.attempts,
+            placement=job.status.placement,
+            pods_by_worker=pods,
+            facts=snap,
+            admitted_at=base.admitted_at,
+            started_at=base.started_at,
+        )
+        status, events = recorded(job, base, record, now, generation_of(job.metadata))
+        if status == base:
+            return change
+        if change is None:
+            return _change(job, ChangeKind.PROVENANCE, status=status, events=events)
+        return replace(change, status=status, events=(*change.events, *events))
 
     def idle_check(self, job: GPUJob, snap: ClusterSnapshot, now: float) -> JobChange | None:
         """A running job's idle verdict (`gpupool.core.idle`) made durable: `idleSince` and the
@@ -201,6 +258,11 @@ class Planner:
         """
         usage = self.attempt_usage(job, snap, now)
         running = ("Running", False, step.reason, step.message)
+        outcome = {
+            Step.RETRY: AttemptOutcome.RESTARTED,
+            Step.INTERRUPT: AttemptOutcome.INTERRUPTED,
+            Step.SUCCEED: AttemptOutcome.SUCCEEDED,
+        }.get(step.step, AttemptOutcome.FAILED)
         if step.step in (Step.RETRY, Step.INTERRUPT):
             interrupted = step.step == Step.INTERRUPT
             reason = "Interrupted" if interrupted else "Restarting"
@@ -226,8 +288,29 @@ class Planner:
                 "message": f"{'succeeded' if succeeded else 'failed'}: {step.message}",
             }
         status = job_status(job, now, [running, condition], **usage, **fields)
+        status, noted, logged = self.closed(job, status, outcome, snap, now)
         pods = () if kind == ChangeKind.FINISH else self.job_pods(job, snap, only_unfinished=only_unfinished)
-        return _change(job, kind, status=status, events=(event,), delete_pods=pods)
+        return _change(job, kind, status=status, events=(event, *noted), delete_pods=pods, log_records=logged)
+
+    def closed(
+        self, job: GPUJob, status: GPUJobStatus, outcome: AttemptOutcome, snap: ClusterSnapshot, now: float
+    ) -> tuple[GPUJobStatus, tuple[EventNote, ...], tuple[dict[str, Any], ...]]:
+        """`status` with the ending attempt's record closed (outcome, end, the last the pods
+        showed), the events that go with it, and the record's log line."""
+        key = f"{job.metadata['namespace']}/{job.metadata['name']}"
+        record = attempt_record(
+            job,
+            attempt=job.status.attempts,
+            placement=job.status.placement,
+            pods_by_worker=pods_of_attempt(snap.pods_by_job.get(key, []), job.status.attempts),
+            facts=snap,
+            admitted_at=job.status.admitted_at,
+            started_at=job.status.started_at,
+            outcome=outcome,
+            ended_at=timestamp(now),
+        )
+        status, events = recorded(job, status, record, now, generation_of(job.metadata))
+        return status, events, (log_record(job, record),)
 
     def stray_pods(self, snap: ClusterSnapshot) -> list[JobChange]:
         """Pods of deleted jobs, of jobs no longer holding GPUs, or of an older attempt."""
@@ -293,7 +376,17 @@ class Planner:
             message=message,
         )
         pods = self.worker_pods(job, workers, attempt, snap, tuple(range(job.spec.workers)))
-        events = (*queued_events, EventNote("Admitted", message))
+        record = attempt_record(
+            job,
+            attempt=attempt,
+            placement=workers,
+            pods_by_worker=pods_of_attempt(pods, attempt),  # the containers they will run
+            facts=snap,
+            admitted_at=status.admitted_at,
+            started_at=None,
+        )
+        status, noted = recorded(job, status, record, now, generation_of(job.metadata))
+        events = (*queued_events, EventNote("Admitted", message), *noted)
         return _change(job, ChangeKind.ADMIT, status=status, events=events, create_pods=pods)
 
     def preempted(self, job: GPUJob, message: str, snap: ClusterSnapshot, now: float) -> JobChange:
@@ -310,12 +403,14 @@ class Planner:
             message=f"preempted and queued again: {message}",
             **usage,
         )
+        status, noted, logged = self.closed(job, status, AttemptOutcome.PREEMPTED, snap, now)
         return _change(
             job,
             ChangeKind.PREEMPT,
             status=status,
-            events=(EventNote("Preempted", message, "Warning"),),
+            events=(EventNote("Preempted", message, "Warning"), *noted),
             delete_pods=self.job_pods(job, snap, only_unfinished=False),
+            log_records=logged,
         )
 
     def waiting(self, job: GPUJob, code: str, message: str, now: float) -> JobChange | None:

@@ -93,6 +93,10 @@ class ClusterWriter(Protocol):
     def patch_job_status(self, namespace: str, name: str, status: GPUJobStatus) -> RawObject:
         """Replace a GPUJob's status; the updated job. Raises `NotFound` when the job is gone."""
 
+    def delete_job(self, namespace: str, name: str, uid: str | None) -> None:
+        """Delete a GPUJob (its pods go with it, by their owner reference), only if its uid is
+        still `uid`; one already gone counts as deleted, another uid raises `Conflict`."""
+
     def patch_queue_status(self, name: str, status: GPUQueueStatus) -> RawObject:
         """Replace a GPUQueue's status; the updated queue."""
 

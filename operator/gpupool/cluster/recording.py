@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from gpupool.api import GPUJobStatus, GPUNodeClaimStatus, GPUNodePoolStatus, GPUQueueStatus, status_patch
 from gpupool.cluster.cache import object_key
-from gpupool.cluster.ports import NotFound, ObjectRef, RawObject, WriteError
+from gpupool.cluster.ports import Conflict, NotFound, ObjectRef, RawObject, WriteError
 from gpupool.cluster.providers import NodeLaunch, ProviderError
 
 
@@ -100,6 +100,13 @@ class RecordingWriter:
     def patch_job_status(self, namespace: str, name: str, status: GPUJobStatus) -> RawObject:
         self._record("patch_job_status", f"gpujobs/{namespace}/{name}", str(status.phase or ""))
         return self._patch("gpujobs", f"{namespace}/{name}", status)
+
+    def delete_job(self, namespace: str, name: str, uid: str | None) -> None:
+        self._record("delete_job", f"gpujobs/{namespace}/{name}", uid or "")
+        current = self.objects.get(f"gpujobs/{namespace}/{name}")
+        if current is not None and uid is not None and current["metadata"].get("uid") not in (None, uid):
+            raise Conflict(f"gpujob {namespace}/{name} has another uid")
+        self.objects.pop(f"gpujobs/{namespace}/{name}", None)
 
     def patch_queue_status(self, name: str, status: GPUQueueStatus) -> RawObject:
         self._record("patch_queue_status", f"gpuqueues/{name}")

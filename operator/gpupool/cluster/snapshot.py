@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
+from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
+from gpupool.agent.gpu_uuids import parse_uuids
 from gpupool.agent.summary import ANNOTATION as SUMMARY_ANNOTATION
 from gpupool.agent.summary import parse_summary
 from gpupool.api import GPUJob, GPUNodeClaim, GPUNodePool, GPUQueue, JobPhase, PoolClass
@@ -137,6 +139,9 @@ class ClusterSnapshot:
     # Each GPU's recent mean utilisation, `(node, index) -> 0..1`, from the node agents'
     # summaries that are fresh and cover their whole window (see `gpu_readings`).
     gpu_readings: dict[tuple[str, int], float] = field(default_factory=dict)
+    # Each node's GPU index -> UUID, from its agent's `gpupool.io/gpu-uuids` annotation
+    # (nodes without a readable one are absent), for the jobs' provenance records.
+    gpu_uuids: dict[str, dict[int, str]] = field(default_factory=dict)
     budgets: dict[str, BudgetStanding] = field(default_factory=dict)
 
     @property
@@ -277,6 +282,17 @@ def gpu_readings(view: CacheView, now: float) -> dict[tuple[str, int], float]:
     return out
 
 
+def gpu_uuids(view: CacheView) -> dict[str, dict[int, str]]:
+    """Per node, the GPU index -> UUID map its agent published; nodes without one are left out."""
+    out: dict[str, dict[int, str]] = {}
+    for name, entry in view.entries(Kind.NODE).items():
+        annotations = (entry.raw.get("metadata") or {}).get("annotations") or {}
+        uuids = parse_uuids(annotations.get(UUIDS_ANNOTATION))
+        if uuids:
+            out[name] = uuids
+    return out
+
+
 def unready_since(view: CacheView) -> dict[str, float]:
     """Since when each node whose Ready condition is not True has been so."""
     out: dict[str, float] = {}
@@ -385,5 +401,6 @@ def build_snapshot(
         node_names=frozenset(view.entries(Kind.NODE)),
         unready_since=unready_since(view),
         gpu_readings=gpu_readings(view, now),
+        gpu_uuids=gpu_uuids(view),
         budgets=budgets,
     )

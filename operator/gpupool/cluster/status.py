@@ -53,17 +53,18 @@ def generation_of(metadata: Mapping[str, object]) -> int | None:
 def with_condition(
     conditions: Sequence[Condition],
     ctype: str,
-    holds: bool,
+    holds: bool | None,
     reason: str,
     message: str,
     now: float,
     generation: int | None,
 ) -> list[Condition]:
-    """`conditions` with the one of type `ctype` set (added when missing).
+    """`conditions` with the one of type `ctype` set (added when missing); `holds` None is
+    status Unknown.
 
     `lastTransitionTime` is kept when the condition's status does not change.
     """
-    wanted = ConditionStatus.TRUE if holds else ConditionStatus.FALSE
+    wanted = ConditionStatus.UNKNOWN if holds is None else ConditionStatus.TRUE if holds else ConditionStatus.FALSE
     result: list[Condition] = []
     found = False
     for condition in conditions:
@@ -100,7 +101,7 @@ def with_condition(
 def job_status(
     job: GPUJob,
     now: float,
-    conditions: Sequence[tuple[str, bool, str, str]] = (),
+    conditions: Sequence[tuple[str, bool | None, str, str]] = (),
     **fields: object,
 ) -> GPUJobStatus:
     """The job's status with `fields` replaced and each `(type, holds, reason, message)` set."""

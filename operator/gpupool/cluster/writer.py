@@ -152,6 +152,24 @@ class KubeWriter:
         """Replace a GPUJob's status (merge patch with every field); raises `NotFound` if gone."""
         return self._patch_status(f"gpujobs/{namespace}/{name}", "gpujobs", name, status_patch(status), namespace)
 
+    def delete_job(self, namespace: str, name: str, uid: str | None) -> None:
+        """Delete a GPUJob in the background (the garbage collector takes its pods), only while
+        its uid is `uid`; one that is already gone counts as deleted."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            call_api(
+                f"delete gpujob {namespace}/{name}",
+                lambda: drain(
+                    self._custom.delete_namespaced_custom_object(
+                        GROUP, VERSION, namespace, "gpujobs", name, body=body, _preload_content=False
+                    )
+                ),
+            )
+        except NotFound:
+            return
+
     def patch_queue_status(self, name: str, status: GPUQueueStatus) -> RawObject:
         """Replace a GPUQueue's status."""
         return self._patch_status(f"gpuqueues/{name}", "gpuqueues", name, status_patch(status))

@@ -11,6 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gpupool.agent.backend import GpuDevice, GpuSample
 from gpupool.agent.exporter import GpuCollector, registry_with
+from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
+from gpupool.agent.gpu_uuids import parse_uuids
 from gpupool.agent.run import Agent, main, parse_settings
 from gpupool.agent.settings import AgentSettings
 from gpupool.agent.summary import ANNOTATION, parse_summary
@@ -51,15 +53,24 @@ class FakeBackend:
 
 
 class FakeAnnotator:
+    """Records every annotation write; `writes` holds the summary's only, `all_writes` all."""
+
     def __init__(self) -> None:
-        self.writes: list[tuple[float, str, str, str]] = []
+        self.all_writes: list[tuple[float, str, str, str]] = []
         self.error: Exception | None = None
         self.clock = Clock()
+
+    @property
+    def writes(self) -> list[tuple[float, str, str, str]]:
+        return [w for w in self.all_writes if w[2] == ANNOTATION]
+
+    def uuid_writes(self) -> list[tuple[str, dict[int, str] | None]]:
+        return [(node, parse_uuids(value)) for _at, node, key, value in self.all_writes if key == UUIDS_ANNOTATION]
 
     def annotate(self, node: str, key: str, value: str) -> None:
         if self.error is not None:
             raise self.error
-        self.writes.append((self.clock.now, node, key, value))
+        self.all_writes.append((self.clock.now, node, key, value))
 
 
 class Clock:
@@ -166,6 +177,33 @@ def test_a_failed_annotation_is_retried_next_round() -> None:
     annotator.clock.now += 5
     agent.tick()
     assert len(annotator.writes) == 1
+
+
+def test_each_nodes_gpu_uuids_are_published_once_and_again_when_they_change() -> None:
+    agent, backend, annotator, _collector = rig()
+    backend.samples = [sample("n1", 0, 0.1), sample("n1", 1, 0.1), sample("n2", 0, 0.1)]
+    agent.tick()
+    assert annotator.uuid_writes() == [("n1", {0: "GPU-n1-0", 1: "GPU-n1-1"}), ("n2", {0: "GPU-n2-0"})]
+    for _ in range(3):  # the same GPUs: nothing more is written
+        annotator.clock.now += 5
+        agent.tick()
+    assert len(annotator.uuid_writes()) == 2
+    # n1 loses a GPU (a reboot with one GPU fewer): n1 is written again, n2 is not.
+    backend.samples = [sample("n1", 0, 0.1), sample("n2", 0, 0.1)]
+    annotator.clock.now += 5
+    agent.tick()
+    assert annotator.uuid_writes()[2:] == [("n1", {0: "GPU-n1-0"})]
+
+
+def test_a_failed_uuid_write_is_retried_next_round() -> None:
+    agent, backend, annotator, _collector = rig()
+    backend.samples = [sample("n1", 0, 0.4)]
+    annotator.error = RuntimeError("403 Forbidden")
+    agent.tick()
+    annotator.error = None
+    annotator.clock.now += 5
+    agent.tick()
+    assert annotator.uuid_writes() == [("n1", {0: "GPU-n1-0"})]
 
 
 def test_without_an_annotator_only_metrics() -> None:

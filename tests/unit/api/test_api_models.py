@@ -45,6 +45,7 @@ JOB: dict[str, Any] = {
         "maxRuntime": "1h30m",
         "preemptible": False,
         "backoffLimit": 1,
+        "ttlSecondsAfterFinished": 3600,
         "template": {
             "metadata": {"labels": {"app": "train"}},
             "spec": {
@@ -153,6 +154,7 @@ def test_defaults_match_the_issue() -> None:
     spec = GPUJobSpec.model_validate({"queue": "q", "template": TEMPLATE})
     assert (spec.workers, spec.gpus, spec.priority, spec.preemptible) == (1, 1.0, 0, True)
     assert spec.placement.value == "OnPremOnly"
+    assert spec.ttl_seconds_after_finished == 7 * 24 * 3600
     queue = GPUQueueSpec()
     assert queue.weight == 1.0 and queue.queueing_strategy.value == "BestEffortFIFO"
     assert queue.preemption.reclaim_within_cohort and queue.preemption.within_queue
@@ -183,6 +185,8 @@ def _job_spec(**overrides: Any) -> dict[str, Any]:
         (GPUJobSpec, _job_spec(memory="lots"), "memory"),
         (GPUJobSpec, _job_spec(foo="bar"), "foo"),
         (GPUJobSpec, {"template": TEMPLATE}, "queue"),
+        (GPUJobSpec, _job_spec(ttlSecondsAfterFinished=-1), "ttlSecondsAfterFinished"),
+        (GPUJobSpec, _job_spec(ttlSecondsAfterFinished=2**31), "ttlSecondsAfterFinished"),
         (GPUNodePoolSpec, {**POOL["spec"], "minNodes": 5, "maxNodes": 2}, "spec.minNodes"),
         (GPUNodePoolSpec, {**POOL["spec"], "pricePerNodeHour": {"onDemand": -1}}, "onDemand"),
         (GPUNodePoolSpec, {**POOL["spec"], "class": "Hybrid"}, "class"),
@@ -213,6 +217,8 @@ def _job_spec(**overrides: Any) -> dict[str, Any]:
         "malformed-memory",
         "unknown-field",
         "missing-queue",
+        "negative-ttl",
+        "ttl-over-int32",
         "pool-min-above-max",
         "pool-negative-price",
         "pool-unknown-class",

@@ -178,8 +178,16 @@ def test_a_job_deleted_before_its_status_write_leaves_the_cache() -> None:
 def preemption_cluster() -> list[dict[str, Any]]:
     """Job "low" runs on all 8 GPUs of n1; "high", of higher priority in the same queue, waits."""
     placed = [{"worker": 0, "pod": "low-a1-w0", "node": "n1", "gpuModel": "A100", "gpuIndices": list(range(8))}]
+    # The record the admission opened, as its pod (no containers) and n1 (no UUIDs) still show it.
+    worker = {**placed[0], "gpus": [{"index": i} for i in range(8)]}
+    del worker["gpuIndices"]
+    record = {"attempt": 1, **RUNNING_SINCE, "workers": [worker]}
     low = gpujob_object(
-        "low", gpus=8, priority=0, phase="Running", status={"attempts": 1, "placement": placed, **RUNNING_SINCE}
+        "low",
+        gpus=8,
+        priority=0,
+        phase="Running",
+        status={"attempts": 1, "placement": placed, **RUNNING_SINCE, "provenance": {"attempts": [record]}},
     )
     high = gpujob_object("high", gpus=8, priority=10, phase="Queued", status={"message": "queued in q"})
     return cluster(low, high, pods=[worker_pod_object("low")])
