@@ -85,6 +85,7 @@ SCALE_UP_RESULTS = ("requested", "ready", "failed")
 SCALE_DOWN_REASONS = ("idle", "lost")
 NODE_STATES = ("ready", "not_ready", "provisioning", "draining")
 POOL_CLASSES = ("on_prem", "cloud")
+PRICINGS = ("amortised", "on_demand", "spot")
 STEPS = ("lifecycle", "snapshot", "decide", "apply", "nodes", "report")
 """The scheduling loop's steps (`gpupool.controllers.loop.STEPS`; a unit test keeps them equal)."""
 
@@ -160,6 +161,12 @@ FAMILIES: tuple[Family, ...] = (
     ),
     gauge("gpupool_queue_budget_amount", "The queue's budget per period, in its currency.", QUEUE, CURRENCY),
     gauge(
+        "gpupool_queue_budget_period_end_timestamp_seconds",
+        "When the queue's current budget period ends (UTC calendar period), in seconds since the "
+        "epoch; queues with a budget only.",
+        QUEUE,
+    ),
+    gauge(
         "gpupool_queue_budget_spent_gpu_seconds",
         "GPU-seconds counted toward the queue's budget in the current period; queues with a budget only.",
         QUEUE,
@@ -218,6 +225,21 @@ FAMILIES: tuple[Family, ...] = (
         closed("state", "the node's state", NODE_STATES),
     ),
     gauge("gpupool_pool_gpus", "GPUs on the pool's Ready nodes.", POOL),
+    gauge(
+        "gpupool_pool_info",
+        "1 for each GPUNodePool, labelled with its GPU model and class (join on pool to filter the "
+        "pool series by model or class).",
+        POOL,
+        Label("gpu_model", "the pool's spec.gpuModel"),
+        closed("pool_class", "the pool's class", POOL_CLASSES),
+    ),
+    gauge(
+        "gpupool_pool_gpu_hour_price",
+        "Price of one GPU-hour in the pool (node-hour price over GPUs per node), for each price the pool names.",
+        POOL,
+        closed("pricing", "which of the pool's prices", PRICINGS),
+    ),
+    gauge("gpupool_pool_spot_gpus", "GPUs on the pool's Ready spot nodes.", POOL),
     gauge("gpupool_pool_allocated_gpus", "GPUs held by admitted jobs on the pool's nodes.", POOL),
     gauge(
         "gpupool_pool_fragmented_gpus",

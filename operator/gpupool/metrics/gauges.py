@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gpupool.api import ClaimPhase, GPUJob, GPUNodeClaim, JobPhase
+from gpupool.api import ClaimPhase, GPUJob, GPUNodeClaim, JobPhase, PoolClass
 from gpupool.cluster.cache import CacheView, Kind
 from gpupool.cluster.convert import HOLDING_PHASES
 from gpupool.cluster.scaling import claim_in_flight
@@ -132,11 +132,13 @@ def queue_samples(inputs: GaugeInputs) -> Samples:
     spent: Series = {}
     amount: Series = {}
     spent_gpu_seconds: Series = {}
+    period_end: Series = {}
     for name, standing in snap.budgets.items():
         currency = standing.limits.currency
         spent[(name, currency)] = standing.counted_amount
         amount[(name, currency)] = standing.limits.amount
         spent_gpu_seconds[(name,)] = standing.counted_gpu_hours * 3600.0
+        period_end[(name,)] = standing.period_end
     return {
         "gpupool_queue_pending_jobs": pending,
         "gpupool_queue_admitted_jobs": admitted,
@@ -148,6 +150,7 @@ def queue_samples(inputs: GaugeInputs) -> Samples:
         "gpupool_queue_budget_spent": spent,
         "gpupool_queue_budget_amount": amount,
         "gpupool_queue_budget_spent_gpu_seconds": spent_gpu_seconds,
+        "gpupool_queue_budget_period_end_timestamp_seconds": period_end,
     }
 
 
@@ -166,6 +169,9 @@ def pool_samples(inputs: GaugeInputs) -> Samples:
     gpus: Series = {}
     allocated: Series = {}
     frag: Series = {}
+    info_series: Series = {}
+    prices: Series = {}
+    spot_gpus: Series = {}
     for name, info in sorted(snap.pools.items()):
         mine = [n for n in snap.nodes.values() if n.pool == name]
         states = {
@@ -180,9 +186,22 @@ def pool_samples(inputs: GaugeInputs) -> Samples:
         gpus[(name,)] = float(status.gpus_total)
         allocated[(name,)] = status.gpus_allocated
         frag[(name,)] = fragmented.get(name, 0.0)
+        spec = info.pool.spec
+        pool_class = "cloud" if spec.pool_class == PoolClass.CLOUD else "on_prem"
+        info_series[(name, spec.gpu_model, pool_class)] = 1.0
+        price = spec.price_per_node_hour
+        named = (("amortised", price.amortised), ("on_demand", price.on_demand), ("spot", price.spot)) if price else ()
+        for pricing, per_node in named:
+            if per_node is not None:
+                prices[(name, pricing)] = float(per_node) / spec.gpus_per_node
+        ready_spot = [n for n in mine if n.ready and n.spot and n.name not in draining]
+        spot_gpus[(name,)] = float(sum(n.gpus for n in ready_spot))
     return {
         "gpupool_pool_nodes": nodes,
         "gpupool_pool_gpus": gpus,
+        "gpupool_pool_info": info_series,
+        "gpupool_pool_gpu_hour_price": prices,
+        "gpupool_pool_spot_gpus": spot_gpus,
         "gpupool_pool_allocated_gpus": allocated,
         "gpupool_pool_fragmented_gpus": frag,
     }

@@ -203,3 +203,29 @@ def test_a_preemption_within_the_queue_is_counted_for_the_victims_queue() -> Non
     r.loop.cycle()
     assert r.metric("gpupool_preemptions_total", queue="q", reason="within_queue") == 1
     assert r.metric("gpupool_queue_pending_jobs", queue="q", reason="preemption") == 1
+
+
+def test_pool_info_prices_and_spot_gpus_describe_each_pool() -> None:
+    cloud = gpunodepool_object(
+        "cloud", model="H100", gpus_per_node=4, **{"class": "Cloud"}, pricePerNodeHour={"onDemand": 40.0, "spot": 12.0}
+    )
+    spot_node = node_object(
+        "s1", model="H100", gpus="4", labels={"gpupool.io/pool": "cloud", "gpupool.io/spot": "true"}
+    )
+    r = world(cloud, spot_node)
+    r.loop.cycle()
+    assert r.metric("gpupool_pool_info", pool="gpu", gpu_model="A100", pool_class="on_prem") == 1
+    assert r.metric("gpupool_pool_info", pool="cloud", gpu_model="H100", pool_class="cloud") == 1
+    assert r.metric("gpupool_pool_gpu_hour_price", pool="gpu", pricing="amortised") == 2.0
+    assert r.metric("gpupool_pool_gpu_hour_price", pool="gpu", pricing="on_demand") is None
+    assert r.metric("gpupool_pool_gpu_hour_price", pool="cloud", pricing="on_demand") == 10.0
+    assert r.metric("gpupool_pool_gpu_hour_price", pool="cloud", pricing="spot") == 3.0
+    assert r.metric("gpupool_pool_spot_gpus", pool="cloud") == 4
+    assert r.metric("gpupool_pool_spot_gpus", pool="gpu") == 0
+
+
+def test_budget_period_end_is_the_end_of_the_utc_period() -> None:
+    budget = {"amount": 10.0, "currency": "EUR", "period": "Daily"}
+    r = world(clock=Clock(NOW + 1800), queue=gpuqueue_object("q", budget=budget))
+    r.loop.cycle()
+    assert r.metric("gpupool_queue_budget_period_end_timestamp_seconds", queue="q") == NOW + 86400
