@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv build crds crds-check metrics-docs lint test test-unit test-cluster demo down clean
+.PHONY: help venv build crds crds-check metrics-docs dashboards lint test test-unit test-cluster demo down clean
 
 help:
 	@echo "make demo   - build and start a local cluster, run the operator and example jobs"
@@ -17,6 +17,7 @@ help:
 	@echo "make down   - stop the local cluster and the operator started by the demo"
 	@echo "make crds   - regenerate crds/ from the pydantic API models"
 	@echo "make metrics-docs - regenerate docs/metrics.md from the metric declarations"
+	@echo "make dashboards - regenerate the Grafana dashboards in dashboards/ from gpupool.dashboards"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,11 +39,15 @@ crds-check: venv
 metrics-docs: venv
 	$(PY) -m gpupool.metrics.docgen --out docs/metrics.md
 
+dashboards: venv
+	$(PY) -m gpupool.dashboards --out dashboards
+
 lint: venv
 	$(BIN)/ruff check operator tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(PY) -m gpupool.metrics.docgen --out docs/metrics.md --check
+	$(PY) -m gpupool.dashboards --out dashboards --check
 
 test-unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -1,4 +1,4 @@
-"""The `gpupool` command: operator, node agent, dev cluster, benchmarks and reports.
+"""The `gpupool` command: operator, node agent, dev cluster, benchmarks, reports and dashboards.
 
 Who calls this: people at a shell, the Makefile and the demo script. Each subcommand is a
 thin shim that imports its implementation lazily, so `gpupool dev up` does not pay for
@@ -58,6 +58,16 @@ def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     return demo.main(rest)
 
 
+def _dashboards(args: argparse.Namespace, rest: list[str]) -> int:
+    try:
+        from gpupool.dashboards import render
+    except ModuleNotFoundError as error:
+        print(f"gpupool dashboards needs {error.name}: pip install 'gpupool[dashboards]'", file=sys.stderr)
+        return 2
+
+    return render.main(rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; subcommands own their own flags (passed through as `rest`)."""
     parser = argparse.ArgumentParser(prog="gpupool", description=__doc__.splitlines()[0])
@@ -85,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agent.add_argument("action", choices=["run"])
     agent.set_defaults(handler=_agent)
+
+    dashboards = sub.add_parser(
+        "dashboards", help="draw the Grafana dashboards' panels to PNGs from a Prometheus", add_help=False
+    )
+    dashboards.add_argument("action", choices=["render"])
+    dashboards.set_defaults(handler=_dashboards)
     return parser
 
 
