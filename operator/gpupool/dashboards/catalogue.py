@@ -159,7 +159,7 @@ FLEET = Dashboard(
                     (
                         Query(
                             f"avg by (pool) ((max by (node, gpu, pool) {ALLOCATED} > bool 0)"
-                            " * on(node, gpu) gpupool_gpu_utilization_ratio)",
+                            " * on(node, gpu) group_left gpupool_gpu_utilization_ratio)",
                             "{{pool}}",
                         ),
                     ),

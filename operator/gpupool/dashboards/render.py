@@ -150,7 +150,7 @@ def render_dashboard(
             axes.set_visible(False)
             continue
         draw_panel(axes, panels[index], query_range, values, (start, end, step))
-        axes.xaxis.set_major_formatter(DateFormatter("%H:%M"))
+        axes.xaxis.set_major_formatter(DateFormatter("%H:%M" if range_seconds >= 1800 else "%H:%M:%S"))
     stamp = datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%d %H:%M UTC")
     figure.suptitle(f"{spec.title}  ({round(range_seconds / 60)} min to {stamp})", fontsize=11)
     figure.tight_layout()
