@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv build crds crds-check metrics-docs alerts lint test test-unit test-cluster demo down clean
+.PHONY: help venv build crds crds-check metrics-docs alerts dashboards lint test test-unit test-cluster demo down clean
 
 help:
 	@echo "make demo   - build and start a local cluster, run the operator and example jobs"
@@ -18,6 +18,7 @@ help:
 	@echo "make crds   - regenerate crds/ from the pydantic API models"
 	@echo "make metrics-docs - regenerate docs/metrics.md from the metric declarations"
 	@echo "make alerts - regenerate dashboards/alerts/gpupool.rules.yaml from the alert declarations"
+	@echo "make dashboards - regenerate the Grafana dashboards in dashboards/ from gpupool.dashboards"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,8 @@ metrics-docs: venv
 
 alerts: venv
 	$(PY) -m gpupool.metrics.alerts --out dashboards/alerts/gpupool.rules.yaml
+dashboards: venv
+	$(PY) -m gpupool.dashboards --out dashboards
 
 lint: venv
 	$(BIN)/ruff check operator tests
@@ -48,6 +51,7 @@ lint: venv
 	$(BIN)/lint-imports
 	$(PY) -m gpupool.metrics.docgen --out docs/metrics.md --check
 	$(PY) -m gpupool.metrics.alerts --out dashboards/alerts/gpupool.rules.yaml --check
+	$(PY) -m gpupool.dashboards --out dashboards --check
 
 test-unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

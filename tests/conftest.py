@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from cluster_tools import OperatorProcess, kubectl
+from cluster_tools import AgentProcess, OperatorProcess, kubectl
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,4 +111,19 @@ def operator(kubeconfig: str, dev_cluster: Any, tmp_path_factory: pytest.TempPat
     try:
         yield process
     finally:
+        process.stop()
+
+
+@pytest.fixture
+def agent(kubeconfig: str, dev_cluster: Any, tmp_path: Path) -> Iterator[AgentProcess]:
+    """The simulated node agent for every kwok node (10 s summary window), scraped by `prometheus`."""
+    from gpupool.devcluster.prometheus import AGENT_JOB, register_scrape_target, unregister_scrape_target
+
+    process = AgentProcess(kubeconfig, tmp_path / "agent.log", "--window", "10")
+    address = f"127.0.0.1:{process.port}"
+    register_scrape_target(dev_cluster.state_dir, AGENT_JOB, address)
+    try:
+        yield process
+    finally:
+        unregister_scrape_target(dev_cluster.state_dir, AGENT_JOB, address)
         process.stop()

@@ -1,5 +1,5 @@
-"""The `gpupool` command: operator, node agent, dev cluster, benchmarks and reports
-(`gpupool provenance NAMESPACE/JOB`).
+"""The `gpupool` command: operator, node agent, dev cluster, benchmarks, reports, dashboards
+(`gpupool dashboards render`) and provenance (`gpupool provenance NAMESPACE/JOB`).
 
 Who calls this: people at a shell, the Makefile and the demo script. Each subcommand is a
 thin shim that imports its implementation lazily, so `gpupool dev up` does not pay for
@@ -71,6 +71,16 @@ def _report(args: argparse.Namespace, rest: list[str]) -> int:
     return command.main(rest)
 
 
+def _dashboards(args: argparse.Namespace, rest: list[str]) -> int:
+    try:
+        from gpupool.dashboards import render
+    except ModuleNotFoundError as error:
+        print(f"gpupool dashboards needs {error.name}: pip install 'gpupool[dashboards]'", file=sys.stderr)
+        return 2
+
+    return render.main(rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; subcommands own their own flags (passed through as `rest`)."""
     parser = argparse.ArgumentParser(prog="gpupool", description=__doc__.splitlines()[0])
@@ -107,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         "provenance", help="a GPUJob's provenance record per attempt (NAMESPACE/JOB [-o json])", add_help=False
     )
     provenance.set_defaults(handler=_provenance)
+    dashboards = sub.add_parser(
+        "dashboards", help="draw the Grafana dashboards' panels to PNGs from a Prometheus", add_help=False
+    )
+    dashboards.add_argument("action", choices=["render"])
+    dashboards.set_defaults(handler=_dashboards)
     return parser
 
 

@@ -1,39 +1,23 @@
 """What platform teams and finance read, end to end: the operator and the simulated node
 agent scraped by the session's real Prometheus, queried through its HTTP API.
 
-One scenario: two teams in a cohort on three 4-GPU kwok nodes; team-a runs a gang and a
-job that holds a GPU doing nothing, under a budget and an idle rule of 20 s; team-b runs
-two half-GPU shares and a low-priority job that an urgent one of the same queue preempts.
-Each metric family the issue names is then asked of Prometheus.
+The governance scenario (`tests/governance_scenario.py`): two teams in a cohort, a gang,
+an idle job under a budget, two shares and a preemption. Each metric family the issue
+names is then asked of Prometheus.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cluster_tools import AgentProcess, OperatorProcess
-from gpupool.devcluster.prometheus import AGENT_JOB, register_scrape_target, unregister_scrape_target
-from kube_helpers import Scenario, job_manifest, wait_for
+from governance_scenario import run_governance_scenario, wait_until_idle_flagged
+from kube_helpers import Scenario
 from prom_tools import query, wait_for_series
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-def agent(kubeconfig: str, dev_cluster: Any, tmp_path: Path) -> Iterator[AgentProcess]:
-    """The simulated node agent (10 s summary window), scraped by the session Prometheus."""
-    process = AgentProcess(kubeconfig, tmp_path / "agent.log", "--window", "10")
-    address = f"127.0.0.1:{process.port}"
-    register_scrape_target(dev_cluster.state_dir, AGENT_JOB, address)
-    try:
-        yield process
-    finally:
-        unregister_scrape_target(dev_cluster.state_dir, AGENT_JOB, address)
-        process.stop()
 
 
 def value(prometheus: str, promql: str, until: Any = bool) -> float:
@@ -46,35 +30,8 @@ def value(prometheus: str, promql: str, until: Any = bool) -> float:
 def test_every_governance_family_reads_true_through_prometheus(
     kubeconfig: str, core_api: Any, namespace: str, operator: OperatorProcess, prometheus: str, agent: AgentProcess
 ) -> None:
-    world = Scenario(kubeconfig, core_api, namespace)
-    nodes = world.nodes(3, gpus=4)
-    pool = world.pool(gpus_per_node=4, amortised_price=8.0)  # 2 per GPU-hour
-    team_a = world.queue(
-        "team-a",
-        nominal=6,
-        cohort="org",
-        idle={"threshold": 0.05, "after": "20s", "action": "Warn"},
-        budget={"amount": 1000, "currency": "USD", "period": "Monthly"},
-    )
-    team_b = world.queue("team-b", nominal=6, cohort="org", borrowing_limit=0)  # must preempt, cannot borrow
-
-    def job(name: str, queue: str, gpus: float, util: str, **spec: Any) -> dict[str, Any]:
-        annotations = {"gpupool.io/sim-gpu-util": util}
-        return job_manifest(
-            name, namespace, queue, gpus=gpus, duration="10m", models=[world.model], annotations=annotations, **spec
-        )
-
-    world.apply(
-        job("gang", team_a, 2, "0.8", workers=2),
-        job("idler", team_a, 1, "0"),
-        job("share-1", team_b, 0.5, "0.6"),
-        job("share-2", team_b, 0.5, "0.6"),
-        job("low", team_b, 4, "0.5", priority=0),
-    )
-    for name in ("gang", "idler", "share-1", "share-2", "low"):
-        world.wait_phase(name, "Running", 60)
-    world.apply(job("urgent", team_b, 2, "0.9", priority=10))
-    world.wait_phase("urgent", "Running", 90)
+    gov = run_governance_scenario(Scenario(kubeconfig, core_api, namespace))
+    world, nodes, pool, team_a, team_b = gov.world, gov.nodes, gov.pool, gov.team_a, gov.team_b
     assert world.phase("low") in ("Preempted", "Queued")  # preempted; it waits for quota again
 
     a, b = f'queue="{team_a}"', f'queue="{team_b}"'
@@ -105,11 +62,7 @@ def test_every_governance_family_reads_true_through_prometheus(
     assert all(v == pytest.approx(0.8) for _, v in gang)
     assert {labels["node"] for labels, _ in gang} <= set(nodes)
     # The idle job is flagged (condition, event and gauge) within idle.after plus the window.
-    wait_for(
-        lambda: any(c["type"] == "GPUIdle" and c["status"] == "True" for c in world.status("idler")["conditions"]),
-        90,
-        "GPUIdle on the idle job",
-    )
+    wait_until_idle_flagged(world)
     assert "GPUIdle" in world.events("idler")
     assert value(prometheus, f'gpupool_job_gpu_idle{{job="idler",namespace="{namespace}"}}') == 1
     assert query(prometheus, f'gpupool_job_gpu_idle{{job="gang",namespace="{namespace}"}}') == []

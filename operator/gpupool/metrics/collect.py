@@ -17,6 +17,7 @@ after the writes, each step's duration). `gpupool.metrics.server` serves the reg
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -187,6 +188,7 @@ class OperatorMetrics:
         registry.register(self.gauges)
         self.cost = CostMeter()
         self.claims = ClaimWatch()
+        self._zeroed: set[tuple[str, str]] = set()
 
     def observe(self, cycle: CycleRecord) -> None:
         """Publish the cycle's gauges and count what it did. A failure here is logged and never
@@ -211,6 +213,7 @@ class OperatorMetrics:
         self._zero_pool_counters(cycle.snap.pools)
         inputs = GaugeInputs(cycle.snap, cycle.decisions, jobs, cycle.view)
         self.gauges.publish(cycle_samples(inputs, opencost=self.opencost))
+        self._zero_new_series(cycle.snap.queues, cycle.snap.pools)
         self._count_changes(cycle, jobs)
         costs = self.cost.observe(jobs.values(), cycle.snap.gpu_hour_rate, cycle.now)
         for (queue, pool_class), amount in costs.items():
@@ -225,6 +228,22 @@ class OperatorMetrics:
             self.histograms["gpupool_scheduling_step_duration_seconds"].labels(name).observe(seconds)
         if cycle.step_seconds:
             self.histograms["gpupool_scheduling_cycle_duration_seconds"].observe(sum(cycle.step_seconds.values()))
+
+    def _zero_new_series(self, queues: Iterable[str], pools: Iterable[str]) -> None:
+        """Create, at 0, every counter and histogram series of a queue or pool seen for the first
+        time (each value of the other, closed labels), so its first event shows in increase()."""
+        for family in FAMILIES:
+            if family.type == MetricType.GAUGE or not family.labels:
+                continue
+            key, *others = family.labels
+            names = queues if key.name == "queue" else pools if key.name == "pool" else ()
+            metric = self.counters.get(family.name) or self.histograms[family.name]
+            for name in names:
+                if (family.name, name) in self._zeroed:
+                    continue
+                self._zeroed.add((family.name, name))
+                for values in itertools.product(*(label.values for label in others)):
+                    metric.labels(name, *values)
 
     def _count_changes(self, cycle: CycleRecord, jobs: Mapping[str, GPUJob]) -> None:
         admissions = {a.job_key: a for a in cycle.decisions.admissions}

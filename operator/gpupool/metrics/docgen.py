@@ -58,7 +58,10 @@ platform and GC collectors of prometheus-client are in it too: `process_*`, `pyt
   they are rebuilt each cycle, so their series disappear when the job stops holding GPUs.
   No counter or histogram has a per-job label (a unit test drives thousands of jobs through
   the collection and checks both).
-- Counters restart at 0 when the operator restarts; use `rate()` / `increase()`.
+- Counters restart at 0 when the operator restarts; use `rate()` / `increase()`. The
+  counters and histograms of a queue or pool exist at 0, for every value of their closed
+  labels, from the first cycle that sees it, so `increase()` counts even its first event
+  (a series born at 1 would show no increase).
 
 ## Notes
 

@@ -161,6 +161,12 @@ FAMILIES: tuple[Family, ...] = (
     ),
     gauge("gpupool_queue_budget_amount", "The queue's budget per period, in its currency.", QUEUE, CURRENCY),
     gauge(
+        "gpupool_queue_budget_period_end_timestamp_seconds",
+        "When the queue's current budget period ends (UTC calendar period), in seconds since the "
+        "epoch; queues with a budget only.",
+        QUEUE,
+    ),
+    gauge(
         "gpupool_queue_budget_spent_gpu_seconds",
         "GPU-seconds counted toward the queue's budget in the current period; queues with a budget only.",
         QUEUE,
@@ -234,6 +240,7 @@ FAMILIES: tuple[Family, ...] = (
         closed("capacity", "the kind of node the price is for", CAPACITY_TYPES),
     ),
     gauge("gpupool_pool_gpus", "GPUs on the pool's Ready nodes.", POOL),
+    gauge("gpupool_pool_spot_gpus", "GPUs on the pool's Ready spot nodes.", POOL),
     gauge("gpupool_pool_allocated_gpus", "GPUs held by admitted jobs on the pool's nodes.", POOL),
     gauge(
         "gpupool_pool_fragmented_gpus",

@@ -135,11 +135,13 @@ def queue_samples(inputs: GaugeInputs) -> Samples:
     spent: Series = {}
     amount: Series = {}
     spent_gpu_seconds: Series = {}
+    period_end: Series = {}
     for name, standing in snap.budgets.items():
         currency = standing.limits.currency
         spent[(name, currency)] = standing.counted_amount
         amount[(name, currency)] = standing.limits.amount
         spent_gpu_seconds[(name,)] = standing.counted_gpu_hours * 3600.0
+        period_end[(name,)] = standing.period_end
     return {
         "gpupool_queue_pending_jobs": pending,
         "gpupool_queue_admitted_jobs": admitted,
@@ -151,6 +153,7 @@ def queue_samples(inputs: GaugeInputs) -> Samples:
         "gpupool_queue_budget_spent": spent,
         "gpupool_queue_budget_amount": amount,
         "gpupool_queue_budget_spent_gpu_seconds": spent_gpu_seconds,
+        "gpupool_queue_budget_period_end_timestamp_seconds": period_end,
     }
 
 
@@ -169,6 +172,7 @@ def pool_samples(inputs: GaugeInputs) -> Samples:
     gpus: Series = {}
     allocated: Series = {}
     frag: Series = {}
+    spot_gpus: Series = {}
     for name, info in sorted(snap.pools.items()):
         mine = [n for n in snap.nodes.values() if n.pool == name]
         states = {
@@ -183,10 +187,13 @@ def pool_samples(inputs: GaugeInputs) -> Samples:
         gpus[(name,)] = float(status.gpus_total)
         allocated[(name,)] = status.gpus_allocated
         frag[(name,)] = fragmented.get(name, 0.0)
+        ready_spot = [n for n in mine if n.ready and n.spot and n.name not in draining]
+        spot_gpus[(name,)] = float(sum(n.gpus for n in ready_spot))
     return {
         **pool_price_samples(snap),
         "gpupool_pool_nodes": nodes,
         "gpupool_pool_gpus": gpus,
+        "gpupool_pool_spot_gpus": spot_gpus,
         "gpupool_pool_allocated_gpus": allocated,
         "gpupool_pool_fragmented_gpus": frag,
     }

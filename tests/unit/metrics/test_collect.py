@@ -117,8 +117,8 @@ def test_cost_counter_counts_each_job_once_across_cycles_and_its_ending() -> Non
     clock = Clock()
     r = world(running("train", 1, 0), worker_pod_object("train"), clock=clock)
     cost = {"queue": "q", "pool_class": "on_prem"}
-    r.loop.cycle()  # first sight of the job: its baseline
-    assert r.metric("gpupool_queue_cost_total", **cost) is None
+    r.loop.cycle()  # first sight of the job: its baseline; the queue's series start at 0
+    assert r.metric("gpupool_queue_cost_total", **cost) == 0
 
     clock.now = NOW + 3600
     r.loop.cycle()
@@ -135,7 +135,7 @@ def test_cost_counter_counts_each_job_once_across_cycles_and_its_ending() -> Non
     clock.now = NOW + 9000
     r.loop.cycle()
     assert r.metric("gpupool_queue_cost_total", **cost) == pytest.approx(4.0)
-    assert r.metric("gpupool_queue_cost_total", queue="q", pool_class="cloud") is None
+    assert r.metric("gpupool_queue_cost_total", queue="q", pool_class="cloud") == 0
 
 
 def test_a_gang_restart_after_a_failed_worker_is_counted() -> None:
@@ -213,3 +213,39 @@ def test_each_pool_has_its_scaling_counters_from_zero() -> None:
     for result in ("requested", "ready", "failed"):
         assert r.metric("gpupool_scale_ups_total", pool="gpu", result=result) == 0
     assert r.metric("gpupool_scale_downs_total", pool="gpu", reason="lost") == 0
+
+
+def test_pool_info_prices_and_spot_gpus_describe_each_pool() -> None:
+    cloud = gpunodepool_object(
+        "cloud", model="H100", gpus_per_node=4, **{"class": "Cloud"}, pricePerNodeHour={"onDemand": 40.0, "spot": 12.0}
+    )
+    spot_node = node_object(
+        "s1", model="H100", gpus="4", labels={"gpupool.io/pool": "cloud", "gpupool.io/spot": "true"}
+    )
+    r = world(cloud, spot_node)
+    r.loop.cycle()
+    assert r.metric("gpupool_pool_info", pool="gpu", gpu_model="A100", pool_class="on_prem") == 1
+    assert r.metric("gpupool_pool_info", pool="cloud", gpu_model="H100", pool_class="cloud") == 1
+    assert r.metric("gpupool_pool_gpu_hourly_price", pool="gpu", capacity="on_demand") == 2.0  # amortised
+    assert r.metric("gpupool_pool_gpu_hourly_price", pool="gpu", capacity="spot") is None
+    assert r.metric("gpupool_pool_gpu_hourly_price", pool="cloud", capacity="on_demand") == 10.0
+    assert r.metric("gpupool_pool_gpu_hourly_price", pool="cloud", capacity="spot") == 3.0
+    assert r.metric("gpupool_pool_spot_gpus", pool="cloud") == 4
+    assert r.metric("gpupool_pool_spot_gpus", pool="gpu") == 0
+
+
+def test_budget_period_end_is_the_end_of_the_utc_period() -> None:
+    budget = {"amount": 10.0, "currency": "EUR", "period": "Daily"}
+    r = world(clock=Clock(NOW + 1800), queue=gpuqueue_object("q", budget=budget))
+    r.loop.cycle()
+    assert r.metric("gpupool_queue_budget_period_end_timestamp_seconds", queue="q") == NOW + 86400
+
+
+def test_a_queues_and_a_pools_counters_and_histograms_start_at_zero_before_their_first_event() -> None:
+    r = world()
+    r.loop.cycle()
+    assert r.metric("gpupool_preemptions_total", queue="q", reason="reclaim") == 0
+    assert r.metric("gpupool_admissions_total", queue="q", reason="borrowed") == 0
+    assert r.metric("gpupool_admission_wait_seconds_count", queue="q") == 0
+    assert r.metric("gpupool_scale_ups_total", pool="gpu", result="failed") == 0
+    assert r.metric("gpupool_node_provisioning_duration_seconds_bucket", pool="gpu", le="+Inf") == 0
