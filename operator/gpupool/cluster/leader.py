@@ -115,6 +115,8 @@ class Decision:
     write: LeaseRecord | None
     observation: Observation | None
     holder: str | None
+    # Standing by: when (our monotonic clock) the holder's Lease expires unless it changes.
+    expires_at: float | None = None
 
 
 def micro_time(moment: datetime) -> str:
@@ -145,7 +147,7 @@ def decide(
         return Decision(Action.RENEW, replace(current, renew_time=stamp), observation, me)
     duration = current.lease_duration_seconds if current.lease_duration_seconds > 0 else timing.lease_duration
     if current.holder and now < observation.seen_at + duration:
-        return Decision(Action.STAND_BY, None, observation, current.holder)
+        return Decision(Action.STAND_BY, None, observation, current.holder, observation.seen_at + duration)
     taken = LeaseRecord(me, timing.lease_duration, stamp, stamp, current.transitions + 1)
     return Decision(Action.ACQUIRE, taken, observation, me)
 
@@ -208,6 +210,7 @@ class LeaderElector:
         self.lost = False
         self.renewed_at: float | None = None
         self.last_round_at: float | None = None
+        self.expires_at: float | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -251,6 +254,7 @@ class LeaderElector:
         )
         self.observation = decision.observation
         self.holder = decision.holder
+        self.expires_at = decision.expires_at
         if decision.action is Action.STAND_BY:
             if self.leading:
                 self._lose(f"the Lease is held by {decision.holder}")
@@ -287,10 +291,15 @@ class LeaderElector:
 
     def wait_seconds(self) -> float:
         """The pause before the next round: the retry period, plus jitter while standing by
-        (so candidates do not all knock at once; the leader renews on the beat)."""
+        (so candidates do not all knock at once; the leader renews on the beat), but no
+        longer than until the watched Lease expires: a standby tries at that moment rather
+        than up to a retry period later (client-go waits; this saves up to 2.4 s)."""
         if self.leading:
             return self.timing.retry_period
-        return self.timing.retry_period * (1 + 0.2 * self.jitter())
+        pause = self.timing.retry_period * (1 + 0.2 * self.jitter())
+        if self.expires_at is not None:
+            pause = min(pause, max(0.05, self.expires_at - self.clock() + 0.05))
+        return pause
 
     def run(self, stop: threading.Event) -> None:
         """Rounds until `stop` is set or leadership is lost."""

@@ -227,9 +227,24 @@ def test_a_standby_takes_over_a_dead_leaders_lease_after_the_lease_duration() ->
     while not b.elector.leading:
         clock.now += TIMING.retry_period
         b.elector.round()
-    assert clock.now - 1000.0 == pytest.approx(16.0)  # first round past 15 s
+    assert clock.now - 1000.0 == pytest.approx(16.0)  # first 2 s round past 15 s
     assert b.events == ["started"] and lease.stored is not None
     assert lease.stored.record.holder == "b" and lease.stored.record.transitions == 1
+
+
+def test_a_standby_tries_again_when_the_lease_it_watches_expires_not_a_retry_period_later() -> None:
+    lease, clock = Lease(), Clock()
+    a, b = candidate(lease, "a", clock), candidate(lease, "b", clock)
+    a.elector.round()
+    clock.now += 1.0
+    b.elector.round()  # sees a's lease at t = 1001: it expires at 1016 unless renewed
+    assert b.elector.wait_seconds() == TIMING.retry_period
+    clock.now = 1015.5
+    b.elector.round()
+    assert b.elector.wait_seconds() == pytest.approx(0.55)
+    clock.now += b.elector.wait_seconds()
+    b.elector.round()
+    assert b.elector.leading and clock.now - 1001.0 == pytest.approx(15.05)
 
 
 def test_a_leader_that_cannot_renew_stops_at_the_renew_deadline_before_anyone_takes_over() -> None:
