@@ -51,7 +51,8 @@ def free_port() -> int:
 class OperatorProcess:
     """`gpupool operator run` as a child process against the test cluster.
 
-    Tests use one per session; the restart test kills it (SIGKILL) and starts it again.
+    Tests use one per session; the restart test kills it (SIGKILL) and starts it again, and
+    the failover tests run a second one beside it, both with leader election.
     Given the cluster's `state_dir`, each start serves metrics on a free port
     (`GPUPOOL_METRICS_PORT`, in `metrics_port`) registered as the cluster Prometheus'
     `gpupool-operator` target, unregistered when it stops.
