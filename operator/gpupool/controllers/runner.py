@@ -175,12 +175,14 @@ class Operator:
         @kopf.on.cleanup(registry=self.registry)
         async def stop(**_: Any) -> None:
             self.stop.set()
-            loop_thread = self.loop_thread
-            if loop_thread is not None:
-                await asyncio.to_thread(loop_thread.join, LOOP_STOP_SECONDS)
-            if self.elector is not None and (loop_thread is None or not loop_thread.is_alive()):
-                await asyncio.to_thread(self.applier.close)
-                await asyncio.to_thread(self.elector.release)
+            if self.elector is not None:
+                # Release the Lease only once nothing writes any more (else it expires).
+                loop_thread = self.loop_thread
+                if loop_thread is not None:
+                    await asyncio.to_thread(loop_thread.join, LOOP_STOP_SECONDS)
+                if loop_thread is None or not loop_thread.is_alive():
+                    await asyncio.to_thread(self.applier.close)
+                    await asyncio.to_thread(self.elector.release)
             for reflector in self.reflectors:
                 await asyncio.to_thread(reflector.stop)
 
