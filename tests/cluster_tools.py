@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,7 +51,8 @@ def free_port() -> int:
 class OperatorProcess:
     """`gpupool operator run` as a child process against the test cluster.
 
-    Tests use one per session; the restart test kills it (SIGKILL) and starts it again.
+    Tests use one per session; the restart test kills it (SIGKILL) and starts it again, and
+    the failover tests run a second one beside it, both with leader election.
     Given the cluster's `state_dir`, each start serves metrics on a free port
     (`GPUPOOL_METRICS_PORT`, in `metrics_port`) registered as the cluster Prometheus'
     `gpupool-operator` target, unregistered when it stops.
@@ -117,6 +119,14 @@ class OperatorProcess:
 
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
             return str(response.read().decode())
+
+    def readyz(self) -> tuple[int, str]:
+        """The status and body of /readyz (with leader election, the body names the leader)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5) as response:
+                return int(response.status), response.read().decode().strip()
+        except urllib.error.HTTPError as error:
+            return int(error.code), error.read().decode().strip()
 
     def kill(self, sig: int) -> None:
         assert self.proc is not None

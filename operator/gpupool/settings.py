@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gpupool.cluster.leader import LeaseTiming
 from gpupool.core.placement.registry import SCORING_POLICY_NAMES
 
 ENV_PREFIX = "GPUPOOL_"
@@ -70,6 +71,41 @@ class OperatorSettings(BaseSettings):
         le=1.0,
         description="Kwok pools only: the fraction of node launches that fail (simulated), for fault tests.",
     )
+    leader_election: bool = Field(
+        default=False,
+        description="Run as one of several replicas: only the holder of the leader Lease schedules and writes; "
+        "the others keep their cache warm and take over when the Lease expires.",
+    )
+    leader_election_namespace: str = Field(default="default", description="Namespace of the leader Lease.")
+    leader_election_lease_name: str = Field(default="gpupool-leader", description="Name of the leader Lease.")
+    leader_election_lease_duration_seconds: int = Field(
+        default=15,
+        gt=0,
+        description="How long a standby waits, after it last saw the Lease change, before taking it over.",
+    )
+    leader_election_renew_deadline_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long the leader keeps writing without a successful renewal; then it exits.",
+    )
+    leader_election_retry_period_seconds: float = Field(
+        default=2.0, gt=0, description="Seconds between two attempts to renew (leader) or acquire (standby)."
+    )
+
+    @property
+    def lease_timing(self) -> LeaseTiming:
+        return LeaseTiming(
+            self.leader_election_lease_duration_seconds,
+            self.leader_election_renew_deadline_seconds,
+            self.leader_election_retry_period_seconds,
+        )
+
+    @model_validator(mode="after")
+    def _usable_lease_timing(self) -> OperatorSettings:
+        problems = self.lease_timing.problems()
+        if problems:
+            raise ValueError("GPUPOOL_LEADER_ELECTION_*: " + "; ".join(problems))
+        return self
 
     @field_validator("placement_policy")
     @classmethod

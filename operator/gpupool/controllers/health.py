@@ -3,7 +3,11 @@
 Who calls this: `gpupool.controllers.runner` starts `HealthServer` next to kopf. Kubernetes
 probes (and the tests) ask:
 - `/healthz`: the process is alive and the scheduling loop has cycled recently;
-- `/readyz`: the cache has listed every kind and at least one cycle has run.
+- `/readyz`: the cache has listed every kind and at least one cycle has run; with leader
+  election, a standby whose cache is synced answers 200 with `standby: leader is <identity>`
+  (it is ready to take over; a 503 would hold a rolling update forever).
+
+A check returns a bool (body `ok` / `not ok`) or a pair (ok, body).
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# A check's answer: healthy or not, optionally with the text to answer.
+Check = Callable[[], bool | tuple[bool, str]]
+
 
 class HealthServer:
     """A tiny HTTP server in a daemon thread; `port` 0 picks a free port (see `.port`)."""
 
-    def __init__(self, host: str, port: int, live: Callable[[], bool], ready: Callable[[], bool]) -> None:
+    def __init__(self, host: str, port: int, live: Check, ready: Check) -> None:
         checks = {"/healthz": live, "/livez": live, "/readyz": ready}
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,8 +33,9 @@ class HealthServer:
                 if check is None:
                     self.send_error(404)
                     return
-                ok = check()
-                body = b"ok\n" if ok else b"not ok\n"
+                answer = check()
+                ok, text = answer if isinstance(answer, tuple) else (answer, "ok" if answer else "not ok")
+                body = f"{text}\n".encode()
                 self.send_response(200 if ok else 503)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(body)))

@@ -89,11 +89,16 @@ class SchedulingLoop:
 
     # ------------------------------------------------------------------ running
 
-    def run(self, stop: threading.Event) -> None:
-        """Cycle until `stop` is set; a cycle that raises is logged and the next one retries."""
+    def run(self, stop: threading.Event, may_write: Callable[[], bool] | None = None) -> None:
+        """Cycle until `stop` is set; a cycle that raises is logged and the next one retries.
+        With `may_write` (leader election: still holding the Lease), a cycle starts only
+        while it says so."""
         while not stop.is_set() and not self.cache.synced:
             stop.wait(0.2)
         while not stop.is_set():
+            if may_write is not None and not may_write():
+                stop.wait(0.2)
+                continue
             try:
                 self.cycle()
             except Exception:

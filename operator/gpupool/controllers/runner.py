@@ -8,6 +8,12 @@ reflectors, which then start watching - so the loop never decides on a half-list
 cluster, marks it synced and starts the loop thread; kopf's watches and the reflectors
 keep the cache fresh. A periodic re-list repairs anything a watch missed. Stopping
 (SIGTERM/SIGINT) stops the loop and the reflectors.
+
+With `GPUPOOL_LEADER_ELECTION`, the loop thread starts only when this process wins the
+leader Lease (`gpupool.cluster.leader`); until then it stands by with a warm cache (the
+same lists and watches) and writes nothing. Losing the Lease exits the process at once
+(status 1). A graceful stop stops the loop, lets the writes in flight finish, then
+releases the Lease so a standby takes over without waiting for it to expire.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import secrets
+import socket
 import sys
 import threading
 import time
@@ -31,6 +40,8 @@ from gpupool.cluster.claims import ClaimReconciler
 from gpupool.cluster.clusterapi_provider import ClusterAPIProvider
 from gpupool.cluster.kubeclient import api_client
 from gpupool.cluster.kwok_provider import KwokProvider
+from gpupool.cluster.leader import LeaderElector
+from gpupool.cluster.lease import KubeLeaseStore
 from gpupool.cluster.parsing import parse_object_of
 from gpupool.cluster.providers import NodeProvider, StaticProvider
 from gpupool.cluster.reflector import operator_reflectors
@@ -47,6 +58,17 @@ log = logging.getLogger("gpupool.operator")
 
 # Events waiting to be posted; past this a burst's events are dropped (with a warning).
 EVENT_QUEUE = 10_000
+
+
+# How long a graceful stop waits for the cycle in progress before giving up on releasing the
+# leader Lease (it then expires as after a crash).
+LOOP_STOP_SECONDS = 30.0
+
+
+def election_identity() -> str:
+    """This process's name in the leader Lease: host, pid and a random suffix (a restarted
+    process with the same pid, e.g. PID 1 in a container, is a new candidate)."""
+    return f"{socket.gethostname()}_{os.getpid()}_{secrets.token_hex(3)}"
 
 
 # Kinds whose watch events kopf's handlers feed into the cache; GPUJobs and pods have
@@ -84,6 +106,24 @@ class Operator:
         self.reflectors = operator_reflectors(self.api_client, self.cache)
         self.stop = threading.Event()
         self.started_at = time.time()
+        self.loop_thread: threading.Thread | None = None
+        # When the loop thread started (this process began to lead); None before.
+        self.leading_since: float | None = None
+        self.elector: LeaderElector | None = None
+        if settings.leader_election:
+            # Its own client, so a renewal never queues behind the applier's writes.
+            store = KubeLeaseStore(
+                self._client(kubeconfig, pool_size=2),
+                settings.leader_election_namespace,
+                settings.leader_election_lease_name,
+            )
+            self.elector = LeaderElector(
+                store,
+                election_identity(),
+                settings.lease_timing,
+                on_started_leading=self._start_loop,
+                on_stopped_leading=self._stopped_leading,
+            )
         self.registry = kopf.OperatorRegistry()
         handlers.register(self.registry, self.cache)
         self._register_lifecycle()
@@ -123,15 +163,46 @@ class Operator:
                 await asyncio.to_thread(reflector.list_once)
                 reflector.start()
             self.cache.mark_synced()
-            threading.Thread(target=self.loop.run, args=(self.stop,), name="scheduling-loop", daemon=True).start()
             threading.Thread(target=self._resync, name="resync", daemon=True).start()
-            log.info("cache synced; scheduling loop started")
+            if self.elector is None:
+                self._start_loop()
+            else:
+                log.info("cache synced; standing by for the leader Lease", extra={"identity": self.elector.identity})
+                threading.Thread(
+                    target=self.elector.run, args=(self.stop,), name="leader-election", daemon=True
+                ).start()
 
         @kopf.on.cleanup(registry=self.registry)
         async def stop(**_: Any) -> None:
             self.stop.set()
+            if self.elector is not None:
+                # Release the Lease only once nothing writes any more (else it expires).
+                loop_thread = self.loop_thread
+                if loop_thread is not None:
+                    await asyncio.to_thread(loop_thread.join, LOOP_STOP_SECONDS)
+                if loop_thread is None or not loop_thread.is_alive():
+                    await asyncio.to_thread(self.applier.close)
+                    await asyncio.to_thread(self.elector.release)
             for reflector in self.reflectors:
                 await asyncio.to_thread(reflector.stop)
+
+    def _start_loop(self) -> None:
+        """Start the scheduling loop thread (at start-up, or on winning the leader Lease)."""
+        self.leading_since = time.time()
+        may_write = self.elector.is_leader if self.elector is not None else None
+        self.loop_thread = threading.Thread(
+            target=self.loop.run, args=(self.stop, may_write), name="scheduling-loop", daemon=True
+        )
+        self.loop_thread.start()
+        log.info("cache synced; scheduling loop started")
+
+    def _stopped_leading(self, why: str) -> None:
+        """Leadership lost: stop writing at once by ending the process (like client-go's
+        callers in OnStoppedLeading); the restarted process joins as a fresh candidate."""
+        log.critical("leader Lease lost; exiting so nothing more is written", extra={"reason": why})
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(1)
 
     def _resync(self) -> None:
         while not self.stop.wait(self.settings.resync_seconds):
@@ -143,11 +214,28 @@ class Operator:
                 log.exception("periodic re-list failed; will retry")
 
     def live(self) -> bool:
+        """The loop cycles recently; a standby instead needs its election rounds to go on."""
+        if self.elector is not None and self.leading_since is None:
+            budget = max(60.0, 10 * self.settings.leader_election_retry_period_seconds)
+            last = self.elector.last_round_at
+            if last is None:
+                return time.time() - self.started_at < budget
+            return self.elector.clock() - last < budget
         budget = max(60.0, 10 * self.settings.schedule_interval_seconds)
-        return loop_is_live(lambda: self.loop.last_cycle_at, self.started_at, budget)
+        return loop_is_live(lambda: self.loop.last_cycle_at, self.leading_since or self.started_at, budget)
 
-    def ready(self) -> bool:
-        return self.cache.synced and self.loop.cycles > 0
+    def ready(self) -> tuple[bool, str]:
+        """Ready once the cache is synced and (leading) a cycle ran; a synced standby is
+        ready too, saying whom it stands by for."""
+        if not self.cache.synced:
+            return False, "not ok: cache not synced"
+        if self.elector is not None and self.leading_since is None:
+            return True, f"standby: leader is {self.elector.holder or 'unknown'}"
+        if self.loop.cycles == 0:
+            return False, "not ok: no scheduling cycle yet"
+        if self.elector is not None:
+            return True, f"ok: leader {self.elector.identity}"
+        return True, "ok"
 
     def run(self) -> None:
         """Block running kopf until a signal stops it."""
