@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv build crds crds-check metrics-docs alerts dashboards lint test test-unit test-cluster demo down clean
+.PHONY: help venv build crds crds-check metrics-docs alerts dashboards lint test test-unit test-cluster demo down clean image image-check
 
 help:
 	@echo "make demo   - build and start a local cluster, run the operator and example jobs"
@@ -19,6 +19,8 @@ help:
 	@echo "make metrics-docs - regenerate docs/metrics.md from the metric declarations"
 	@echo "make alerts - regenerate dashboards/alerts/gpupool.rules.yaml from the alert declarations"
 	@echo "make dashboards - regenerate the Grafana dashboards in dashboards/ from gpupool.dashboards"
+	@echo "make image  - build the container image gpupool:dev with buildah (installs buildah and mmdebstrap)"
+	@echo "make image-check - run gpupool inside the built image as its non-root user"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +60,13 @@ test-unit: venv
 
 test: lint crds-check build
 	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+# The container image, built without a Docker engine (see the README's "Container image").
+image: venv
+	$(PY) -m gpupool.devcluster.image build
+
+image-check: venv
+	$(PY) -m gpupool.devcluster.image check
 
 demo: build
 	$(BIN)/gpupool demo $(DEMO_ARGS)
