@@ -6,7 +6,8 @@ Who calls this: `make demo` (a person at a terminal) and CI-style scripts
 1. build the control plane if needed and start it (or reuse a running one);
 2. install the CRDs (generated from `gpupool.api`), create two on-prem GPU nodes and the
    teams' namespaces;
-3. start the operator next to the cluster (`gpupool dev down` stops it too);
+3. start the operator, and a simulated node agent for the kwok nodes, next to the cluster
+   (`gpupool dev down` stops them too);
 4. apply `examples/cluster.yaml` (an on-prem pool, a simulated cloud pool, two teams'
    queues, one with a budget) and `examples/jobs.yaml`;
 5. show `kubectl get gpujobs,gpunodeclaims` as the jobs move: on-prem fills, the job that
@@ -29,7 +30,7 @@ from gpupool.cluster.kwok_nodes import GpuNodeSpec
 from gpupool.cluster.kwok_provider import create_gpu_node
 from gpupool.devcluster.build import ensure_built, hack_dir
 from gpupool.devcluster.cluster import DevCluster
-from gpupool.devcluster.operator_process import start_operator
+from gpupool.devcluster.operator_process import start_operator, start_simulated_agent
 from gpupool.devcluster.prometheus import ensure_installed as ensure_prometheus
 from gpupool.devcluster.tools import install_crds, kubectl
 
@@ -108,6 +109,8 @@ def main(argv: list[str]) -> int:
     print("gpupool demo: starting the operator")
     record = start_operator(cluster, {"GPUPOOL_SCHEDULE_INTERVAL_SECONDS": "1"})
     print(f"  operator ready (pid {record.pid}, log {record.log})")
+    agent = start_simulated_agent(cluster)
+    print(f"  simulated node agent for the kwok nodes (pid {agent.pid}, log {agent.log})")
     print("gpupool demo: applying examples/cluster.yaml (pool, queues) and examples/jobs.yaml (jobs)")
     kubectl(kubeconfig, "delete", "-f", str(repo / "examples" / "jobs.yaml"), "--ignore-not-found", "--wait=true")
     kubectl(kubeconfig, "apply", "-f", str(repo / "examples" / "cluster.yaml"))
@@ -145,11 +148,11 @@ def _prometheus_hint(url: str | None) -> str:
         return ""
     queries = (
         "gpupool_queue_pending_jobs",
-        "gpupool_gpu_utilization_ratio",
-        '{__name__=~"gpupool_queue_spend.*"}',
+        "gpupool_queue_budget_spent",
+        "gpupool_gpu_utilization_ratio * on(node, gpu) group_right gpupool_gpu_allocation_info",
         'up{job=~"gpupool-.*"}',
     )
-    lines = [f"\nPrometheus (scraping the operator every 2s): {url}/graph", "  queries to try:"]
+    lines = [f"\nPrometheus (scraping the operator and the node agent every 2s): {url}/graph", "  queries to try:"]
     lines += [f"    {query}" for query in queries]
     lines.append(f"  or from a shell: curl -s '{url}/api/v1/query' --data-urlencode 'query=up'")
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Run `gpupool operator run` next to a dev cluster, as one of the cluster's extras.
+"""Run `gpupool operator run` (and, for the demo, a simulated node agent) next to a dev
+cluster, as the cluster's extras.
 
 Who calls this: the demo and `gpupool bench e2e`. The operator is recorded in the
 cluster's state, so `DevCluster.down` (and `gpupool dev down`) stops it with the control
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 
 from gpupool.devcluster.cluster import ClusterError, DevCluster, ProcessRecord, free_port, pid_alive
 from gpupool.devcluster.prometheus import (
+    AGENT_JOB,
     OPERATOR_JOB,
     register_scrape_target,
     scrape_targets,
@@ -24,6 +26,7 @@ from gpupool.devcluster.prometheus import (
 )
 
 OPERATOR_EXTRA = "gpupool-operator"
+AGENT_EXTRA = "gpupool-agent"
 
 
 def start_operator(
@@ -58,3 +61,18 @@ def start_operator(
             pass
         time.sleep(0.3)
     raise ClusterError(f"the operator did not become ready in {wait_seconds:g}s; see {record.log}")
+
+
+def start_simulated_agent(cluster: DevCluster) -> ProcessRecord:
+    """Start one simulated node agent for every kwok node of `cluster` (as the demo does),
+    recorded like the operator so `gpupool dev down` stops it, and registered as the
+    Prometheus' `gpupool-agent` target."""
+    port = free_port()
+    env = {**os.environ, "GPUPOOL_AGENT_HOST": "127.0.0.1"}
+    argv = [sys.executable, "-m", "gpupool.cli", "agent", "run", "--backend", "simulated", "--all-kwok-nodes"]
+    argv += ["--kubeconfig", str(cluster.kubeconfig), "--port", str(port)]
+    record = cluster.start_extra(AGENT_EXTRA, argv, env)
+    for old in scrape_targets(cluster.state_dir, AGENT_JOB):
+        unregister_scrape_target(cluster.state_dir, AGENT_JOB, old)
+    register_scrape_target(cluster.state_dir, AGENT_JOB, f"127.0.0.1:{port}")
+    return record
