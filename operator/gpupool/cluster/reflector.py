@@ -66,6 +66,17 @@ class Expired(Exception):
     """The watch's resourceVersion is too old (HTTP 410 Gone): list again."""
 
 
+def stop_watch_thread(stop: threading.Event, response: Any, thread: threading.Thread) -> None:
+    """Stop a thread that reads a watch: set its `stop` event, shut the read side of the
+    `response` it is blocked on (closing it from here would wait for the reader, up to the
+    next bookmark), and join it. `Reflector.stop` and the e2e bench's watches use this."""
+    stop.set()
+    if response is not None:
+        with suppress(Exception):
+            response.shutdown()
+    thread.join(timeout=5)
+
+
 class Reflector:
     """Lists then watches one kind into `cache` until stopped.
 
@@ -106,12 +117,7 @@ class Reflector:
 
     def stop(self) -> None:
         """Stop watching; a blocked read returns at once."""
-        self._stop.set()
-        response = self._response
-        if response is not None:
-            with suppress(Exception):
-                response.shutdown()
-        self._thread.join(timeout=5)
+        stop_watch_thread(self._stop, self._response, self._thread)
 
     # ------------------------------------------------------------------ the watch
 

@@ -40,7 +40,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -51,7 +51,7 @@ import numpy as np
 from gpupool.cluster.kwok_nodes import GPU_RESOURCE, LABEL_POOL, GpuNodeSpec
 from gpupool.cluster.kwok_provider import create_gpu_node
 from gpupool.cluster.pods import DEFAULT_CONTAINER
-from gpupool.cluster.reflector import watch_events
+from gpupool.cluster.reflector import stop_watch_thread, watch_events
 from gpupool.cluster.writer import drain
 from gpupool.devcluster.build import BuildError, ensure_built, hack_dir
 from gpupool.devcluster.cluster import ClusterError, DevCluster
@@ -277,14 +277,7 @@ class PhaseWatch:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        response = self._response
-        if response is not None:
-            # Shut the socket's read side: a blocked read returns at once. (Closing the
-            # response from here would wait for the reader, up to the next bookmark.)
-            with suppress(Exception):
-                response.shutdown()
-        self._thread.join(timeout=5)
+        stop_watch_thread(self._stop, self._response, self._thread)
 
     def wait(self, predicate: Callable[[PhaseWatch], bool], timeout: float) -> bool:
         """Block until `predicate(self)` holds or `timeout` seconds pass; whether it holds."""
