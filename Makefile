@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
 
-.PHONY: help venv build crds crds-check metrics-docs alerts dashboards lint test test-unit test-cluster demo down clean image image-check
+.PHONY: help venv build crds crds-check chart metrics-docs alerts dashboards lint test test-unit test-cluster demo down clean image image-check
 
 help:
 	@echo "make demo   - build and start a local cluster, run the operator and example jobs"
@@ -18,6 +18,7 @@ help:
 	@echo "make crds   - regenerate crds/ from the pydantic API models"
 	@echo "make metrics-docs - regenerate docs/metrics.md from the metric declarations"
 	@echo "make alerts - regenerate dashboards/alerts/gpupool.rules.yaml from the alert declarations"
+	@echo "make chart  - regenerate the Helm chart's CRDs, alert rules and values schema (charts/gpupool)"
 	@echo "make dashboards - regenerate the Grafana dashboards in dashboards/ from gpupool.dashboards"
 	@echo "make image  - build the container image gpupool:dev with buildah (installs buildah and mmdebstrap)"
 	@echo "make image-check - run gpupool inside the built image as its non-root user"
@@ -39,6 +40,9 @@ crds: venv
 crds-check: venv
 	$(PY) -m gpupool.api.crdgen --out crds --check
 
+chart: venv
+	$(PY) -m gpupool.chart --out charts/gpupool
+
 metrics-docs: venv
 	$(PY) -m gpupool.metrics.docgen --out docs/metrics.md
 
@@ -54,12 +58,17 @@ lint: venv
 	$(PY) -m gpupool.metrics.docgen --out docs/metrics.md --check
 	$(PY) -m gpupool.metrics.alerts --out dashboards/alerts/gpupool.rules.yaml --check
 	$(PY) -m gpupool.dashboards --out dashboards --check
+	$(PY) -m gpupool.chart --out charts/gpupool --check
 
 test-unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+# The second run repeats the lifecycle and autoscaling scenarios with the operator speaking
+# as the Helm chart's ServiceAccount (its token, not the admin certificate): the chart's
+# ClusterRole is proven sufficient, and test_helm_chart.py proves it is not excessive.
 test: lint crds-check build
 	$(BIN)/pytest tests $(PYTEST_ARGS)
+	$(BIN)/pytest --operator-as=chart tests/integration/test_job_lifecycle.py tests/integration/test_autoscaling.py $(PYTEST_ARGS)
 
 # The container image, built without a Docker engine (see the README's "Container image").
 image: venv

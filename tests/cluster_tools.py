@@ -151,16 +151,20 @@ class OperatorProcess:
             unregister_scrape_target(self.state_dir, OPERATOR_JOB, f"127.0.0.1:{self.metrics_port}")
 
     @contextmanager
-    def running_with(self, **env: str) -> Iterator[None]:
-        """Run the operator with extra GPUPOOL_* settings inside the block, then as before."""
+    def running_with(self, kubeconfig: str | None = None, **env: str) -> Iterator[None]:
+        """Run the operator with extra GPUPOOL_* settings inside the block, and with another
+        identity's `kubeconfig` if given (a ServiceAccount's token); then as before."""
+        admin = self.kubeconfig
         self.stop()
         self.extra_env = dict(env)
+        self.kubeconfig = kubeconfig or admin
         self.start()
         try:
             yield
         finally:
             self.stop()
             self.extra_env = {}
+            self.kubeconfig = admin
             self.start()
 
 

@@ -7,6 +7,11 @@ so a demo cluster a developer left running is never touched. CRDs from `crds/` a
 installed before the first test. Each test that asks for `namespace` gets a fresh
 namespace, deleted after. `prometheus` is the session Prometheus' base URL (query it with
 `prom_tools`); the `operator` fixture registers its metrics port there.
+
+`pytest --operator-as=chart` runs the session operator with the Helm chart's identity: the
+chart is installed (`chart_release`) and the operator authenticates with a token of its
+ServiceAccount instead of the admin certificate, so every test of the run proves the
+chart's ClusterRole sufficient. `make test` runs the lifecycle and autoscaling tests so.
 """
 
 from __future__ import annotations
@@ -27,6 +32,17 @@ REPO = Path(__file__).resolve().parents[1]
 # Timing belongs to benchmarks, not tests: no per-example deadline, so a busy 2-core CI
 # machine cannot turn a correct property into a flaky failure.
 settings.register_profile("gpupool", deadline=None)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--operator-as",
+        choices=("admin", "chart"),
+        default="admin",
+        help="identity of the session operator: the admin certificate, or the Helm chart's ServiceAccount",
+    )
+
+
 settings.load_profile("gpupool")
 
 
@@ -102,16 +118,31 @@ def namespace(core_api: Any, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def operator(kubeconfig: str, dev_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """The gpupool operator running against the session cluster, its metrics scraped by `prometheus`."""
+def operator(
+    kubeconfig: str, dev_cluster: Any, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[OperatorProcess]:
+    """The gpupool operator running against the session cluster, its metrics scraped by
+    `prometheus`; with `--operator-as=chart`, as the installed chart's ServiceAccount."""
+    identity = kubeconfig
+    if request.config.getoption("--operator-as") == "chart":
+        from chart_tools import install_for_out_of_cluster_operator, service_account_kubeconfig
+
+        namespace, account = install_for_out_of_cluster_operator(kubeconfig)
+        token_file = tmp_path_factory.mktemp("chart-identity") / "kubeconfig"
+        identity = service_account_kubeconfig(kubeconfig, namespace, account, token_file)
     process = OperatorProcess(
-        kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", state_dir=dev_cluster.state_dir
+        identity, tmp_path_factory.mktemp("operator") / "operator.log", state_dir=dev_cluster.state_dir
     )
     process.start()
     try:
         yield process
     finally:
         process.stop()
+    if identity != kubeconfig:
+        from chart_tools import permission_denials
+
+        denials = permission_denials(process.log_path)
+        assert denials == [], f"the chart's ClusterRole lacks a permission the operator used: {denials[0][:600]}"
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Where the dev cluster's own command-line tools are (kubectl built with the control plane).
+"""Where the dev cluster's own command-line tools are (kubectl and helm, built with the control plane).
 
 Who calls this: the test fixtures, the demo, `gpupool bench e2e` and `gpupool dev` itself,
 so every kubectl call talks to a server of the same version (no version-skew warnings).
@@ -15,15 +15,24 @@ from pathlib import Path
 from gpupool.devcluster.versions import binary_path
 
 
-def kubectl_path() -> str:
-    """The kubectl built with the control plane, else the one on PATH."""
-    built = binary_path("kubectl")
+def _built_or_on_path(name: str) -> str:
+    built = binary_path(name)
     if built.is_file():
         return str(built)
-    found = shutil.which("kubectl")
+    found = shutil.which(name)
     if found is None:
-        raise FileNotFoundError("kubectl not found; run `gpupool dev build` to build it with the control plane")
+        raise FileNotFoundError(f"{name} not found; run `gpupool dev build` to build it from Go modules")
     return found
+
+
+def kubectl_path() -> str:
+    """The kubectl built with the control plane, else the one on PATH."""
+    return _built_or_on_path("kubectl")
+
+
+def helm_path() -> str:
+    """The helm built from Go modules with the control plane (`gpupool dev build`), else the one on PATH."""
+    return _built_or_on_path("helm")
 
 
 def env_with_tools(extra: dict[str, str] | None = None) -> dict[str, str]:

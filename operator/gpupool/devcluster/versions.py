@@ -13,6 +13,7 @@ from pathlib import Path
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
+HELM_VERSION = "v3.22.0"
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,14 @@ COMPONENTS: tuple[Component, ...] = (
         module="kwok",
         packages=("sigs.k8s.io/kwok/cmd/kwok",),
         binaries=("kwok",),
+    ),
+    Component(
+        name="helm",
+        version=HELM_VERSION,
+        module="helm",
+        packages=("helm.sh/helm/v3/cmd/helm",),
+        binaries=("helm",),
+        ldflags=f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
     ),
 )
 

@@ -88,7 +88,7 @@ def test_check_fails_on_a_stale_missing_or_foreign_file(tmp_path: Path, capsys: 
     assert generator.main(["--out", str(tmp_path), "--check"]) == 1
     err = capsys.readouterr().err
     assert "gpupool-fleet.json differs" in err and "gpupool-cost.json is missing" in err
-    assert "hand-made.json is no generated dashboard" in err and "make dashboards" in err
+    assert "hand-made.json is not generated from gpupool.dashboards.catalogue" in err and "make dashboards" in err
 
 
 def test_the_json_holds_the_catalogues_queries_and_a_prometheus_datasource_variable(tmp_path: Path) -> None:
