@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from builders import make_job, make_node, make_offer, make_queue, make_snapshot
 from gpupool.core import PlacementPolicy, Quota, WaitCode, schedule
@@ -164,3 +166,24 @@ def test_the_budget_projection_uses_the_estimate() -> None:
     # maxRuntime caps the estimate: a run killed after 60 s costs at most 8 x 60/3600.
     slow = replace(plain, profile=replace(COMPUTE_BOUND, total_flops=3.6e20), max_runtime_seconds=60.0)
     assert requested_pools(plan(slow, budget_left=0.2)) == ["cloud-cheap"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    intensity=st.floats(min_value=0.1, max_value=5000),
+    optimize=st.sampled_from(list(Optimize)),
+    gpus=st.sampled_from([0.5, 1, 2, 4, 8]),
+    workers=st.integers(min_value=1, max_value=3),
+    held=st.lists(st.sampled_from(["fast-0", "wide-0", "cheap-0"]), max_size=3, unique=True),
+)
+def test_a_profile_never_makes_a_job_wait_that_would_run(
+    intensity: float, optimize: Optimize, gpus: float, workers: int, held: list[str]
+) -> None:
+    if gpus < 1:
+        workers = 1
+    running = tuple(make_job(f"ns/hog-{n}", gpus=8, on=(n,)) for n in held)
+    profiled = make_job(gpus=gpus, workers=workers, profile=JobProfile(intensity, total_flops=1e15, optimize=optimize))
+    with_profile = decide(profiled, running=running)
+    without = decide(replace(profiled, profile=None), running=running)
+    assert bool(with_profile.admissions) == bool(without.admissions)
+    assert [w.code for w in with_profile.waiting] == [w.code for w in without.waiting]
