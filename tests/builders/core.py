@@ -30,6 +30,7 @@ from gpupool.core.models import (
     WorkerPlacement,
     WorkerShape,
 )
+from gpupool.core.roofline import NO_HARDWARE, Hardware, JobProfile
 
 GIB = 1024**3
 
@@ -152,6 +153,8 @@ def make_job(
     on: tuple[str, ...] = (),
     first_gpu: int = 0,
     placements: tuple[WorkerPlacement, ...] = (),
+    max_runtime: float | None = None,
+    profile: JobProfile | None = None,
 ) -> Job:
     """A job of `gpus` GPUs per worker (or `gpu_milli` milli-GPU, when given).
 
@@ -189,6 +192,8 @@ def make_job(
         tolerations=tolerations,
         admitted_at=admitted_at,
         placements=placements,
+        max_runtime_seconds=max_runtime,
+        profile=profile,
     )
 
 
@@ -203,6 +208,7 @@ def make_snapshot(
     offers: tuple[NodeOffer, ...] | list[NodeOffer] = (),
     in_flight: tuple[InFlightNode, ...] | list[InFlightNode] = (),
     nominations: dict[str, tuple[str, ...]] | None = None,
+    hardware: Hardware = NO_HARDWARE,
 ) -> Snapshot:
     return Snapshot(
         now=now,
@@ -214,6 +220,7 @@ def make_snapshot(
         offers=tuple(offers),
         in_flight=tuple(in_flight),
         nominations=nominations or {},
+        hardware=hardware,
     )
 
 

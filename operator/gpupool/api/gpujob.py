@@ -36,6 +36,7 @@ from gpupool.api.common import (
     cel,
 )
 from gpupool.core.budget import MAX_RECORDED_ATTEMPTS
+from gpupool.core.roofline import Optimize, Precision
 
 DEFAULT_TTL_SECONDS_AFTER_FINISHED = 7 * 24 * 3600
 MAX_TTL_SECONDS_AFTER_FINISHED = 2**31 - 1  # int32, as Kubernetes Jobs' own field
@@ -102,6 +103,71 @@ class Provenance(SpecModel):
         description="Free-form hyperparameters and settings, stored as given.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
+
+
+ProfilePrecision = Precision
+ProfileOptimize = Optimize
+
+PROFILE_WORK_RULE = (
+    "spec.profile: set exactly one of spec.profile.totalFlops (the whole job's floating-point operations) "
+    "and spec.profile.referenceRuntime (a runtime measured on a named GPU model)"
+)
+
+
+class ReferenceRuntime(SpecModel):
+    """A runtime of this job (the whole gang as specified) measured on GPUs of one model."""
+
+    model: str = Field(
+        min_length=1,
+        max_length=63,
+        description="GPU model the runtime was measured on, as the catalogue or a GPUNodePool's gpuModel names "
+        "it, e.g. A100.",
+    )
+    seconds: float = Field(gt=0, description="The measured runtime in seconds (> 0).")
+
+
+class JobProfile(SpecModel):
+    """What the job's work looks like to the roofline model, so gpupool can choose its GPU model."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("has(self.totalFlops) != has(self.referenceRuntime)", PROFILE_WORK_RULE, field_path=".totalFlops")
+            ]
+        }
+    )
+
+    operational_intensity: float = Field(
+        gt=0, description="Floating-point operations per byte moved to and from GPU memory (FLOP/byte, > 0)."
+    )
+    total_flops: float | None = Field(
+        default=None,
+        gt=0,
+        description="Floating-point operations of the whole job, spread evenly over all GPUs of the gang "
+        "(> 0); exactly one of totalFlops and referenceRuntime.",
+    )
+    reference_runtime: ReferenceRuntime | None = Field(
+        default=None,
+        description="A runtime measured on a named GPU model, scaled to other models by their attainable "
+        "throughput; exactly one of totalFlops and referenceRuntime.",
+    )
+    precision: ProfilePrecision = Field(
+        default=ProfilePrecision.FP16,
+        description="The arithmetic the job mostly runs in, FP16 (or BF16) or FP32, which picks the peak the "
+        "estimate uses (default FP16).",
+    )
+    optimize: ProfileOptimize = Field(
+        default=ProfileOptimize.COST,
+        description="Cost: the GPU model with the lowest estimated cost of the run; Time: the shortest estimated "
+        "run (default Cost).",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind_of_work(self) -> Self:
+        """Mirror the CRD's CEL rule so an object built in Python fails the same way."""
+        if (self.total_flops is None) == (self.reference_runtime is None):
+            raise ValueError(PROFILE_WORK_RULE)
+        return self
 
 
 # What a job holds is fixed at creation, as Kueue fixes a workload's pod sets once it holds
@@ -213,6 +279,11 @@ class GPUJobSpec(SpecModel):
     provenance: Provenance | None = Field(
         default=None,
         description="Image digest, code revision, dataset reference and parameters, recorded as given.",
+    )
+    profile: JobProfile | None = Field(
+        default=None,
+        description="Operational intensity and amount of work; with it gpupool places the job on the GPU model "
+        "its roofline estimates favour (cheapest or fastest run, see optimize) among those it may use.",
     )
     ttl_seconds_after_finished: int = Field(
         default=DEFAULT_TTL_SECONDS_AFTER_FINISHED,
@@ -368,6 +439,28 @@ class ProvenanceStatus(StatusModel):
     )
 
 
+class ModelEstimate(StatusModel):
+    """The roofline estimate of the job on one GPU model (and pool)."""
+
+    model: str = Field(description="GPU model.")
+    pool: str = Field(default="", description="GPUNodePool the estimate is priced for.")
+    estimated_seconds: float = Field(ge=0, description="Estimated runtime in seconds.")
+    estimated_cost: float = Field(ge=0, description="Estimated cost: runtime x GPUs x the pool's GPU-hour price.")
+
+
+class ModelChoiceStatus(StatusModel):
+    """Which GPU model the job's profile chose at its last admission, with the estimates."""
+
+    model: str = Field(description="The GPU model the job was placed on.")
+    pool: str = Field(default="", description="The GPUNodePool it was placed in.")
+    optimize: ProfileOptimize = Field(description="What the choice minimised: Cost or Time.")
+    estimated_seconds: float = Field(ge=0, description="Estimated runtime on the chosen model, in seconds.")
+    estimated_cost: float = Field(ge=0, description="Estimated cost of the run on the chosen pool.")
+    alternatives: list[ModelEstimate] = Field(
+        default_factory=list, max_length=16, description="The best estimate on each other GPU model it could use."
+    )
+
+
 class GPUJobStatus(StatusModel):
     """What gpupool has done with the job; written only by the operator."""
 
@@ -418,6 +511,11 @@ class GPUJobStatus(StatusModel):
         default=None,
         description="Per attempt: the declared provenance, the nodes, GPUs (with UUIDs), pool prices, the image "
         "digests that ran and the exit codes.",
+    )
+    model_choice: ModelChoiceStatus | None = Field(
+        default=None,
+        description="With spec.profile: the GPU model chosen at the last admission, its estimated runtime and "
+        "cost, and the alternatives.",
     )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The .metadata.generation this status was computed from."

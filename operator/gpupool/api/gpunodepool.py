@@ -69,6 +69,26 @@ class ClusterAPIRef(SpecModel):
     )
 
 
+class GpuModelSpec(SpecModel):
+    """The roofline figures of the pool's GPU model, when the catalogue lacks it or they differ."""
+
+    peak_tflops_fp16: float = Field(gt=0, description="Peak dense FP16/BF16 TFLOPS of one GPU (> 0).")
+    peak_tflops_fp32: float = Field(gt=0, description="Peak FP32 TFLOPS of one GPU (> 0).")
+    memory_bandwidth_gbps: float = Field(
+        gt=0,
+        validation_alias="memoryBandwidthGBps",
+        serialization_alias="memoryBandwidthGBps",
+        description="Memory bandwidth of one GPU in GB/s (10^9 bytes per second, > 0).",
+    )
+    memory_gib: float | None = Field(
+        default=None,
+        gt=0,
+        validation_alias="memoryGiB",
+        serialization_alias="memoryGiB",
+        description="Memory of one GPU in GiB (> 0).",
+    )
+
+
 CLUSTER_API_RULE = (
     "spec.clusterAPI must be set exactly when spec.provider is ClusterAPI: give a ClusterAPI pool "
     "spec.clusterAPI {namespace, machineDeployment}, and remove spec.clusterAPI from any other pool"
@@ -143,6 +163,11 @@ class GPUNodePoolSpec(SpecModel):
         default="10m",
         description="A node the operator created that has held no gpupool work this long is "
         "cordoned and released, never below minNodes (default 10m).",
+    )
+    gpu_model_spec: GpuModelSpec | None = Field(
+        default=None,
+        description="Peak TFLOPS and memory bandwidth of the pool's GPUs for jobs with spec.profile; "
+        "overrides gpupool's catalogue for this pool and adds a model it lacks.",
     )
     max_nodes_in_flight: int = Field(
         default=10,

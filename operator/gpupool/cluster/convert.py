@@ -32,9 +32,11 @@ from gpupool.api import (
     GPUNodePool,
     GPUQueue,
     JobPhase,
+    JobProfile,
     QueueQuota,
     WorkerPlacementStatus,
 )
+from gpupool.core import roofline
 from gpupool.core.budget import BudgetLimits, BudgetStanding
 from gpupool.core.models import (
     MILLI_PER_GPU,
@@ -257,6 +259,32 @@ def _placements_from_status(job: GPUJob) -> tuple[WorkerPlacement, ...]:
     return tuple(result)
 
 
+def profile_from_api(profile: JobProfile) -> roofline.JobProfile:
+    """A GPUJob's `spec.profile` -> the core's `JobProfile` (the enums are the core's own)."""
+    reference = profile.reference_runtime
+    return roofline.JobProfile(
+        operational_intensity=profile.operational_intensity,
+        total_flops=profile.total_flops,
+        reference=None if reference is None else roofline.ReferenceRuntime(reference.model, reference.seconds),
+        precision=profile.precision,
+        optimize=profile.optimize,
+    )
+
+
+def gpu_spec_of_pool(pool: GPUNodePool) -> roofline.GpuSpec | None:
+    """A GPUNodePool's `spec.gpuModelSpec` as the core's `GpuSpec` of its model (None: unset)."""
+    given = pool.spec.gpu_model_spec
+    if given is None:
+        return None
+    return roofline.GpuSpec(
+        pool.spec.gpu_model,
+        peak_tflops_fp16=given.peak_tflops_fp16,
+        peak_tflops_fp32=given.peak_tflops_fp32,
+        memory_bandwidth_gbps=given.memory_bandwidth_gbps,
+        memory_gib=given.memory_gib,
+    )
+
+
 def job_from_api(job: GPUJob) -> Job:
     """A GPUJob -> the core's `Job`.
 
@@ -288,6 +316,7 @@ def job_from_api(job: GPUJob) -> Job:
             if spec.max_runtime
             else None
         ),
+        profile=profile_from_api(spec.profile) if spec.profile is not None else None,
     )
 
 

@@ -37,7 +37,14 @@ from gpupool.cluster.ports import EventNote, ObjectRef
 from gpupool.cluster.provenance import attempt_record, expired, log_record, recorded, stored_record
 from gpupool.cluster.snapshot import ClusterSnapshot
 from gpupool.cluster.spend import ended_attempt_fields
-from gpupool.cluster.status import generation_of, has_condition, job_status, timestamp
+from gpupool.cluster.status import (
+    generation_of,
+    has_condition,
+    job_status,
+    model_choice_message,
+    model_choice_status,
+    timestamp,
+)
 from gpupool.core.idle import IdleAction, IdlePolicy, job_utilization, judge_idle
 from gpupool.core.models import Admission, Decisions
 
@@ -363,6 +370,13 @@ class Planner:
         if has_condition(job.status, "Preempted"):
             conditions.append(("Preempted", False, "Readmitted", message))
         queued_events, queued_fields = self.entering(job, now)
+        choice_events: tuple[EventNote, ...] = ()
+        if admission.model_choice is not None:
+            queued_fields["model_choice"] = model_choice_status(admission.model_choice)
+            queue = snap.queues.get(job.spec.queue)
+            budget = queue.spec.budget if queue is not None else None
+            note = model_choice_message(admission.model_choice, budget.currency if budget is not None else None)
+            choice_events = (EventNote("ModelChosen", note),)
         status = job_status(
             job,
             now,
@@ -386,7 +400,7 @@ class Planner:
             started_at=None,
         )
         status, noted = recorded(job, status, record, now, generation_of(job.metadata))
-        events = (*queued_events, EventNote("Admitted", message), *noted)
+        events = (*queued_events, EventNote("Admitted", message), *choice_events, *noted)
         return _change(job, ChangeKind.ADMIT, status=status, events=events, create_pods=pods)
 
     def preempted(self, job: GPUJob, message: str, snap: ClusterSnapshot, now: float) -> JobChange:

@@ -4,7 +4,8 @@
 Who uses this: unit tests of the applier and the loop (and, later, fault tests) stand it in
 for the API server's writes, in the shape of Karpenter's fake cloud provider: each call is
 appended to `calls` as a `Call`, and `fail_next(verb, error)` makes the next call of that
-verb raise `error` instead of writing. Answers look like the API server's: a created pod
+verb raise `error` instead of writing; every event posted is also kept whole in
+`events`. Answers look like the API server's: a created pod
 or a patched status comes back with a fresh, increasing `resourceVersion`, built on the
 object the fake last saw (seeded with `seed`).
 """
@@ -35,6 +36,8 @@ class RecordingWriter:
 
     def __init__(self, start_version: int = 1000) -> None:
         self.calls: list[Call] = []
+        # (target, reason, message) of every event posted, for tests that read the sentence.
+        self.events: list[tuple[str, str, str]] = []
         self.objects: dict[str, RawObject] = {}
         self._failures: dict[str, list[WriteError]] = {}
         self._version = start_version - 1
@@ -117,7 +120,9 @@ class RecordingWriter:
         return self._patch("gpunodepools", name, status)
 
     def emit_event(self, about: ObjectRef, reason: str, message: str, event_type: str = "Normal") -> None:
-        self._record("emit_event", f"{about.kind}/{about.namespace}/{about.name}", reason)
+        target = f"{about.kind}/{about.namespace}/{about.name}"
+        self._record("emit_event", target, reason)
+        self.events.append((target, reason, message))
 
     def create_claim(self, manifest: RawObject) -> RawObject | None:
         name = manifest["metadata"]["name"]

@@ -43,11 +43,13 @@ from gpupool.agent.gpu_uuids import parse_uuids
 from gpupool.agent.summary import ANNOTATION as SUMMARY_ANNOTATION
 from gpupool.agent.summary import parse_summary
 from gpupool.api import GPUJob, GPUNodeClaim, GPUNodePool, GPUQueue, JobPhase, PoolClass
+from gpupool.catalogue import gpu_catalogue
 from gpupool.cluster.cache import CachedObject, CacheView, Kind
 from gpupool.cluster.convert import (
     HOLDING_PHASES,
     ConversionError,
     gpu_node_from_k8s,
+    gpu_spec_of_pool,
     parse_timestamp,
     queue_from_api,
 )
@@ -57,6 +59,7 @@ from gpupool.cluster.scaling import ScalingInputs, scaling_inputs
 from gpupool.cluster.spend import budget_standings
 from gpupool.core.budget import BudgetStanding
 from gpupool.core.models import GpuNode, Job, Queue, Snapshot, Taint
+from gpupool.core.roofline import GpuSpec, Hardware
 
 log = logging.getLogger("gpupool.snapshot")
 
@@ -110,6 +113,24 @@ def gpu_hour_rate(
 def pool_taints(pool: GPUNodePool) -> tuple[Taint, ...]:
     """The taints every node of `pool` carries (and its worker pods tolerate)."""
     return tuple(Taint(key=t.key, value=t.value or "", effect=str(t.effect.value)) for t in pool.spec.taints)
+
+
+def hardware_of(pools: Mapping[str, PoolInfo], catalogue: Mapping[str, GpuSpec] | None = None) -> Hardware:
+    """What the core's roofline choice knows: the catalogue's models (`gpupool.catalogue`,
+    the shipped one unless given), each pool's `spec.gpuModelSpec` (it overrides the
+    catalogue for that pool, and adds a model the catalogue lacks: the first such pool by
+    name defines it) and each pool's GPU-hour prices, on-demand and spot."""
+    models = dict(gpu_catalogue() if catalogue is None else catalogue)
+    overrides: dict[str, GpuSpec] = {}
+    prices: dict[tuple[str, bool], float] = {}
+    for name, info in sorted(pools.items()):
+        spec = gpu_spec_of_pool(info.pool)
+        if spec is not None:
+            overrides[name] = spec
+            models.setdefault(spec.model, spec)
+        for spot in (False, True):
+            prices[(name, spot)] = info.gpu_hour_price(spot=spot)
+    return Hardware(models=models, pools=overrides, gpu_hour_prices=prices)
 
 
 NODE_LOST_GRACE_SECONDS = 40.0
@@ -385,6 +406,7 @@ def build_snapshot(
         offers=scaling.offers,
         in_flight=scaling.in_flight,
         nominations=scaling.nominations,
+        hardware=hardware_of(pools),
     )
     return ClusterSnapshot(
         snapshot=snapshot,

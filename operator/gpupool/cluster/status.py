@@ -26,12 +26,15 @@ from gpupool.api import (
     GPUNodePoolStatus,
     GPUQueue,
     GPUQueueStatus,
+    ModelChoiceStatus,
+    ModelEstimate,
     Spend,
 )
 from gpupool.cluster.convert import HOLDING_PHASES
 from gpupool.cluster.ports import EventNote
 from gpupool.cluster.snapshot import PENDING_PHASES, ClusterSnapshot
 from gpupool.core.budget import NEARLY_SPENT_FRACTION, BudgetStanding
+from gpupool.core.roofline import ModelChoice
 
 MAX_MESSAGE = 32000
 # Decayed usage drifts a little every cycle; rewriting a queue's status for each drift
@@ -116,6 +119,56 @@ def job_status(
 def has_condition(status: GPUJobStatus, ctype: str) -> bool:
     """True when the status carries a condition of type `ctype` (whatever its value)."""
     return any(c.type == ctype for c in status.conditions)
+
+
+def model_choice_status(choice: ModelChoice) -> ModelChoiceStatus:
+    """`status.modelChoice` of a job admitted by its profile's roofline choice; alternatives
+    that could not be estimated are left out."""
+    return ModelChoiceStatus(
+        model=choice.model,
+        pool=choice.pool,
+        optimize=choice.optimize,
+        estimated_seconds=choice.seconds or 0.0,
+        estimated_cost=choice.cost or 0.0,
+        alternatives=[
+            ModelEstimate(model=a.model, pool=a.pool, estimated_seconds=a.seconds, estimated_cost=a.cost)
+            for a in choice.alternatives[:16]
+            if a.seconds is not None and a.cost is not None
+        ],
+    )
+
+
+def _duration(seconds: float) -> str:
+    """`45 s`, `12 min` or `2.1 h`."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _money(amount: float, currency: str | None) -> str:
+    """`18 USD` (two significant decimals at most; no unit when the currency is unknown)."""
+    shown = f"{amount:.2f}".rstrip("0").rstrip(".") or "0"
+    return f"{shown} {currency}" if currency else f"cost {shown}"
+
+
+def model_choice_message(choice: ModelChoice, currency: str | None) -> str:
+    """The event sentence of a roofline choice, e.g. `placed on L40S (pool cloud-l40s) for the
+    lowest estimated cost: estimated 2.1 h, 18 USD; H100 would be 1.9 h, 41 USD`. `currency`
+    is the queue's budget currency (None: no budget, the amounts are shown without unit)."""
+    goal = "lowest estimated cost" if choice.optimize == "Cost" else "shortest estimated time"
+    pool = f" (pool {choice.pool})" if choice.pool else ""
+    text = (
+        f"placed on {choice.model}{pool} for the {goal}: estimated {_duration(choice.seconds or 0.0)}, "
+        f"{_money(choice.cost or 0.0, currency)}"
+    )
+    others = [
+        f"{a.model} would be {_duration(a.seconds)}, {_money(a.cost, currency)}"
+        for a in choice.alternatives[:3]
+        if a.seconds is not None and a.cost is not None
+    ]
+    return "; ".join([text, *others])
 
 
 # --------------------------------------------------------------------------- queues and pools

@@ -16,9 +16,13 @@ Scale-up works as Karpenter's provisioner does, on whole gangs:
    nodes as hold its whole gang, next to what was planned this cycle; the cheapest total
    price per hour wins (then fewer nodes, then the pool's name). So several pending jobs
    share new nodes when they fit, and a gang is never split across pools or requests.
+   A job with a profile ranks the pools by its roofline estimates first
+   (`gpupool.core.roofline`: the estimated cost of the whole run under `optimize: Cost`,
+   the estimated runtime under `Time`), then as above.
 3. A new node is not requested when the job's projected cost — its GPUs at the pool's
    price per GPU-hour over its `maxRuntime`, or `SchedulerConfig.cost_horizon_seconds` —
-   exceeds what its queue may still spend (`Queue.budget_left`).
+   exceeds what its queue may still spend (`Queue.budget_left`). For a job with a profile
+   the runtime is the pool's roofline estimate instead (never more than `maxRuntime`).
 
 Quota is charged for every planned job, so two jobs never plan on the same quota.
 """
@@ -46,6 +50,7 @@ from gpupool.core.models import (
 )
 from gpupool.core.placement import PlacementState
 from gpupool.core.quota import QuotaLedger
+from gpupool.core.roofline import NO_HARDWARE, Hardware, PoolCandidate, estimate, preference_key
 
 FlavorOf = Callable[[Queue, GpuNode], str | None]
 """The queue's quota flavor a node of this template would count against (None: no quota)."""
@@ -120,6 +125,7 @@ def plan_nodes(
     *,
     cost_horizon_seconds: float,
     existing: Sequence[GpuNode] = (),
+    hardware: Hardware = NO_HARDWARE,
 ) -> NodePlan:
     """Plan new nodes for `waiting` jobs (in scheduling order) that fit no existing node.
 
@@ -127,7 +133,9 @@ def plan_nodes(
     each job planned. `existing` are Ready nodes of the offered pools with what is free on
     them now left unreserved (their `reserved_*` hold the rest): a gang may use them next
     to new nodes, so a half-free node plus one new node can do where two new ones would.
-    Returns the requests and, per job planned, the nodes it waits for.
+    `hardware` gives the GPU specs (and prices of pools without an offer) that rank the
+    pools for jobs with a profile. Returns the requests and, per job planned, the nodes it
+    waits for.
     """
     groups = _groups(offers, in_flight, existing)
     claimed = {job for node in in_flight for job in node.jobs}
@@ -139,7 +147,7 @@ def plan_nodes(
         queue = queues.get(job.queue)
         if queue is None or queue.budget_exhausted:
             continue
-        best: tuple[float, int, int, _Group, str] | None = None
+        best: tuple[tuple[float, ...], int, _Group, str] | None = None
         for order, group in enumerate(groups):
             flavor = flavor_of(queue, group.template)
             if flavor is None or not _allows(job, queue, group.template):
@@ -149,19 +157,21 @@ def plan_nodes(
             needed = _new_nodes_needed(group, job)
             if needed is None or (needed > 0 and (group.offer is None or needed > _headroom(group, groups))):
                 continue
+            estimated = _estimated_run(job, group, hardware)
             if needed > 0:
                 assert group.offer is not None
-                projected = _projected_cost(job, group.offer, cost_horizon_seconds)
+                projected = _projected_cost(job, group.offer, _seconds(job, estimated, cost_horizon_seconds))
                 left = budget_left.get(queue.name)
                 if left is not None and projected > left:
                     refused[job.key] = projected
                     continue
             price = needed * (group.offer.price_per_hour if group.offer else 0.0)
-            if best is None or (price, needed, order) < best[:3]:
-                best = (price, needed, order, group, flavor)
+            rank = (*_preference(job, estimated), price, needed, order)
+            if best is None or rank < best[0]:
+                best = (rank, needed, group, flavor)
         if best is None:
             continue
-        _price, needed, _order, group, flavor = best
+        _rank, needed, group, flavor = best
         placements = _place_on(group, job, needed)
         if placements is None:  # cannot happen when the counts are exact; never plan blind
             continue
@@ -176,7 +186,8 @@ def plan_nodes(
         if needed > 0 and group.offer is not None and budget_left.get(queue.name) is not None:
             left = budget_left[queue.name]
             assert left is not None
-            budget_left[queue.name] = left - _projected_cost(job, group.offer, cost_horizon_seconds)
+            seconds = _seconds(job, _estimated_run(job, group, hardware), cost_horizon_seconds)
+            budget_left[queue.name] = left - _projected_cost(job, group.offer, seconds)
         new_used = sum(1 for i in coming if group.requested_at[i] is None)
         if new_used:
             group.new_jobs.append(job.key)
@@ -267,10 +278,44 @@ def _keep(group: _Group, job: Job, placements: tuple[WorkerPlacement, ...]) -> N
     group.placed.append(replace(job, placements=placements))
 
 
-def _projected_cost(job: Job, offer: NodeOffer, horizon_seconds: float) -> float:
-    """The job's GPUs at the offer's price per GPU-hour over its maxRuntime (or the horizon)."""
+def _estimated_run(job: Job, group: _Group, hardware: Hardware) -> tuple[float | None, float | None] | None:
+    """(seconds, cost) the roofline estimates for `job` on the group's nodes; None for a job
+    without a profile. Priced at the offer's GPU-hour, else at the pool's in `hardware`."""
+    if job.profile is None:
+        return None
+    template = group.template
+    per_gpu_hour = (
+        group.offer.price_per_hour / max(1, template.gpus)
+        if group.offer is not None
+        else hardware.gpu_hour_price(group.pool, group.spot)
+    )
+    candidate = PoolCandidate(
+        group.pool, template.gpu_model, group.spot, hardware.spec_for(group.pool, template.gpu_model), per_gpu_hour
+    )
+    found = estimate(job.profile, candidate, job.total_gpu_milli / MILLI_PER_GPU, hardware.models)
+    return found.seconds, found.cost
+
+
+def _preference(job: Job, estimated: tuple[float | None, float | None] | None) -> tuple[float, ...]:
+    """The leading part of a pool's rank for `job`: its roofline preference (empty without
+    a profile, so such jobs keep the cheapest-price rule unchanged)."""
+    if job.profile is None or estimated is None:
+        return ()
+    return preference_key(job.profile.optimize, *estimated)
+
+
+def _seconds(job: Job, estimated: tuple[float | None, float | None] | None, horizon_seconds: float) -> float:
+    """How long the job is expected to run when its cost is projected: the roofline estimate
+    (capped by maxRuntime), else its maxRuntime, else the horizon."""
+    limit = job.max_runtime_seconds if job.max_runtime_seconds is not None else horizon_seconds
+    if estimated is not None and estimated[0] is not None:
+        return min(estimated[0], job.max_runtime_seconds) if job.max_runtime_seconds is not None else estimated[0]
+    return limit
+
+
+def _projected_cost(job: Job, offer: NodeOffer, seconds: float) -> float:
+    """The job's GPUs at the offer's price per GPU-hour over `seconds`."""
     per_gpu_hour = offer.price_per_hour / max(1, offer.node.gpus)
-    seconds = job.max_runtime_seconds if job.max_runtime_seconds is not None else horizon_seconds
     return job.total_gpu_milli / MILLI_PER_GPU * per_gpu_hour * seconds / 3600.0
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from gpupool.core.roofline import NO_HARDWARE, Hardware, JobProfile, ModelChoice
+
 if TYPE_CHECKING:
     from gpupool.core.budget import BudgetStanding
     from gpupool.core.placement.memory import PlacementMemory
@@ -151,7 +153,9 @@ class Job:
 
     `key` is unique and stable (`namespace/name`). `submitted_at` orders equal-priority
     work (FIFO); `admitted_at` is when the current attempt was admitted (used for
-    `minRuntime` and for choosing the most recently started victim).
+    `minRuntime` and for choosing the most recently started victim). `profile` (GPUJob
+    `spec.profile`) lets the scheduler choose among GPU models by roofline estimates
+    (`gpupool.core.roofline`); None schedules the job as before.
     """
 
     key: str
@@ -167,6 +171,7 @@ class Job:
     admitted_at: float | None = None
     placements: tuple[WorkerPlacement, ...] = ()
     max_runtime_seconds: float | None = None
+    profile: JobProfile | None = None
 
     @property
     def total_gpu_milli(self) -> int:
@@ -318,6 +323,7 @@ class Snapshot:
     `offers` and `in_flight` feed the autoscale planner (none: no planning);
     `nominations` maps a node that was requested for some jobs, and is Ready now, to
     those jobs: other jobs may not take it while they wait (Karpenter's nominated nodes).
+    `hardware` (GPU specs and GPU-hour prices) is read only for jobs with a profile.
     """
 
     now: float
@@ -329,6 +335,7 @@ class Snapshot:
     offers: tuple[NodeOffer, ...] = ()
     in_flight: tuple[InFlightNode, ...] = ()
     nominations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    hardware: Hardware = NO_HARDWARE
 
 
 class WaitCode(StrEnum):
@@ -349,11 +356,14 @@ class WaitCode(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Admission:
     """Admit `job_key` with these placements (one per worker). `borrowed_gpus` > 0 when
-    the admission uses capacity borrowed from the cohort."""
+    the admission uses capacity borrowed from the cohort. `model_choice` is set for a job
+    with a profile placed on one of the pools it was ranked for: the chosen GPU model, the
+    estimates and the alternatives (the operator writes it to `status.modelChoice`)."""
 
     job_key: str
     placements: tuple[WorkerPlacement, ...]
     borrowed_gpus: float = 0.0
+    model_choice: ModelChoice | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ from gpupool.core.ordering import QueueTurns, priority_allowed
 from gpupool.core.placement import PlacementMemory, PlacementState
 from gpupool.core.preemption import Candidate, may_be_victim, plan_preemption
 from gpupool.core.quota import QuotaLedger, resolve_flavors
+from gpupool.core.roofline import ModelChoice, PoolCandidate, choice_of, rank_candidates
 
 DEFAULT_CONFIG = SchedulerConfig()
 # Waits that new nodes could end (the autoscale planner considers these jobs).
@@ -120,6 +121,7 @@ class _Outcome:
     flavor: str = ""
     waiting: Waiting | None = None
     needs_borrowing: bool = False
+    choice: ModelChoice | None = None
 
 
 class _QueueFlavors:
@@ -193,6 +195,7 @@ class _Cycle:
         self._ever: dict[tuple[object, ...], bool] = {}
         self._failed: set[tuple[object, ...]] = set()
         self._preempt_failed: set[tuple[object, ...]] = set()
+        self._pool_candidates: dict[tuple[object, ...], list[tuple[PoolCandidate, Mask]]] = {}
         self.admissions: list[Admission] = []
         self.preemptions: list[Preemption] = []
         self.waiting: list[Waiting] = []
@@ -335,6 +338,7 @@ class _Cycle:
             _flavor_of,
             cost_horizon_seconds=self.config.cost_horizon_seconds,
             existing=self._free_on_scalable_nodes(),
+            hardware=self.snapshot.hardware,
         )
         waits = {w.job_key: w for w in plan.waits}
         updated: list[Waiting] = []
@@ -380,9 +384,11 @@ class _Cycle:
                     f"this cycle admitted its maximum of {limit} jobs; {job.key} is considered again next cycle",
                 )
                 continue
-            outcome = self._consider(job, queue, allow_borrow=allow_borrow)
+            outcome = self._consider_profiled(job, queue, allow_borrow=allow_borrow) if job.profile else None
+            if outcome is None:
+                outcome = self._consider(job, queue, allow_borrow=allow_borrow)
             if outcome.placements is not None:
-                self._admit(job, queue, outcome.flavor, outcome.placements)
+                self._admit(job, queue, outcome.flavor, outcome.placements, outcome.choice)
                 continue
             if outcome.needs_borrowing:
                 # The rest of its queue moves to the borrowing pass too: passes reorder
@@ -432,15 +438,78 @@ class _Cycle:
     def _wait(self, job: Job, code: WaitCode, message: str) -> None:
         self.waiting.append(Waiting(job.key, code, message))
 
-    def _admit(self, job: Job, queue: Queue, flavor: str, placements: tuple[WorkerPlacement, ...]) -> None:
+    def _admit(
+        self,
+        job: Job,
+        queue: Queue,
+        flavor: str,
+        placements: tuple[WorkerPlacement, ...],
+        choice: ModelChoice | None = None,
+    ) -> None:
         need = job.total_gpu_milli
         borrowed = self.ledger.borrowed_after(queue.name, flavor, need)
         self.state.allocate(placements, job.shape)
         self.ledger.charge(queue.name, flavor, need)
         self.held[queue.name] = self.held.get(queue.name, 0) + need
-        self.admissions.append(Admission(job.key, placements, borrowed / MILLI_PER_GPU))
+        self.admissions.append(Admission(job.key, placements, borrowed / MILLI_PER_GPU, choice))
 
-    def _consider(self, job: Job, queue: Queue, *, allow_borrow: bool = True) -> _Outcome:
+    def _candidates_for(self, job: Job, queue: Queue) -> list[tuple[PoolCandidate, Mask]]:
+        """The (pool, GPU model, capacity type) groups of nodes a profiled job may use, each
+        with its node mask, cached per distinct input."""
+        key = (job.tolerations, job.placement_policy, queue.name, job.gpu_models)
+        found = self._pool_candidates.get(key)
+        if found is not None:
+            return found
+        stages = self.eligibility.stages(job, queue)
+        out: list[tuple[PoolCandidate, Mask]] = []
+        if stages:
+            rows = np.flatnonzero(stages[-1] & self.eligibility.model_mask(job.gpu_models))
+            grouped: dict[tuple[str, str, bool], list[int]] = {}
+            for row in rows:
+                node = self.eligibility.nodes[row]
+                grouped.setdefault((node.pool, node.gpu_model, node.spot), []).append(int(row))
+            hardware = self.snapshot.hardware
+            for (pool, model, spot), members in sorted(grouped.items()):
+                mask = np.zeros(len(self.snapshot.nodes), dtype=bool)
+                mask[members] = True
+                price = hardware.gpu_hour_price(pool, spot)
+                out.append((PoolCandidate(pool, model, spot, hardware.spec_for(pool, model), price), mask))
+        self._pool_candidates[key] = out
+        return out
+
+    def _consider_profiled(self, job: Job, queue: Queue, *, allow_borrow: bool) -> _Outcome | None:
+        """Place a job with a profile on the best pool its roofline estimates name that can
+        take the whole gang now, trying the next best when it cannot (`gpupool.core.roofline`).
+
+        None when no pool of one model can take it now (or nothing could be estimated): the
+        job is then considered as any other (`_consider`: preemption, reservation, reasons),
+        so a profile never makes a job wait where it would otherwise run.
+        """
+        profile = job.profile
+        assert profile is not None
+        groups = self._candidates_for(job, queue)
+        ranked = rank_candidates(
+            profile, [c for c, _ in groups], job.total_gpu_milli / MILLI_PER_GPU, self.snapshot.hardware.models
+        )
+        if all(e.seconds is None for e in ranked):
+            return None
+        masks = {(c.pool, c.model, c.spot): mask for c, mask in groups}
+        for chosen in ranked:
+            within = masks[(chosen.pool, chosen.model, chosen.spot)]
+            outcome = self._consider(job, queue, allow_borrow=allow_borrow, within=within, try_only=True)
+            if outcome.placements is not None:
+                if chosen.seconds is not None:
+                    outcome.choice = choice_of(chosen, ranked, profile.optimize)
+                return outcome
+        return None
+
+    def _consider(
+        self, job: Job, queue: Queue, *, allow_borrow: bool = True, within: Mask | None = None, try_only: bool = False
+    ) -> _Outcome:
+        """Place `job` on the first option with quota and room, else say why it waits (after
+        trying preemption; the first blocked job of a queue reserves). `within` narrows every
+        option to those nodes; `try_only` returns an empty outcome instead of waiting, with
+        nothing reserved or preempted."""
         need = job.total_gpu_milli
         needs_borrowing = False
         fitting: list[_Option] = []
@@ -448,7 +517,13 @@ class _Cycle:
         capacity_blocked: list[_Option] = []
         any_reserved = bool(self.reserved.any())
         for option in self._options_for(job, queue):
-            if not self._could_ever_fit(job, option.mask, option.mask_id):
+            option_mask, mask_id = option.mask, option.mask_id
+            if within is not None:
+                option_mask = option_mask & within
+                if not option_mask.any():
+                    continue
+                mask_id = self._mask_id(option_mask)
+            if not self._could_ever_fit(job, option_mask, mask_id):
                 continue
             fitting.append(option)
             if not allow_borrow and self.ledger.borrowed_after(queue.name, option.flavor, need) > 0:
@@ -460,16 +535,18 @@ class _Cycle:
                 continue
             # A job with nominated nodes sees more than others: its failures are its own.
             owner = job.key if job.key in self.nominated_for else ""
-            key = (job.shape, job.workers, job.gpu_models, option.mask_id, owner)
+            key = (job.shape, job.workers, job.gpu_models, mask_id, owner)
             if key in self._failed:
                 capacity_blocked.append(option)
                 continue
-            mask = option.mask & ~self._blocked_for(job) if any_reserved else option.mask
+            mask = option_mask & ~self._blocked_for(job) if any_reserved else option_mask
             placements = self._place(job, mask) if fits_now(self.state, job, mask) else None
             if placements is not None:
                 return _Outcome(placements=placements, flavor=option.flavor)
             self._failed.add(key)
             capacity_blocked.append(option)
+        if try_only:
+            return _Outcome()
         if not fitting:
             return _Outcome(waiting=self._never_fits(job, queue))
         if needs_borrowing:
