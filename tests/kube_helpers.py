@@ -118,8 +118,9 @@ class Scenario:
         ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
         return ready and not any(t.key.startswith("node.kubernetes.io/") for t in node.spec.taints or [])
 
-    def pool(self, gpus_per_node: int = 8, amortised_price: float = 16.0) -> str:
-        """A GPUNodePool selecting this scenario's nodes (on-prem, amortised price per node-hour)."""
+    def pool(self, gpus_per_node: int = 8, amortised_price: float = 16.0, **extra: Any) -> str:
+        """A GPUNodePool selecting this scenario's nodes (on-prem, amortised price per node-hour);
+        `extra` are more spec fields (e.g. gpuModelSpec)."""
         name = f"pool-{self.model.lower()}"
         spec = {
             "class": "OnPrem",
@@ -128,6 +129,7 @@ class Scenario:
             "nodeSelector": {"gpupool.io/pool": name},
             "pricePerNodeHour": {"amortised": amortised_price},
             "provider": "Static",
+            **extra,
         }
         self.apply(
             {"apiVersion": "gpupool.io/v1alpha1", "kind": "GPUNodePool", "metadata": {"name": name}, "spec": spec}
