@@ -1,4 +1,4 @@
-"""The `gpupool` command: operator, node agent, dev cluster, benchmarks, reports, dashboards
+"""The `gpupool` command: operator, node agent, dev cluster, benchmarks, chaos runs, reports, dashboards
 (`gpupool dashboards render`) and provenance (`gpupool provenance NAMESPACE/JOB`).
 
 Who calls this: people at a shell, the Makefile and the demo script. Each subcommand is a
@@ -33,6 +33,12 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> int:
     from gpupool.sim import cycle_bench
 
     return cycle_bench.main(rest)
+
+
+def _chaos(args: argparse.Namespace, rest: list[str]) -> int:
+    from gpupool.devcluster import chaos_command
+
+    return chaos_command.main(args.action, rest)
 
 
 def _dev(args: argparse.Namespace, rest: list[str]) -> int:
@@ -91,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("what", choices=["placement", "bound", "cycle", "burst", "e2e"])
     bench.set_defaults(handler=_bench)
+
+    chaos = sub.add_parser(
+        "chaos", help="fault runs on a local cluster: operator SIGKILLs, API server or etcd outages", add_help=False
+    )
+    chaos.add_argument("action", choices=["crash", "outage"])
+    chaos.set_defaults(handler=_chaos)
 
     dev = sub.add_parser("dev", help="the local control plane (etcd, apiserver, ..., kwok)", add_help=False)
     dev.add_argument("action", choices=["build", "up", "down", "status", "nodes", "interrupt"])

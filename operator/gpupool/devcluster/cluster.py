@@ -2,8 +2,9 @@
 kube-controller-manager, kube-scheduler, kwok and Prometheus, each a process on loopback
 ports.
 
-Who calls this: `gpupool dev up|down|status` (through `command`), the demo script and the
-pytest fixture in `tests/conftest.py`. Everything lives under one state directory:
+Who calls this: `gpupool dev up|down|status` (through `command`), the demo script, the
+pytest fixture in `tests/conftest.py`, and `gpupool chaos outage` (one component stopped and
+started again). Everything lives under one state directory:
 `pki/` (certificates), `etcd/` (data), `prometheus/` (config, data, scrape targets: see
 `prometheus.py`), `logs/`, the kubeconfig, and `cluster.json`, which
 records the pid and command line of every process started, so `down` stops exactly those
@@ -410,6 +411,37 @@ class DevCluster:
         state.extras.append(record)
         self._save(state)
         return record
+
+    # ---------------------------------------------------------------- one component
+
+    def _record(self, name: str) -> tuple[ClusterState, ProcessRecord]:
+        state = self.load_state()
+        if state is None:
+            raise ClusterError(f"no cluster in {self.state_dir}; run `gpupool dev up` first")
+        for record in state.processes:
+            if record.name == name:
+                return state, record
+        known = ", ".join(r.name for r in state.processes)
+        raise ClusterError(f"this cluster has no component {name!r} (it has {known})")
+
+    def stop_component(self, name: str, timeout: float = 15.0) -> bool:
+        """Stop one control-plane process (e.g. `kube-apiserver` or `etcd`: SIGTERM, then SIGKILL
+        after `timeout`), keeping its record so `start_component` can bring it back; False when
+        it was not running. Who calls this: `gpupool chaos outage` and its test."""
+        _, record = self._record(name)
+        return _stop(record, timeout)
+
+    def start_component(self, name: str, wait_seconds: float = 60.0) -> ProcessRecord:
+        """Start one stopped control-plane process again, with its recorded command line (same
+        ports, same data), and wait until it is healthy; a running one is left as it is."""
+        state, record = self._record(name)
+        if pid_alive(record):
+            return record
+        fresh, proc = self._start(name, record.argv, record.health_url)
+        state.processes = [fresh if r.name == name else r for r in state.processes]
+        self._save(state)
+        self._wait_healthy(fresh, proc, time.monotonic() + wait_seconds)
+        return fresh
 
     # ---------------------------------------------------------------- down
 

@@ -1,7 +1,7 @@
 """Run `gpupool operator run` (and, for the demo, a simulated node agent) next to a dev
 cluster, as the cluster's extras.
 
-Who calls this: the demo and `gpupool bench e2e`. The operator is recorded in the
+Who calls this: the demo, `gpupool bench e2e` and `gpupool chaos`. The operator is recorded in the
 cluster's state, so `DevCluster.down` (and `gpupool dev down`) stops it with the control
 plane. It gets a free loopback health port, and this returns once `/readyz` answers. It
 also gets a free metrics port (`GPUPOOL_METRICS_PORT`, unless `env` sets one), registered
@@ -43,6 +43,7 @@ def start_operator(
         "GPUPOOL_METRICS_PORT": str(free_port()),
         **(env or {}),
     }
+    port = int(full_env["GPUPOOL_HEALTH_PORT"])  # `env` may choose it (gpupool chaos probes /healthz)
     argv = [sys.executable, "-m", "gpupool.cli", "operator", "run", "--kubeconfig", str(cluster.kubeconfig)]
     record = cluster.start_extra(OPERATOR_EXTRA, argv, full_env)
     # start_extra stopped any earlier operator of this cluster: its target goes with it.
