@@ -164,7 +164,7 @@ def values_schema() -> Schema:
                     {
                         "service": boolean("Create the metrics Service."),
                         "serviceMonitor": obj(
-                            "Prometheus Operator ServiceMonitor.",
+                            "Prometheus Operator ServiceMonitor (and a PodMonitor for the agents).",
                             {
                                 "enabled": boolean("Create it (needs the Prometheus Operator's CRDs)."),
                                 "interval": string("Scrape interval.", pattern="^[0-9]+(ms|s|m|h)$"),
