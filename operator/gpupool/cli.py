@@ -34,6 +34,10 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> int:
         from gpupool.devcluster import footprint_bench
 
         return footprint_bench.main(rest)
+    if args.what == "load":
+        from gpupool.devcluster import load_bench
+
+        return load_bench.main(rest)
     from gpupool.sim import cycle_bench
 
     return cycle_bench.main(rest)
@@ -99,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", help="benchmarks over the scheduling core, and end to end on a local cluster", add_help=False
     )
-    bench.add_argument("what", choices=["placement", "bound", "cycle", "burst", "e2e", "footprint"])
+    bench.add_argument("what", choices=["placement", "bound", "cycle", "burst", "e2e", "footprint", "load"])
     bench.set_defaults(handler=_bench)
 
     chaos = sub.add_parser(
