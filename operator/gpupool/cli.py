@@ -1,4 +1,5 @@
-"""The `gpupool` command: operator, node agent, dev cluster, benchmarks, reports, dashboards
+"""The `gpupool` command: operator, node agent, dev cluster, benchmarks, what-if planning
+(`gpupool sim`), reports, dashboards
 (`gpupool dashboards render`) and provenance (`gpupool provenance NAMESPACE/JOB`).
 
 Who calls this: people at a shell, the Makefile and the demo script. Each subcommand is a
@@ -33,6 +34,12 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> int:
     from gpupool.sim import cycle_bench
 
     return cycle_bench.main(rest)
+
+
+def _sim(args: argparse.Namespace, rest: list[str]) -> int:
+    from gpupool.whatif import command
+
+    return command.main(rest)
 
 
 def _dev(args: argparse.Namespace, rest: list[str]) -> int:
@@ -91,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("what", choices=["placement", "bound", "cycle", "burst", "e2e"])
     bench.set_defaults(handler=_bench)
+
+    sim = sub.add_parser(
+        "sim", help="what-if capacity planning: cluster scenarios compared over a workload", add_help=False
+    )
+    sim.set_defaults(handler=_sim)
 
     dev = sub.add_parser("dev", help="the local control plane (etcd, apiserver, ..., kwok)", add_help=False)
     dev.add_argument("action", choices=["build", "up", "down", "status", "nodes", "interrupt"])
