@@ -76,6 +76,7 @@ def plot_whatif(
         xs = [i + k * width for i in range(len(queues))]
         wait.bar(xs, [waits.get(q, 0.0) / 3600 for q in queues], width, label=label, color=f"C{k}")
     wait.set_xticks([i + width * (len(p95_waits) - 1) / 2 for i in range(len(queues))], queues)
+    wait.set_ylim(bottom=0)
     wait.set_ylabel("p95 wait (hours)")
     wait.set_title("p95 wait per queue")
     wait.grid(alpha=0.3, axis="y")
