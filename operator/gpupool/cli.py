@@ -1,4 +1,5 @@
-"""The `gpupool` command: operator, node agent, dev cluster, benchmarks, chaos runs, reports, dashboards
+"""The `gpupool` command: operator, node agent, dev cluster, benchmarks, chaos runs, what-if
+planning (`gpupool sim`), reports, dashboards
 (`gpupool dashboards render`) and provenance (`gpupool provenance NAMESPACE/JOB`).
 
 Who calls this: people at a shell, the Makefile and the demo script. Each subcommand is a
@@ -47,6 +48,12 @@ def _chaos(args: argparse.Namespace, rest: list[str]) -> int:
     from gpupool.devcluster import chaos_command
 
     return chaos_command.main(args.action, rest)
+
+
+def _sim(args: argparse.Namespace, rest: list[str]) -> int:
+    from gpupool.whatif import command
+
+    return command.main(rest)
 
 
 def _dev(args: argparse.Namespace, rest: list[str]) -> int:
@@ -111,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chaos.add_argument("action", choices=["crash", "outage"])
     chaos.set_defaults(handler=_chaos)
+
+    sim = sub.add_parser(
+        "sim", help="what-if capacity planning: cluster scenarios compared over a workload", add_help=False
+    )
+    sim.set_defaults(handler=_sim)
 
     dev = sub.add_parser("dev", help="the local control plane (etcd, apiserver, ..., kwok)", add_help=False)
     dev.add_argument("action", choices=["build", "up", "down", "status", "nodes", "interrupt"])

@@ -127,14 +127,14 @@ def scaling_inputs(
         headroom = max(0, min(limit - have, pool.spec.max_nodes_in_flight - flying))
         if backoff_until(claims, name, now) > now:
             headroom = 0
-        for spot, price in _prices(pool):
+        for spot, price in pool_prices(pool):
             node = template(pool, spot)
             if node is not None:
                 offers.append(NodeOffer(pool=name, node=node, price_per_hour=price, headroom=headroom))
     return ScalingInputs(tuple(offers), tuple(in_flight), nominations, in_flight_by_pool)
 
 
-def _prices(pool: GPUNodePool) -> list[tuple[bool, float]]:
+def pool_prices(pool: GPUNodePool) -> list[tuple[bool, float]]:
     """(spot, price per node-hour) of each capacity type the pool offers."""
     price = pool.spec.price_per_node_hour
     if price is None:

@@ -15,6 +15,8 @@ pending jobs, `offers` for the cloud pools, `in_flight` for nodes requested and 
 `gpupool.core.autoscale.nodes_to_release` picks them. Nothing runs per second: between
 events nothing changes.
 
+The event loop is `gpupool.sim.events.EventSim`, shared with `gpupool sim`.
+
 Policies (`--policy` of the run, all in one command):
 
 - `planner`: the core's autoscale planner, as above.
@@ -34,7 +36,6 @@ node can hold them) are counted apart.
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import math
 import sys
@@ -46,10 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from gpupool.core import Job, PlacementPolicy, Queue, Quota, SchedulerConfig, Snapshot, schedule
-from gpupool.core.autoscale import ReleaseCandidate, nodes_to_release
-from gpupool.core.models import GpuNode, InFlightNode, NodeOffer
-from gpupool.core.placement import PlacementMemory
+from gpupool.core import Job, PlacementPolicy, Queue, Quota, Snapshot
+from gpupool.core.models import Admission, Decisions, GpuNode
 from gpupool.sim.burst_bound import lower_bound
 from gpupool.sim.burst_inputs import (
     DEFAULT_CATALOGUE,
@@ -60,12 +59,12 @@ from gpupool.sim.burst_inputs import (
     offers_of,
     onprem_cluster,
 )
+from gpupool.sim.events import EventSim
 from gpupool.sim.openb import load_nodes
 
 POLICIES = ("planner", "onprem", "naive")
 NAIVE_SCALE_DOWN_SECONDS = 600.0
 QUEUE = "openb"
-_ARRIVE, _FINISH, _READY, _CHECK = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +75,6 @@ class BurstConfig:
     provisioning_delay: float = 180.0
     scale_down_after: float = 300.0
     headroom: int = 1000
-
-
-@dataclass(slots=True)
-class _CloudNode:
-    node: GpuNode
-    price_per_hour: float
-    requested_at: float
-    jobs: tuple[str, ...] = ()
-    ready_at: float | None = None
-    released_at: float | None = None
-    idle_since: float | None = None
-    running: int = 0
-    used_gpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +122,9 @@ def _queue(models: set[str]) -> Queue:
     return Queue(QUEUE, quotas=quotas, allow_cloud=True, allow_spot=True)
 
 
-class _Sim:
-    """The mutable state of one run of `simulate`."""
+class _Sim(EventSim):
+    """One run of `simulate`: the shared event loop (`gpupool.sim.events`) with one queue, the
+    bench's delays and, under `naive`, the baseline's own node requests."""
 
     def __init__(
         self,
@@ -147,134 +134,39 @@ class _Sim:
         types: Sequence[CloudType],
         config: BurstConfig,
     ) -> None:
+        offers = offers_of(types, config.headroom) if config.policy == "planner" else ()
+        queue = _queue({n.gpu_model for n in onprem} | {t.model for t in types})
+        super().__init__(jobs, onprem, (queue,), offers)
         self.config = config
         self.pods = {j.key: p for j, p in zip(jobs, pods, strict=True)}
-        self.jobs = {j.key: j for j in jobs}
         self.types = list(types)
-        self.onprem = list(onprem)
-        self.offers: tuple[NodeOffer, ...] = offers_of(types, config.headroom) if config.policy == "planner" else ()
-        self.queue = _queue({n.gpu_model for n in onprem} | {t.model for t in types})
-        self.events: list[tuple[float, int, int, str]] = []
-        self.seq = 0
-        self.pending: dict[str, Job] = {}
-        self.running: dict[str, Job] = {}
-        self.started: dict[str, float] = {}
-        self.cloud: dict[str, _CloudNode] = {}
-        self.in_flight: dict[str, _CloudNode] = {}
         self.naive_for: dict[str, str] = {}  # naive: pending job -> its node in flight
-        self.checks: set[float] = set()
-        self.memory: PlacementMemory | None = None
-        self.calls = 0
-        self.claims = 0
-        self.released = 0
-        self.gone: list[_CloudNode] = []
-        for job in jobs:
-            self._push(self.pods[job.key].arrival, _ARRIVE, job.key)
 
-    def _push(self, at: float, kind: int, key: str) -> None:
-        heapq.heappush(self.events, (at, kind, self.seq, key))
-        self.seq += 1
+    def duration(self, job: Job, admission: Admission) -> float:
+        return self.pods[job.key].duration
 
-    def run(self) -> None:
-        while self.events:
-            now = self.events[0][0]
-            decide = False
-            while self.events and self.events[0][0] == now:
-                _, kind, _, key = heapq.heappop(self.events)
-                if kind == _ARRIVE:
-                    self.pending[key] = self.jobs[key]
-                    decide = True
-                elif kind == _FINISH:
-                    self._finish(key, now)
-                    decide = decide or bool(self.pending)
-                elif kind == _READY:
-                    self._ready(key, now)
-                    decide = decide or bool(self.pending)
-                else:
-                    self.checks.discard(now)
-            if decide:
-                self._decide(now)
-            self._scale_down(now)
+    def provisioning_delay(self, pool: str) -> float:
+        return self.config.provisioning_delay
 
-    # -- events -------------------------------------------------------------------------
+    def scale_down_after(self, pool: str) -> float:
+        return NAIVE_SCALE_DOWN_SECONDS if self.config.policy == "naive" else self.config.scale_down_after
 
-    def _finish(self, key: str, now: float) -> None:
-        job = self.running.pop(key)
-        for name in {p.node for p in job.placements}:
-            node = self.cloud.get(name)
-            if node is not None:
-                node.running -= 1
-                if node.running == 0:
-                    node.idle_since = now
+    def snapshot(self, now: float) -> Snapshot:
+        snapshot = super().snapshot(now)
+        if self.config.policy == "planner":
+            return snapshot
+        return replace(snapshot, in_flight=(), nominations={})
 
-    def _ready(self, claim: str, now: float) -> None:
-        node = self.in_flight.pop(claim)
-        node.ready_at = now
-        node.idle_since = now
-        node.jobs = tuple(k for k in node.jobs if k in self.pending)
-        self.cloud[claim] = node
+    def ready(self, claim: str, now: float) -> None:
+        super().ready(claim, now)
         for key in [k for k, c in self.naive_for.items() if c == claim]:
             del self.naive_for[key]
 
-    # -- one decision step ----------------------------------------------------------------
-
-    def _snapshot(self, now: float) -> Snapshot:
-        ready = [c.node for c in self.cloud.values()]
-        in_flight = tuple(
-            InFlightNode(claim, c.node.pool, c.node, c.jobs, c.requested_at) for claim, c in self.in_flight.items()
-        )
-        nominations = {name: c.jobs for name, c in self.cloud.items() if c.jobs}
-        planner = self.config.policy == "planner"
-        return Snapshot(
-            now=now,
-            nodes=(*self.onprem, *ready),
-            queues=(self.queue,),
-            running=tuple(self.running.values()),
-            pending=tuple(self.pending.values()),
-            offers=self.offers,
-            in_flight=in_flight if planner else (),
-            nominations=nominations if planner else {},
-        )
-
-    def _decide(self, now: float) -> None:
-        decisions = schedule(self._snapshot(now), SchedulerConfig(), self.memory)
-        self.memory = decisions.memory
-        self.calls += 1
-        if decisions.preemptions:  # one queue, one priority: the core has no reason to
-            raise RuntimeError(f"unexpected preemptions at {now}: {decisions.preemptions[:3]}")
-        for admission in decisions.admissions:
-            job = replace(self.pending.pop(admission.job_key), placements=admission.placements, admitted_at=now)
-            self.running[job.key] = job
-            self.started[job.key] = now
-            duration = self.pods[job.key].duration
-            self._push(now + duration, _FINISH, job.key)
-            for name in {p.node for p in job.placements}:
-                node = self.cloud.get(name)
-                if node is not None:
-                    node.running += 1
-                    node.idle_since = None
-                    node.used_gpu_seconds += job.total_gpu_milli / 1000 * duration
+    def after_decide(self, now: float, decisions: Decisions) -> None:
         for key in [k for k in self.naive_for if k not in self.pending]:
             del self.naive_for[key]
-        for node in self.cloud.values():
-            if node.jobs:
-                node.jobs = tuple(k for k in node.jobs if k in self.pending)
-        for claim in self.in_flight.values():
-            claim.jobs = tuple(k for k in claim.jobs if k in self.pending)
-        for request in decisions.node_requests:
-            offer = next(o for o in self.offers if o.pool == request.pool and o.node.spot == request.spot)
-            for _ in range(request.nodes):
-                self._request(offer.node, offer.price_per_hour, request.jobs, now)
         if self.config.policy == "naive":
             self._naive_requests(now)
-
-    def _request(self, template: GpuNode, price: float, jobs: tuple[str, ...], now: float) -> str:
-        claim = f"{template.pool}{'-spot' if template.spot else ''}-{self.claims:05d}"
-        self.claims += 1
-        node = replace(template, name=claim, ready=True)
-        self.in_flight[claim] = _CloudNode(node, price, now, jobs)
-        self._push(now + self.config.provisioning_delay, _READY, claim)
-        return claim
 
     def _naive_requests(self, now: float) -> None:
         for key, job in self.pending.items():
@@ -284,36 +176,7 @@ class _Sim:
             if not fitting:
                 continue
             best = min(fitting, key=lambda t: (t.node_price(False), t.model))
-            self.naive_for[key] = self._request(best.node(False), best.node_price(False), (), now)
-
-    def _scale_down(self, now: float) -> None:
-        after = NAIVE_SCALE_DOWN_SECONDS if self.config.policy == "naive" else self.config.scale_down_after
-        pool_nodes: dict[str, int] = {}
-        for c in self.cloud.values():
-            pool_nodes[c.node.pool] = pool_nodes.get(c.node.pool, 0) + 1
-        candidates = [
-            ReleaseCandidate(
-                node=name,
-                pool=c.node.pool,
-                idle_since=c.idle_since,
-                scale_down_after_seconds=after,
-                pool_nodes=pool_nodes[c.node.pool],
-                min_nodes=0,
-                nominated=bool(c.jobs),
-            )
-            for name, c in self.cloud.items()
-        ]
-        for name in nodes_to_release(candidates, now):
-            node = self.cloud.pop(name)
-            node.released_at = now
-            self.released += 1
-            self.gone.append(node)
-        for c in self.cloud.values():
-            if c.idle_since is not None and not c.jobs:
-                due = c.idle_since + after
-                if due > now and due not in self.checks:
-                    self.checks.add(due)
-                    self._push(due, _CHECK, "")
+            self.naive_for[key] = self.request(best.node(False), best.node_price(False), (), now)
 
     def result(self) -> BurstResult:
         assert not self.in_flight and not self.cloud, "every cloud node is given back by the end"

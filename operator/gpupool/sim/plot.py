@@ -1,9 +1,10 @@
-"""Plot unallocated GPU % against arrived workload, one line per policy.
+"""The benches' plots: unallocated GPU % against arrived workload (one line per policy), and
+the what-if comparison of `gpupool sim` (`plot_whatif`).
 
 Who uses this: `gpupool bench placement --plot FILE` (one policy) and, for the
 docs figure with every policy, `python -m gpupool.sim.plot --out PNG RESULT.json ...`
-over the bench's `--json` outputs. matplotlib is a dev dependency, imported lazily, with
-the Agg backend so it runs headless.
+over the bench's `--json` outputs; `gpupool.whatif.command` (`gpupool sim --out DIR`).
+matplotlib is a dev dependency, imported lazily, with the Agg backend so it runs headless.
 """
 
 from __future__ import annotations
@@ -39,6 +40,46 @@ def plot_unallocated(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def plot_whatif(
+    curves: Mapping[str, Sequence[float]],
+    simulated_months: int,
+    p95_waits: Mapping[str, Mapping[str, float]],
+    out: Path,
+) -> None:
+    """Write a PNG: left, each scenario's cumulative cost by month (solid where simulated,
+    dashed where projected); right, the p95 wait of each queue per scenario, in hours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (cost, wait) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120, gridspec_kw={"width_ratios": [3, 2]})
+    for k, (label, ys) in enumerate(curves.items()):
+        color = f"C{k}"
+        upto = min(simulated_months, len(ys) - 1)
+        cost.plot(range(upto + 1), [y / 1000 for y in ys[: upto + 1]], "-", color=color, label=label, linewidth=1.8)
+        cost.plot(range(upto, len(ys)), [y / 1000 for y in ys[upto:]], "--", color=color, linewidth=1.2)
+    cost.axvline(simulated_months, color="grey", linewidth=0.8, linestyle=":")
+    cost.set_xlabel("month (dashed: projected at the simulated mean cloud cost)")
+    cost.set_ylabel("cumulative cost, thousand $ (on-prem bought at month 0)")
+    cost.set_title("buy vs rent: cumulative cost")
+    cost.grid(alpha=0.3)
+    cost.legend()
+    queues = sorted({q for waits in p95_waits.values() for q in waits})
+    width = 0.8 / max(1, len(p95_waits))
+    for k, (label, waits) in enumerate(p95_waits.items()):
+        xs = [i + k * width for i in range(len(queues))]
+        wait.bar(xs, [waits.get(q, 0.0) / 3600 for q in queues], width, label=label, color=f"C{k}")
+    wait.set_xticks([i + width * (len(p95_waits) - 1) / 2 for i in range(len(queues))], queues)
+    wait.set_ylim(bottom=0)
+    wait.set_ylabel("p95 wait (hours)")
+    wait.set_title("p95 wait per queue")
+    wait.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
