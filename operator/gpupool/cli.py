@@ -114,9 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=_bench)
 
     chaos = sub.add_parser(
-        "chaos", help="fault runs on a local cluster: operator SIGKILLs, API server or etcd outages", add_help=False
+        "chaos",
+        help="fault runs on a local cluster: operator SIGKILLs, API server or etcd outages, node loss",
+        add_help=False,
     )
-    chaos.add_argument("action", choices=["crash", "outage"])
+    chaos.add_argument("action", choices=["crash", "outage", "nodes"])
     chaos.set_defaults(handler=_chaos)
 
     sim = sub.add_parser(

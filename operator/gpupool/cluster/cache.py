@@ -85,6 +85,21 @@ class CachedObject:
 Parser = Callable[[Kind, Mapping[str, Any]], tuple[Any, str | None]]
 
 
+def copy_without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of an API object without `metadata.managedFields`.
+
+    Server-side apply's field ownership is read by nothing in gpupool, yet on an object
+    whose status the operator patches it is often the biggest part of the object; the
+    footprint bench (10,000 GPUJobs) measured the cache's memory with and without it.
+    """
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping) or "managedFields" not in metadata:
+        return copy.deepcopy(dict(obj))
+    trimmed = copy.deepcopy({key: value for key, value in obj.items() if key != "metadata"})
+    trimmed["metadata"] = copy.deepcopy({key: value for key, value in metadata.items() if key != "managedFields"})
+    return trimmed
+
+
 def _keep_raw(_kind: Kind, raw: Mapping[str, Any]) -> tuple[Any, str | None]:
     return raw, None
 
@@ -130,7 +145,7 @@ class ClusterCache:
 
     def _entry(self, kind: Kind, obj: Mapping[str, Any]) -> CachedObject:
         # One deep copy per stored version: the caller (kopf, the client) may reuse its dict.
-        raw = MappingProxyType(copy.deepcopy(dict(obj)))
+        raw = MappingProxyType(copy_without_managed_fields(obj))
         parsed, error = self._parse(kind, raw)
         return CachedObject(raw=raw, parsed=parsed, error=error, resource_version=resource_version(obj))
 

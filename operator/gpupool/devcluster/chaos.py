@@ -400,3 +400,173 @@ def run_outage(
     else:
         figures.operator = f"exited after {exited_at:.0f}s, restarted x{figures.operator_restarts}"
     return figures
+
+
+@dataclass
+class NodeLossFigures(RunFigures):
+    """A node-loss run: nodes taken away mid-run, how fast their gangs were requeued, and
+    whether failing launches made the cloud pool run away."""
+
+    failure_rate: float = 0.0
+    nodes_lost: int = 0
+    cloud_nodes_lost: int = 0
+    jobs_hit: int = 0
+    requeued: int = 0
+    requeue_p50_s: float | None = None
+    requeue_max_s: float | None = None
+    claims_made: int = 0
+    claims_failed: int = 0
+    max_cloud_nodes: int = 0
+    cloud_max_nodes: int = 0
+
+
+def format_node_loss(f: NodeLossFigures) -> str:
+    """A one-row Markdown table of a node-loss run."""
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    header = [
+        "nodes lost (cloud)", "jobs hit", "requeued", "requeue p50 / max (s)", "launch failure rate",
+        "claims (failed)", "most cloud nodes / maxNodes", "seed", *COMMON_HEADER,
+    ]  # fmt: skip
+    row = [
+        f"{f.nodes_lost} ({f.cloud_nodes_lost})", str(f.jobs_hit), str(f.requeued),
+        f"{seconds(f.requeue_p50_s)} / {seconds(f.requeue_max_s)}", f"{f.failure_rate:g}",
+        f"{f.claims_made} ({f.claims_failed})", f"{f.max_cloud_nodes} / {f.cloud_max_nodes}", str(f.seed), *_common(f),
+    ]  # fmt: skip
+    return _row(header, row)
+
+
+def nodes_of(job: dict[str, Any]) -> set[str]:
+    """The nodes a job's current placement names."""
+    return {str(p.get("node")) for p in (job.get("status") or {}).get("placement") or []}
+
+
+def requeued(job: dict[str, Any], lost: set[str]) -> bool:
+    """A job hit by a node loss counts as requeued once it no longer holds GPUs on a lost node:
+    back in the queue, admitted elsewhere, or finished."""
+    status = job.get("status") or {}
+    return status.get("phase") not in HOLDING_PHASES or not (nodes_of(job) & lost)
+
+
+class NodeLossRun:
+    """The sampling side of `run_node_loss`: which jobs the loss hit and when each was
+    requeued, and the cloud pool's claims and nodes over the run."""
+
+    def __init__(self, chaos: Chaos, figures: NodeLossFigures) -> None:
+        self.chaos = chaos
+        self.figures = figures
+        self.claims_seen: set[str] = set()
+        self.claims_failed: set[str] = set()
+        self.lost_at = 0.0
+        self.lost: set[str] = set()
+        self.waiting: set[str] = set()
+        self.delays: list[float] = []
+
+    def sample(self) -> list[dict[str, Any]] | None:
+        """Read jobs, claims and cloud nodes once; mark the hit jobs requeued by now."""
+        chaos, world = self.chaos, self.chaos.world
+        try:
+            claims = json.loads(
+                chaos.custom.list_cluster_custom_object(GROUP, VERSION, "gpunodeclaims", _preload_content=False).data
+            )["items"]
+            selector = f"gpupool.io/pool={world.cloud_pool}"
+            cloud = json.loads(chaos.core.list_node(label_selector=selector, _preload_content=False).data)["items"]
+        except Exception:  # a sample missed is a sample missed
+            return None
+        for claim in claims:
+            if (claim.get("spec") or {}).get("pool") != world.cloud_pool:
+                continue
+            self.claims_seen.add(claim["metadata"]["name"])
+            if (claim.get("status") or {}).get("phase") == "Failed":
+                self.claims_failed.add(claim["metadata"]["name"])
+        self.figures.max_cloud_nodes = max(self.figures.max_cloud_nodes, len(cloud))
+        jobs = chaos.jobs()
+        if jobs is not None and self.waiting:
+            now = time.monotonic()
+            for job in jobs:
+                name = job["metadata"]["name"]
+                if name in self.waiting and requeued(job, self.lost):
+                    self.waiting.discard(name)
+                    self.delays.append(now - self.lost_at)
+        return jobs
+
+    def take_away(self, jobs: list[dict[str, Any]], onprem: list[str], cloud: list[str]) -> None:
+        """Delete the nodes (a spot reclaim or a dead machine) and note the jobs they held."""
+        self.lost = set(onprem) | set(cloud)
+        self.waiting = {
+            job["metadata"]["name"]
+            for job in jobs
+            if (job.get("status") or {}).get("phase") in HOLDING_PHASES and nodes_of(job) & self.lost
+        }
+        self.figures.jobs_hit = len(self.waiting)
+        self.lost_at = time.monotonic()
+        for node in sorted(self.lost):
+            try:
+                self.chaos.core.delete_node(node, _preload_content=False)
+            except Exception as error:  # already gone: the operator may have released it
+                self.chaos.say(f"delete node {node}: {type(error).__name__}")
+        self.figures.nodes_lost, self.figures.cloud_nodes_lost = len(self.lost), len(cloud)
+
+    def finish(self) -> None:
+        figures = self.figures
+        figures.requeued = len(self.delays)
+        figures.requeue_p50_s = float(sorted(self.delays)[len(self.delays) // 2]) if self.delays else None
+        figures.requeue_max_s = max(self.delays, default=None)
+        figures.claims_made, figures.claims_failed = len(self.claims_seen), len(self.claims_failed)
+
+
+def run_node_loss(
+    chaos: Chaos,
+    operator: OperatorControl,
+    *,
+    jobs: int,
+    lose: int,
+    seed: int,
+    timeout: float,
+    failure_rate: float,
+    cloud_max_nodes: int,
+) -> NodeLossFigures:
+    """Submit the workload (jobs run longer, so many hold GPUs); once a third of it holds GPUs
+    or finished, take away `lose` on-prem nodes picked by `seed` and every cloud node there is,
+    at once. Measure how soon each job they held no longer holds GPUs there, watch the cloud
+    pool's claims and nodes (its launches fail at `failure_rate`, set on the operator), and
+    check at the end that every job finished with nothing lost, duplicated or double-booked."""
+    import random
+
+    figures = NodeLossFigures(jobs=jobs, seed=seed, failure_rate=failure_rate, cloud_max_nodes=cloud_max_nodes)
+    run = NodeLossRun(chaos, figures)
+    began = time.monotonic()
+    deadline = began + timeout
+    expected = chaos.submit(workload(jobs, seed, duration_scale=4.0))
+    target = max(1, jobs // 3)
+    current: list[dict[str, Any]] | None = None
+    while time.monotonic() < deadline:
+        current = run.sample()
+        holding = sum(1 for j in current or [] if (j.get("status") or {}).get("phase") in HOLDING_PHASES)
+        done = sum(1 for j in current or [] if (j.get("status") or {}).get("phase") in FINISHED_PHASES)
+        if current is not None and holding + done >= target and holding > 0:
+            break
+        time.sleep(0.5)
+    chaos.check(figures.tally, expected=expected)
+    onprem = random.Random(seed).sample(chaos.world.node_names, min(lose, chaos.world.nodes - 1))
+    selector = f"gpupool.io/pool={chaos.world.cloud_pool}"
+    listed_cloud = json.loads(chaos.core.list_node(label_selector=selector, _preload_content=False).data)["items"]
+    cloud = sorted(node["metadata"]["name"] for node in listed_cloud)
+    chaos.say(f"taking away {len(onprem)} on-prem and {len(cloud)} cloud nodes")
+    run.take_away(current or [], onprem, cloud)
+    while time.monotonic() < deadline:
+        listed = run.sample()
+        done = sum(1 for j in listed or [] if (j.get("status") or {}).get("phase") in FINISHED_PHASES)
+        if listed is not None and done >= jobs and not run.waiting:
+            break
+        if not operator.alive():
+            figures.operator_restarts += 1
+            operator.start()
+        time.sleep(0.5)
+    run.finish()
+    chaos.check(figures.tally, expected=expected, final=True)
+    figures.wall_s = time.monotonic() - began
+    chaos.fill_outcome(figures)
+    return figures

@@ -1,4 +1,4 @@
-"""`gpupool chaos crash|outage`: the chaos runs of `devcluster/chaos.py` on a private control plane.
+"""`gpupool chaos crash|outage|nodes`: the chaos runs of `devcluster/chaos.py` on a private control plane.
 
 Who calls this: `gpupool.cli` dispatches `gpupool chaos ACTION ARGS` to `main(ACTION, ARGS)`;
 people refresh docs/reliability.md with it. Like `gpupool bench e2e`, it starts a DevCluster
@@ -8,6 +8,7 @@ the end, also on an error or Ctrl-C.
 
     gpupool chaos crash [--jobs 2000] [--kills 5] [--seed 1] [--nodes N] [--timeout S] [--json FILE]
     gpupool chaos outage [--component kube-apiserver|etcd] [--seconds 30] [--jobs 12] [--seed 1] ...
+    gpupool chaos nodes [--jobs 400] [--lose 3] [--failure-rate 0.3] [--seed 1] [--nodes N] ...
 
 Progress (and every check's summary) goes to stderr, the table to stdout. Exit 0 when the run
 found no violation, 1 when it found one or could not run, 2 on bad flags.
@@ -32,13 +33,17 @@ from gpupool.devcluster.build import BuildError, ensure_built, hack_dir
 from gpupool.devcluster.chaos import (
     Chaos,
     CrashFigures,
+    NodeLossFigures,
     OutageFigures,
+    RunFigures,
     format_crash,
+    format_node_loss,
     format_outage,
     run_crash,
+    run_node_loss,
     run_outage,
 )
-from gpupool.devcluster.chaos_workload import GPUS_PER_NODE, World
+from gpupool.devcluster.chaos_workload import CLOUD_MAX_NODES, GPUS_PER_NODE, World
 from gpupool.devcluster.cluster import DevCluster, ProcessRecord, free_port, pid_alive
 from gpupool.devcluster.operator_process import start_operator
 from gpupool.devcluster.tools import install_crds
@@ -55,13 +60,14 @@ def _say(message: str) -> None:
 class ClusterOperator:
     """The operator as an extra of a DevCluster (`start_operator`), killed by its pid."""
 
-    def __init__(self, cluster: DevCluster) -> None:
+    def __init__(self, cluster: DevCluster, env: dict[str, str] | None = None) -> None:
         self.cluster = cluster
         self.port = free_port()
+        self.env = {**(env or {}), "GPUPOOL_HEALTH_PORT": str(self.port)}
         self.record: ProcessRecord | None = None
 
     def start(self) -> None:
-        self.record = start_operator(self.cluster, env={"GPUPOOL_HEALTH_PORT": str(self.port)})
+        self.record = start_operator(self.cluster, env=self.env)
 
     def kill(self) -> None:
         assert self.record is not None
@@ -84,7 +90,8 @@ class ClusterOperator:
 def build_parser(action: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"gpupool chaos {action}", description=__doc__.splitlines()[0])
     crash = action == "crash"
-    p.add_argument("--jobs", type=int, default=2000 if crash else 12, help="GPUJobs in the workload")
+    jobs = {"crash": 2000, "outage": 12, "nodes": 400}[action]
+    p.add_argument("--jobs", type=int, default=jobs, help="GPUJobs in the workload")
     p.add_argument("--seed", type=int, default=1, help="seeds the workload and the kill moments")
     p.add_argument("--nodes", type=int, default=None, help="on-prem kwok nodes of 8 GPUs (default: from --jobs)")
     p.add_argument("--timeout", type=float, default=None, help="seconds the run may take (default: from --jobs)")
@@ -92,6 +99,9 @@ def build_parser(action: str) -> argparse.ArgumentParser:
     p.add_argument("--keep-logs", action="store_true", help="keep the private cluster's folder (component logs)")
     if crash:
         p.add_argument("--kills", type=int, default=5, help="times the operator is SIGKILLed and restarted")
+    elif action == "nodes":
+        p.add_argument("--lose", type=int, default=3, help="on-prem nodes taken away (every cloud node goes too)")
+        p.add_argument("--failure-rate", type=float, default=0.3, help="fraction of cloud node launches that fail")
     else:
         p.add_argument("--component", choices=COMPONENTS, default="kube-apiserver", help="what to stop")
         p.add_argument("--seconds", type=float, default=30.0, help="how long it stays stopped")
@@ -103,7 +113,7 @@ def default_nodes(jobs: int) -> int:
     return max(2, min(16, jobs // 40))
 
 
-def run(action: str, args: argparse.Namespace, cluster: DevCluster) -> CrashFigures | OutageFigures:
+def run(action: str, args: argparse.Namespace, cluster: DevCluster) -> RunFigures:
     """Start `cluster`, set up the world, run; the caller stops the cluster."""
     from kubernetes import config
 
@@ -120,9 +130,21 @@ def run(action: str, args: argparse.Namespace, cluster: DevCluster) -> CrashFigu
     chaos = Chaos(api_client, world, _say)
     _say(f"creating {world.nodes} nodes of {GPUS_PER_NODE} GPUs, two pools, three queues")
     chaos.setup()
-    operator = ClusterOperator(cluster)
+    failure_rate = getattr(args, "failure_rate", 0.0)
+    operator = ClusterOperator(cluster, {"GPUPOOL_KWOK_FAILURE_RATE": str(failure_rate)} if failure_rate else None)
     operator.start()
     timeout = args.timeout or 600.0 + 2.0 * args.jobs
+    if action == "nodes":
+        return run_node_loss(
+            chaos,
+            operator,
+            jobs=args.jobs,
+            lose=args.lose,
+            seed=args.seed,
+            timeout=timeout,
+            failure_rate=failure_rate,
+            cloud_max_nodes=CLOUD_MAX_NODES,
+        )
     if action == "crash":
         return run_crash(chaos, operator, jobs=args.jobs, kills=args.kills, seed=args.seed, timeout=timeout)
     return run_outage(
@@ -140,8 +162,18 @@ def run(action: str, args: argparse.Namespace, cluster: DevCluster) -> CrashFigu
 def main(action: str, argv: list[str]) -> int:
     """Run one chaos action; see the module docstring for the exit codes."""
     args = build_parser(action).parse_args(argv)
-    if args.jobs < 1 or (action == "crash" and args.kills < 0) or (action == "outage" and args.seconds <= 0):
-        print(f"gpupool chaos {action}: --jobs must be > 0, --kills >= 0, --seconds > 0", file=sys.stderr)
+    bad = (
+        args.jobs < 1
+        or (action == "crash" and args.kills < 0)
+        or (action == "outage" and args.seconds <= 0)
+        or (action == "nodes" and (args.lose < 1 or not 0 <= args.failure_rate < 1))
+    )
+    if bad:
+        print(
+            f"gpupool chaos {action}: --jobs must be > 0, --kills >= 0, --seconds > 0, --lose >= 1, "
+            "0 <= --failure-rate < 1",
+            file=sys.stderr,
+        )
         return 2
     try:
         ensure_built(progress=_say)
@@ -150,7 +182,7 @@ def main(action: str, argv: list[str]) -> int:
         return 1
     folder = Path(tempfile.mkdtemp(prefix="gpupool-chaos-"))
     cluster = DevCluster(folder / "state", with_prometheus=False)
-    figures: CrashFigures | OutageFigures | None = None
+    figures: RunFigures | None = None
     try:
         figures = run(action, args, cluster)
     except KeyboardInterrupt:
@@ -165,7 +197,12 @@ def main(action: str, argv: list[str]) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     if figures is None:
         return 1
-    print(format_crash(figures) if isinstance(figures, CrashFigures) else format_outage(figures))
+    if isinstance(figures, CrashFigures):
+        print(format_crash(figures))
+    elif isinstance(figures, NodeLossFigures):
+        print(format_node_loss(figures))
+    elif isinstance(figures, OutageFigures):
+        print(format_outage(figures))
     for line in figures.tally.violations:
         print(f"  {line}")
     if args.json:

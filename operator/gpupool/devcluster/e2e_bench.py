@@ -443,7 +443,8 @@ class Bench:
             )
         drain(response)
 
-    def setup(self) -> None:
+    def setup(self, ready_timeout: float = 120.0) -> None:
+        """CRDs, the kwok nodes (waited for until Ready, up to `ready_timeout`), the pool and the queue."""
         crds = sorted((hack_dir().parent / "crds").glob("*.yaml"))
         if not crds:
             raise ClusterError("no CRDs in crds/; run `make crds`")
@@ -453,7 +454,7 @@ class Bench:
             GpuNodeSpec(name=name, gpus=args.gpus_per_node, gpu_model=MODEL, pool=POOL) for name in self.node_names
         ]
         list(self.pool.map(lambda spec: create_gpu_node(self.core, spec), specs))
-        self._wait_nodes_ready()
+        self._wait_nodes_ready(ready_timeout)
         self.core.create_namespace({"metadata": {"name": NAMESPACE}}, _preload_content=False)
         self._wait_default_service_account()
         pool_spec = {

@@ -49,7 +49,6 @@ from gpupool.devcluster.e2e_bench import (
     Bench,
     PhaseWatch,
     _create_all,
-    _say,
     _wait_reporting,
     percentile,
     process_usage,
@@ -58,6 +57,10 @@ from gpupool.devcluster.operator_process import start_operator
 
 CYCLE_HISTOGRAM = "gpupool_scheduling_cycle_duration_seconds"
 
+
+
+def _say(message: str) -> None:
+    print(f"gpupool bench footprint: {message}", file=sys.stderr, flush=True)
 
 @dataclass(frozen=True)
 class Histogram:
@@ -188,7 +191,7 @@ def run(args: argparse.Namespace, cluster: DevCluster) -> FootprintResult:
     try:
         bench = Bench(cluster, args, pool)
         _say(f"creating {args.nodes} nodes of {args.gpus_per_node} {MODEL}, a GPUNodePool and a GPUQueue")
-        bench.setup()
+        bench.setup(ready_timeout=max(120.0, 0.6 * args.nodes))  # kwok readies ~1,000 nodes in minutes here
         metrics_port = free_port()
         record = start_operator(cluster, {"GPUPOOL_METRICS_PORT": str(metrics_port)})
         spec = {

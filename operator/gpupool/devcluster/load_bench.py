@@ -41,7 +41,6 @@ from gpupool.devcluster.e2e_bench import (
     VERSION,
     Bench,
     PhaseWatch,
-    _say,
     percentile,
     process_usage,
 )
@@ -50,6 +49,10 @@ from gpupool.devcluster.operator_process import start_operator
 DRAIN_SECONDS = 120.0
 """How long after the last arrival the run waits for the last jobs to be admitted and finish."""
 
+
+
+def _say(message: str) -> None:
+    print(f"gpupool bench load: {message}", file=sys.stderr, flush=True)
 
 @dataclass
 class LoadResult:

@@ -114,3 +114,15 @@ def test_each_object_is_parsed_once_per_version_and_a_cycle_deep_copies_nothing(
     loop.cycle()  # nothing changed: no write, no parse, no copy
     assert sum(parses.values()) == parsed_before
     assert deep_copies["call"] == 0
+
+
+def test_the_cache_keeps_no_managed_fields_and_leaves_the_callers_object_alone() -> None:
+    from gpupool.cluster.cache import copy_without_managed_fields
+
+    managed = [{"manager": "gpupool", "operation": "Update", "fieldsV1": {"f:status": {"f:phase": {}}}}]
+    obj = {"metadata": {"name": "j", "resourceVersion": "7", "managedFields": managed}, "spec": {"gpus": 1}}
+    copied = copy_without_managed_fields(obj)
+    assert copied == {"metadata": {"name": "j", "resourceVersion": "7"}, "spec": {"gpus": 1}}
+    assert obj["metadata"]["managedFields"] == managed  # the caller's dict is untouched
+    copied["spec"]["gpus"] = 2
+    assert obj["spec"]["gpus"] == 1  # and the copy is deep
