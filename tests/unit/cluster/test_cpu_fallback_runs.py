@@ -17,10 +17,11 @@ from builders.api import gpujob, gpujob_object, gpunodepool_object, gpuqueue_obj
 from builders.loop import Rig, rig
 from gpupool.api import GPUJob, GPUJobStatus, WorkerPlacementStatus, parse_gpunodepool
 from gpupool.cluster.cache import Kind
-from gpupool.cluster.convert import gpu_node_from_k8s
+from gpupool.cluster.convert import gpu_node_from_k8s, job_from_api
+from gpupool.cluster.parsing import ParsedJob
 from gpupool.cluster.pods import GPU_RESOURCE, worker_pod
 from gpupool.cluster.scaling import scaling_inputs
-from gpupool.cluster.snapshot import PoolInfo, gpu_hour_rate, hardware_of
+from gpupool.cluster.snapshot import PoolInfo, gpu_hour_rate, hardware_of, held_gpus
 from gpupool.cluster.spend import attempt_accrual
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -34,9 +35,9 @@ def cluster(**job: Any) -> list[dict[str, Any]]:
     return [CPU_POOL, GPU_POOL, CPU_NODE, GPU_NODE, gpuqueue_object("q"), gpujob_object(cpu="16", **job)]
 
 
-def one_cycle(**job: Any) -> tuple[Rig, GPUJobStatus]:
-    """A rig over `cluster(**job)` after one cycle, and the job's status."""
-    r = rig(cluster(**job), clock=NOW)
+def one_cycle(*extra: dict[str, Any], clock: float = NOW, **job: Any) -> tuple[Rig, GPUJobStatus]:
+    """A rig over `cluster(**job)` and `extra` objects after one cycle, and the job's status."""
+    r = rig([*cluster(**job), *extra], clock=clock)
     r.loop.cycle()
     entry = r.cache.get(Kind.JOB, "ns/train")
     assert entry is not None
@@ -144,3 +145,34 @@ def test_a_kwok_cpu_pool_is_never_offered_to_the_autoscaler() -> None:
     }
     offers = scaling_inputs(pools, {}, {}, set(), NOW).offers
     assert [o.pool for o in offers] == ["gpu"]
+
+
+def test_a_job_on_cpu_holds_no_gpus_for_fair_share() -> None:
+    on = {"placement": [{"worker": 0, "pod": "a-a1-w0", "node": "cpu-0", "pool": "cpu"}]}
+    jobs = {
+        name: ParsedJob(api, job_from_api(api), None)
+        for name, api in (
+            (
+                "ns/cpu",
+                gpujob("cpu", cpu="4", cpuFallback="Preferred", phase="Running", status={**on, "device": "CPU"}),
+            ),
+            (
+                "ns/gpu",
+                gpujob(
+                    "gpu", gpus=2, cpu="4", cpuFallback="Preferred", phase="Running", status={**on, "device": "GPU"}
+                ),
+            ),
+        )
+    }
+    assert held_gpus(jobs) == {"q": 2.0}
+
+
+def test_an_allowed_job_past_its_bound_with_the_gpus_taken_runs_on_cpu() -> None:
+    hog = {"attempts": 1, "placement": [{"worker": 0, "pod": "hog-a1-w0", "node": "n1", "pool": "gpu",
+                                         "gpuModel": "A100", "gpuIndices": list(range(8))}]}  # fmt: skip
+    hogging = gpujob_object("hog", gpus=8, phase="Admitted", status=hog)
+    _, status = one_cycle(hogging, clock=NOW + 600, cpuFallback="Allowed")
+    assert (status.device, status.placement[0].node) == ("CPU", "cpu-0")
+    assert status.device_reason == (
+        "runs on CPU node cpu-0: waited 10m for a GPU, longer than its cpuFallbackAfter of 5m (cpuFallback Allowed)"
+    )
