@@ -19,6 +19,7 @@ import yaml
 from cluster_tools import kubectl
 from gpupool.cluster.kwok_nodes import GpuNodeSpec
 from gpupool.cluster.kwok_provider import create_gpu_node
+from gpupool.core.models import CPU_MODEL
 
 T = TypeVar("T")
 
@@ -91,8 +92,17 @@ class Scenario:
         kubectl(self.kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
 
     def nodes(
-        self, count: int, gpus: int = 8, cpu: str = "64", memory: str = "512Gi", prefix: str = "n", pods: int = 110
+        self,
+        count: int,
+        gpus: int = 8,
+        cpu: str = "64",
+        memory: str = "512Gi",
+        prefix: str = "n",
+        pods: int = 110,
+        pool: str | None = None,
     ) -> list[str]:
+        """`count` Ready nodes of this scenario's GPU model in its pool; with `gpus=0`, CPU-only
+        nodes (model CPU) for the CPU pool `pool`."""
         names = []
         for index in range(count):
             name = f"{self.model.lower()}-{prefix}{index}"
@@ -101,8 +111,8 @@ class Scenario:
                 GpuNodeSpec(
                     name=name,
                     gpus=gpus,
-                    gpu_model=self.model,
-                    pool=f"pool-{self.model.lower()}",
+                    gpu_model=self.model if gpus else CPU_MODEL,
+                    pool=pool or f"pool-{self.model.lower()}",
                     cpu=cpu,
                     memory=memory,
                     pods=pods,
@@ -135,6 +145,22 @@ class Scenario:
             {"apiVersion": "gpupool.io/v1alpha1", "kind": "GPUNodePool", "metadata": {"name": name}, "spec": spec}
         )
         return name
+
+    def cpu_pool(self, amortised_price: float, cpu: str = "64") -> tuple[str, str]:
+        """A CPU pool (gpuModel CPU, gpusPerNode 0) with one CPU-only node: (pool, node)."""
+        name = f"cpu-{self.model.lower()}"
+        (node,) = self.nodes(1, gpus=0, cpu=cpu, prefix="cpu", pool=name)
+        spec = {
+            "class": "OnPrem",
+            "gpuModel": CPU_MODEL,
+            "gpusPerNode": 0,
+            "nodeSelector": {"gpupool.io/pool": name},
+            "pricePerNodeHour": {"amortised": amortised_price},
+        }
+        self.apply(
+            {"apiVersion": "gpupool.io/v1alpha1", "kind": "GPUNodePool", "metadata": {"name": name}, "spec": spec}
+        )
+        return name, node
 
     def cloud_pool(
         self,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from gpupool.core.budget import BudgetStanding
 from gpupool.core.models import (
     NO_POD_LIMIT,
+    CpuFallback,
     GpuNode,
     GpuSlice,
     InFlightNode,
@@ -155,6 +156,8 @@ def make_job(
     placements: tuple[WorkerPlacement, ...] = (),
     max_runtime: float | None = None,
     profile: JobProfile | None = None,
+    cpu_fallback: CpuFallback = CpuFallback.NEVER,
+    fallback_after: float = 300.0,
 ) -> Job:
     """A job of `gpus` GPUs per worker (or `gpu_milli` milli-GPU, when given).
 
@@ -194,6 +197,8 @@ def make_job(
         placements=placements,
         max_runtime_seconds=max_runtime,
         profile=profile,
+        cpu_fallback=cpu_fallback,
+        cpu_fallback_after_seconds=fallback_after,
     )
 
 

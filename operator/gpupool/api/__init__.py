@@ -23,6 +23,7 @@ from gpupool.api.common import (
     TaintSpec,
 )
 from gpupool.api.gpujob import (
+    DEFAULT_CPU_FALLBACK_AFTER,
     AttemptOutcome,
     AttemptProvenance,
     AttemptUsage,
@@ -31,6 +32,8 @@ from gpupool.api.gpujob import (
     GPUJobSpec,
     GPUJobStatus,
     GpuRun,
+    JobCpuFallback,
+    JobDevice,
     JobPhase,
     JobProfile,
     ModelChoiceStatus,
@@ -93,6 +96,7 @@ from gpupool.api.objects import (
 
 __all__ = [
     "API_VERSION",
+    "DEFAULT_CPU_FALLBACK_AFTER",
     "GROUP",
     "KINDS",
     "MAX_GPUS_PER_NODE",
@@ -130,6 +134,8 @@ __all__ = [
     "IdleAction",
     "IdleSpec",
     "InvalidObjectError",
+    "JobCpuFallback",
+    "JobDevice",
     "JobPhase",
     "JobProfile",
     "KindInfo",

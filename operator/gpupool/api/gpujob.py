@@ -36,9 +36,11 @@ from gpupool.api.common import (
     cel,
 )
 from gpupool.core.budget import MAX_RECORDED_ATTEMPTS
+from gpupool.core.models import CpuFallback, Device
 from gpupool.core.roofline import Optimize, Precision
 
 DEFAULT_TTL_SECONDS_AFTER_FINISHED = 7 * 24 * 3600
+DEFAULT_CPU_FALLBACK_AFTER = "5m"
 MAX_TTL_SECONDS_AFTER_FINISHED = 2**31 - 1  # int32, as Kubernetes Jobs' own field
 
 
@@ -187,6 +189,15 @@ def _unchanged(field: str) -> dict[str, Any]:
     )
 
 
+JobCpuFallback = CpuFallback
+JobDevice = Device
+
+CPU_FALLBACK_RULE = (
+    "spec.cpuFallback: Allowed and Preferred need spec.workers = 1 and spec.cpu set (the size of the CPU "
+    "placement); set spec.cpuFallback to Never or change those fields"
+)
+
+
 class GPUJobSpec(SpecModel):
     """What a GPUJob asks for: a gang of `workers` identical workers with `gpus` GPUs each."""
 
@@ -198,6 +209,12 @@ class GPUJobSpec(SpecModel):
                     "spec.gpus: a fraction of a GPU (gpus < 1) is allowed only with spec.workers = 1; "
                     "use whole GPUs for multi-worker jobs",
                     field_path=".gpus",
+                ),
+                cel(
+                    "!has(self.cpuFallback) || self.cpuFallback == 'Never' || "
+                    "((!has(self.workers) || self.workers == 1) && has(self.cpu))",
+                    CPU_FALLBACK_RULE,
+                    field_path=".cpuFallback",
                 ),
                 *(_unchanged(field) for field in IMMUTABLE_SPEC_FIELDS),
             ]
@@ -285,6 +302,18 @@ class GPUJobSpec(SpecModel):
         description="Operational intensity and amount of work; with it gpupool places the job on the GPU model "
         "its roofline estimates favour (cheapest or fastest run, see optimize) among those it may use.",
     )
+    cpu_fallback: JobCpuFallback | None = Field(
+        default=None,
+        description="Whether this single-worker job may run on a CPU-only node (a GPUNodePool with gpusPerNode 0) "
+        "instead of a GPU: Never; Allowed, once it has waited longer than cpuFallbackAfter and no GPU can take "
+        "it; Preferred, on CPU first unless its profile estimates a GPU at less than half the CPU's cost. "
+        "On CPU the pod requests no GPU and gets GPUPOOL_DEVICE=cpu; needs workers 1 and cpu (default Never).",
+    )
+    cpu_fallback_after: Duration | None = Field(
+        default=None,
+        description="How long a job with cpuFallback waits for a GPU, counted from when it was queued, before a "
+        "CPU-only node may take it, e.g. 5m or 1h (default 5m).",
+    )
     ttl_seconds_after_finished: int = Field(
         default=DEFAULT_TTL_SECONDS_AFTER_FINISHED,
         ge=0,
@@ -296,6 +325,11 @@ class GPUJobSpec(SpecModel):
             "(default 604800, 7 days)."
         ),
     )
+
+    @property
+    def falls_back(self) -> bool:
+        """True when `cpuFallback` is Allowed or Preferred (unset means Never)."""
+        return self.cpu_fallback not in (None, JobCpuFallback.NEVER)
 
     @model_validator(mode="after")
     def _gpus_whole_or_single_share(self) -> Self:
@@ -310,6 +344,11 @@ class GPUJobSpec(SpecModel):
             raise ValueError(
                 f"spec.gpus={self.gpus} is a fraction of a GPU, allowed only with spec.workers = 1 "
                 f"(got {self.workers}); use whole GPUs for multi-worker jobs"
+            )
+        if self.falls_back and (self.workers != 1 or self.cpu is None):
+            raise ValueError(
+                f"{CPU_FALLBACK_RULE} (got spec.cpuFallback={self.cpu_fallback}, spec.workers={self.workers}, "
+                f"spec.cpu={'unset' if self.cpu is None else self.cpu})"
             )
         return self
 
@@ -395,7 +434,10 @@ class WorkerRun(StatusModel):
     gpus: list[GpuRun] = Field(default_factory=list, max_length=16, description="The GPUs the worker held.")
     gpu_share: float = Field(default=1.0, ge=0, le=1, description="Share of each GPU held (1 for whole GPUs).")
     price_per_gpu_hour: float = Field(
-        default=0.0, ge=0, description="The pool's price of one GPU-hour on this node (0 when unpriced)."
+        default=0.0,
+        ge=0,
+        description="The pool's price of one GPU-hour on this node (0 when unpriced); on a CPU pool's node, of one "
+        "CPU-core-hour (its node-hour price over its cores).",
     )
     containers: list[ContainerRun] = Field(
         default_factory=list, max_length=64, description="The pod's containers, in the pod spec's order."
@@ -419,6 +461,10 @@ class AttemptProvenance(StatusModel):
         default=None,
         max_length=80,
         description="sha256 of spec.provenance.parameters as canonical JSON (the log line carries them whole).",
+    )
+    device: JobDevice | None = Field(
+        default=None,
+        description="CPU when the attempt ran on a CPU-only node (spec.cpuFallback); absent for a GPU attempt.",
     )
     workers: list[WorkerRun] = Field(default_factory=list, max_length=MAX_WORKERS, description="One per worker.")
 
@@ -516,6 +562,17 @@ class GPUJobStatus(StatusModel):
         default=None,
         description="With spec.profile: the GPU model chosen at the last admission, its estimated runtime and "
         "cost, and the alternatives.",
+    )
+    device: JobDevice | None = Field(
+        default=None,
+        description="With spec.cpuFallback other than Never: what the last admission runs on, GPU or CPU (a "
+        "CPU-only node, holding no GPU and no GPU quota); absent otherwise.",
+    )
+    device_reason: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Why the last admission runs on CPU, e.g. runs on CPU node n0: waited 5m for a GPU, ...; "
+        "absent on a GPU.",
     )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The .metadata.generation this status was computed from."

@@ -1,4 +1,5 @@
-"""The GPUNodePool kind (cluster-scoped): a set of identical GPU nodes, on-prem or cloud.
+"""The GPUNodePool kind (cluster-scoped): a set of identical GPU nodes, on-prem or cloud; a
+pool with `gpusPerNode: 0` (model `CPU`) is a CPU pool of CPU-only nodes for CPU fallback.
 
 Who uses this: `gpupool.api.crdgen` writes `crds/gpunodepools.gpupool.io.yaml` from these
 models; the operator parses pools to label-match nodes, price GPU time and (later) scale;
@@ -11,7 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from gpupool.api.common import (
@@ -29,6 +30,7 @@ from gpupool.api.common import (
     TaintSpec,
     cel,
 )
+from gpupool.core.models import CPU_MODEL
 
 
 class PoolClass(StrEnum):
@@ -89,6 +91,11 @@ class GpuModelSpec(SpecModel):
     )
 
 
+CPU_POOL_RULE = (
+    "spec.gpuModel must be CPU exactly when spec.gpusPerNode is 0: a CPU pool (gpusPerNode 0, gpuModel CPU) "
+    "holds CPU-only nodes for jobs with spec.cpuFallback; a GPU pool has 1 or more GPUs per node and a GPU model"
+)
+
 CLUSTER_API_RULE = (
     "spec.clusterAPI must be set exactly when spec.provider is ClusterAPI: give a ClusterAPI pool "
     "spec.clusterAPI {namespace, machineDeployment}, and remove spec.clusterAPI from any other pool"
@@ -107,6 +114,11 @@ class GPUNodePoolSpec(SpecModel):
                     field_path=".minNodes",
                 ),
                 cel(
+                    f"(self.gpusPerNode == 0) == (self.gpuModel == '{CPU_MODEL}')",
+                    CPU_POOL_RULE,
+                    field_path=".gpusPerNode",
+                ),
+                cel(
                     "(has(self.provider) && self.provider == 'ClusterAPI') == has(self.clusterAPI)",
                     CLUSTER_API_RULE,
                     field_path=".clusterAPI",
@@ -120,8 +132,17 @@ class GPUNodePoolSpec(SpecModel):
         serialization_alias="class",
         description="OnPrem (bought hardware) or Cloud (rented capacity).",
     )
-    gpu_model: str = Field(min_length=1, max_length=63, description="GPU model of every node, e.g. H100.")
-    gpus_per_node: int = Field(ge=1, le=MAX_GPUS_PER_NODE, description=f"GPUs per node (1 to {MAX_GPUS_PER_NODE}).")
+    gpu_model: str = Field(
+        min_length=1,
+        max_length=63,
+        description=f"GPU model of every node, e.g. H100; {CPU_MODEL} for a CPU pool (gpusPerNode 0).",
+    )
+    gpus_per_node: int = Field(
+        ge=0,
+        le=MAX_GPUS_PER_NODE,
+        description=f"GPUs per node (1 to {MAX_GPUS_PER_NODE}); 0 makes a CPU pool, whose CPU-only nodes run only "
+        "GPUJobs that fall back to CPU (spec.cpuFallback).",
+    )
     cpu_per_node: Quantity | None = Field(default=None, description="Allocatable CPU per node, e.g. 96 or 96000m.")
     memory_per_node: Quantity | None = Field(
         default=None, description="Allocatable memory per node, e.g. 1Ti or 768Gi."
@@ -134,7 +155,9 @@ class GPUNodePoolSpec(SpecModel):
         default_factory=list, max_length=MAX_LIST_ITEMS, description="Taints every node of the pool carries."
     )
     price_per_node_hour: NodePrice | None = Field(
-        default=None, description="Price of a node-hour, for cost accounting and cheapest-first placement."
+        default=None,
+        description="Price of a node-hour, for cost accounting and cheapest-first placement; a job on a CPU pool "
+        "is charged its share of the node's CPU.",
     )
     min_nodes: int = Field(default=0, ge=0, le=MAX_NODES_PER_POOL, description="Fewest nodes to keep (default 0).")
     max_nodes: int | None = Field(
@@ -167,7 +190,8 @@ class GPUNodePoolSpec(SpecModel):
     gpu_model_spec: GpuModelSpec | None = Field(
         default=None,
         description="Peak TFLOPS and memory bandwidth of the pool's GPUs for jobs with spec.profile; "
-        "overrides gpupool's catalogue for this pool and adds a model it lacks.",
+        "overrides gpupool's catalogue for this pool and adds a model it lacks. On a CPU pool: the figures "
+        "of one whole node's CPUs, which a Preferred cpuFallback job's estimate compares with the GPUs'.",
     )
     max_nodes_in_flight: int = Field(
         default=10,
@@ -176,9 +200,18 @@ class GPUNodePoolSpec(SpecModel):
         description="Most nodes of this pool requested and not yet Ready at once (default 10).",
     )
 
+    @field_validator("gpus_per_node")
+    @classmethod
+    def _cpu_pool_is_model_cpu(cls, gpus: int, info: ValidationInfo) -> int:
+        """Mirror the CRD's CPU pool rule; the error names spec.gpusPerNode (and the model)."""
+        model = info.data.get("gpu_model")
+        if model is not None and (gpus == 0) != (model == CPU_MODEL):
+            raise ValueError(f"{CPU_POOL_RULE} (got gpuModel={model}, gpusPerNode={gpus})")
+        return gpus
+
     @model_validator(mode="after")
     def _min_below_max(self) -> Self:
-        """Mirror the CRD's CEL rule so an object built in Python fails the same way."""
+        """Mirror the CRD's CEL rules so an object built in Python fails the same way."""
         if self.max_nodes is not None and self.min_nodes > self.max_nodes:
             raise ValueError(
                 f"spec.minNodes={self.min_nodes} must be less than or equal to spec.maxNodes={self.max_nodes}"

@@ -21,11 +21,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gpupool.api import (
+    DEFAULT_CPU_FALLBACK_AFTER,
     Budget,
     GPUJob,
     GPUJobSpec,
@@ -40,6 +42,8 @@ from gpupool.core import roofline
 from gpupool.core.budget import BudgetLimits, BudgetStanding
 from gpupool.core.models import (
     MILLI_PER_GPU,
+    CpuFallback,
+    Device,
     GpuNode,
     GpuSlice,
     Job,
@@ -291,6 +295,8 @@ def job_from_api(job: GPUJob) -> Job:
     `submitted_at` is the creation time (server-set, survives operator restarts), so FIFO
     order is stable. A job in phase Admitted or Running carries the placements recorded in
     its status (what it holds); in any other phase it is pending or finished and carries none.
+    A job holding a CPU-only node (`status.device` CPU, see `gpupool.core.cpufallback`)
+    gets a shape without GPUs, so it holds no GPU and no quota.
     """
     namespace, name = _object_name(job.metadata, "GPUJob")
     key = job_key(namespace, name)
@@ -298,10 +304,13 @@ def job_from_api(job: GPUJob) -> Job:
     holding = job.status.phase in HOLDING_PHASES
     submitted = parse_timestamp(job.metadata.get("creationTimestamp")) or parse_timestamp(job.status.queued_at)
     admitted_at = parse_timestamp(job.status.admitted_at) if holding else None
+    shape = worker_shape(spec, what=f"GPUJob {key}")
+    if holding and job.status.device == Device.CPU:
+        shape = replace(shape, gpu_milli=0)
     return Job(
         key=key,
         queue=spec.queue,
-        shape=worker_shape(spec, what=f"GPUJob {key}"),
+        shape=shape,
         workers=spec.workers,
         priority=spec.priority,
         gpu_models=tuple(spec.gpu_models),
@@ -317,6 +326,10 @@ def job_from_api(job: GPUJob) -> Job:
             else None
         ),
         profile=profile_from_api(spec.profile) if spec.profile is not None else None,
+        cpu_fallback=spec.cpu_fallback or CpuFallback.NEVER,
+        cpu_fallback_after_seconds=parse_duration_seconds(
+            spec.cpu_fallback_after or DEFAULT_CPU_FALLBACK_AFTER, what=f"GPUJob {key}: spec.cpuFallbackAfter"
+        ),
     )
 
 

@@ -53,12 +53,9 @@ class GpuNodeSpec:
 
     def manifest(self) -> dict[str, Any]:
         """The Node object to create (kwok fills in status conditions once it sees it)."""
-        resources = {
-            "cpu": self.cpu,
-            "memory": self.memory,
-            "pods": str(self.pods),
-            GPU_RESOURCE: str(self.gpus),
-        }
+        resources = {"cpu": self.cpu, "memory": self.memory, "pods": str(self.pods)}
+        if self.gpus > 0:  # a CPU-only node (a CPU pool's) has no nvidia.com/gpu at all
+            resources[GPU_RESOURCE] = str(self.gpus)
         labels = {
             "kubernetes.io/hostname": self.name,
             "kubernetes.io/os": "linux",

@@ -46,7 +46,7 @@ from gpupool.cluster.status import (
     timestamp,
 )
 from gpupool.core.idle import IdleAction, IdlePolicy, job_utilization, judge_idle
-from gpupool.core.models import Admission, Decisions
+from gpupool.core.models import Admission, Decisions, Device
 
 log = logging.getLogger("gpupool.plan")
 
@@ -176,7 +176,8 @@ class Planner:
         """The change of a lifecycle step that does not end the attempt."""
         if step.step == Step.CREATE_PODS:
             placement = job.status.placement
-            manifests = self.worker_pods(job, placement, job.status.attempts, snap, step.missing_workers)
+            on_cpu = job.status.device == Device.CPU
+            manifests = self.worker_pods(job, placement, job.status.attempts, snap, step.missing_workers, on_cpu=on_cpu)
             return _change(job, ChangeKind.CREATE_PODS, create_pods=manifests) if manifests else None
         if step.step == Step.MARK_RUNNING:
             nodes = sorted({p.node for p in job.status.placement})
@@ -362,7 +363,11 @@ class Planner:
         attempt = job.status.attempts + 1
         job_name = str(job.metadata["name"])
         workers = placement_status(admission.placements, snap.nodes, lambda w: podlib.pod_name(job_name, attempt, w))
-        where = ", ".join(f"{w.node} (GPU {','.join(map(str, w.gpu_indices)) or '-'})" for w in workers)
+        on_cpu = admission.device == Device.CPU
+        where = ", ".join(
+            f"{w.node} (CPU)" if on_cpu else f"{w.node} (GPU {','.join(map(str, w.gpu_indices)) or '-'})"
+            for w in workers
+        )
         borrowed = admission.borrowed_gpus
         borrowed_note = f", borrowing {borrowed:g} GPU(s) from the cohort" if borrowed else ""
         message = f"admitted to {job.spec.queue}{borrowed_note}; starting {job.spec.workers} worker(s) on {where}"
@@ -377,6 +382,11 @@ class Planner:
             budget = queue.spec.budget if queue is not None else None
             note = model_choice_message(admission.model_choice, budget.currency if budget is not None else None)
             choice_events = (EventNote("ModelChosen", note),)
+        if job.spec.falls_back:
+            queued_fields["device"] = admission.device
+            queued_fields["device_reason"] = admission.device_reason if on_cpu else None
+        if on_cpu:
+            choice_events = (*choice_events, EventNote("RunningOnCPU", admission.device_reason))
         status = job_status(
             job,
             now,
@@ -389,7 +399,7 @@ class Planner:
             placement=workers,
             message=message,
         )
-        pods = self.worker_pods(job, workers, attempt, snap, tuple(range(job.spec.workers)))
+        pods = self.worker_pods(job, workers, attempt, snap, tuple(range(job.spec.workers)), on_cpu=on_cpu)
         record = attempt_record(
             job,
             attempt=attempt,
@@ -398,6 +408,7 @@ class Planner:
             facts=snap,
             admitted_at=status.admitted_at,
             started_at=None,
+            on_cpu=on_cpu,
         )
         status, noted = recorded(job, status, record, now, generation_of(job.metadata))
         events = (*queued_events, EventNote("Admitted", message), *choice_events, *noted)
@@ -467,8 +478,11 @@ class Planner:
         attempt: int,
         snap: ClusterSnapshot,
         workers: tuple[int, ...],
+        *,
+        on_cpu: bool = False,
     ) -> tuple[dict[str, Any], ...]:
-        """The manifests of `workers` (those with a placement); none when the template is unusable."""
+        """The manifests of `workers` (those with a placement); none when the template is unusable.
+        `on_cpu`: the attempt runs on a CPU-only node (no GPU requested)."""
         by_worker = {p.worker: p for p in placement}
         manifests = []
         try:
@@ -484,6 +498,7 @@ class Planner:
                         attempt=attempt,
                         pool_taints=info.taints if info else (),
                         scheduler_name=self.scheduler_name,
+                        on_cpu=on_cpu,
                     )
                 )
         except podlib.PodTemplateError as error:

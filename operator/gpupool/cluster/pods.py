@@ -25,6 +25,8 @@ LABEL_ATTEMPT = "gpupool.io/attempt"
 LABEL_WORKER = "gpupool.io/worker"
 ANNOTATION_GPU_INDICES = "gpupool.io/gpu-indices"
 ANNOTATION_GPU_SHARE = "gpupool.io/gpu-share"
+ENV_DEVICE = "GPUPOOL_DEVICE"
+"""Set for jobs with `spec.cpuFallback`: `cpu` on a CPU-only node, `gpu` otherwise."""
 DEFAULT_CONTAINER = {"name": "main", "image": "busybox:1.36", "command": ["sleep", "infinity"]}
 
 
@@ -48,13 +50,17 @@ def worker_pod(
     attempt: int,
     pool_taints: Sequence[Taint] = (),
     scheduler_name: str = "gpupool",
+    on_cpu: bool = False,
 ) -> dict[str, Any]:
     """The Pod manifest of one worker, bound to `worker.node`.
 
     Whole GPUs are requested as `nvidia.com/gpu`; a share of a GPU (the core's
     `WorkerShape.is_fractional`, the one place that rule lives) is accounted by gpupool
     only (Kubernetes cannot request fractions) and reaches the container as the chosen
-    GPU index in `NVIDIA_VISIBLE_DEVICES` plus `GPUPOOL_GPU_SHARE`.
+    GPU index in `NVIDIA_VISIBLE_DEVICES` plus `GPUPOOL_GPU_SHARE`. `on_cpu` (an attempt on
+    a CPU-only node, `status.device` CPU) requests no GPU at all; a job with
+    `spec.cpuFallback` other than Never tells its containers where they run in
+    `GPUPOOL_DEVICE` (`cpu` or `gpu`).
     """
     metadata: Mapping[str, Any] = job.metadata
     job_name = str(metadata["name"])
@@ -65,7 +71,7 @@ def worker_pod(
         raise PodTemplateError("spec.template.spec.containers must be a list of containers")
     spec["containers"] = containers
 
-    shape = WorkerShape(gpu_milli=gpu_milli(job.spec.gpus))
+    shape = WorkerShape(gpu_milli=0 if on_cpu else gpu_milli(job.spec.gpus))
     first = containers[0]
     resources = first.setdefault("resources", {})
     requests = resources.setdefault("requests", {})
@@ -86,6 +92,8 @@ def worker_pod(
     ]
     if shape.is_fractional:
         env.append({"name": "GPUPOOL_GPU_SHARE", "value": f"{worker.gpu_share:g}"})
+    if job.spec.falls_back:
+        env.append({"name": ENV_DEVICE, "value": "cpu" if on_cpu else "gpu"})
     for container in containers:
         names = {e.get("name") for e in container.get("env") or []}
         container["env"] = [*(container.get("env") or []), *(e for e in env if e["name"] not in names)]

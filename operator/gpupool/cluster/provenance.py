@@ -47,6 +47,7 @@ from gpupool.cluster.convert import parse_timestamp
 from gpupool.cluster.ports import EventNote
 from gpupool.cluster.status import with_condition
 from gpupool.core.budget import MAX_RECORDED_ATTEMPTS
+from gpupool.core.models import Device
 
 RawObject = Mapping[str, Any]
 
@@ -162,8 +163,10 @@ def attempt_record(
     started_at: datetime | None,
     outcome: AttemptOutcome | None = None,
     ended_at: datetime | None = None,
+    on_cpu: bool = False,
 ) -> AttemptProvenance:
-    """The record of `attempt`: the stored one (if any) with what the pods and nodes show now."""
+    """The record of `attempt`: the stored one (if any) with what the pods and nodes show now.
+    `on_cpu` marks a new attempt that runs on a CPU-only node (a stored record keeps its mark)."""
     previous = stored_record(job.status, attempt)
     before = {w.worker: w for w in previous.workers} if previous else {}
     declared = job.spec.provenance
@@ -178,6 +181,7 @@ def attempt_record(
         code_revision=declared.code_revision if declared else None,
         dataset_ref=declared.dataset_ref if declared else None,
         parameters_digest=parameters_digest(declared.parameters) if declared else None,
+        device=Device.CPU if on_cpu else (previous.device if previous else None),
         workers=workers,
     )
 

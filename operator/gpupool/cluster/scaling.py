@@ -6,7 +6,8 @@ Who calls this: `gpupool.cluster.snapshot.build_snapshot` fills the core snapsho
 decides what is in flight. Everything comes from API objects (GPUNodePools, GPUNodeClaims,
 nodes, jobs), so a restarted operator sees exactly what the old one saw.
 
-- A pool is offered when its provider is not Static: one offer per capacity type it has a
+- A pool is offered when its provider is not Static and it is not a CPU pool (gpusPerNode
+  0; the planner plans no CPU-only nodes): one offer per capacity type it has a
   price for (on-demand, or amortised on-prem; spot for cloud pools with a spot price; a
   pool with no price at all is offered on-demand at 0). The node template is exactly the
   node its provider will make (`pool_node_spec`), converted as any node is.
@@ -119,8 +120,8 @@ def scaling_inputs(
 
     offers: list[NodeOffer] = []
     for name, pool in sorted(pools.items()):
-        if pool.spec.provider == Provider.STATIC:
-            continue
+        if pool.spec.provider == Provider.STATIC or pool.spec.gpus_per_node == 0:
+            continue  # a CPU pool (no GPUs) is never grown: CPU fallback uses the nodes it has
         flying = in_flight_by_pool.get(name, 0)
         have = sum(1 for n in nodes.values() if n.pool == name) + flying
         limit = pool.spec.max_nodes if pool.spec.max_nodes is not None else _NO_LIMIT

@@ -50,6 +50,7 @@ from gpupool.cluster.convert import (
     ConversionError,
     gpu_node_from_k8s,
     gpu_spec_of_pool,
+    parse_cpu_milli,
     parse_timestamp,
     queue_from_api,
 )
@@ -58,7 +59,7 @@ from gpupool.cluster.pods import LABEL_JOB
 from gpupool.cluster.scaling import ScalingInputs, scaling_inputs
 from gpupool.cluster.spend import budget_standings
 from gpupool.core.budget import BudgetStanding
-from gpupool.core.models import GpuNode, Job, Queue, Snapshot, Taint
+from gpupool.core.models import Device, GpuNode, Job, Queue, Snapshot, Taint
 from gpupool.core.roofline import GpuSpec, Hardware
 
 log = logging.getLogger("gpupool.snapshot")
@@ -87,27 +88,57 @@ class PoolInfo:
         return gpu_hour_price(self.pool, spot=spot)
 
 
-def gpu_hour_price(pool: GPUNodePool, *, spot: bool) -> float:
-    """Price of one GPU-hour in `pool`: its node-hour price (spot when `spot` and the pool names
-    one, else on-demand, else amortised on-prem) over its GPUs per node; 0 when no price is set."""
+def is_cpu_pool(pool: GPUNodePool) -> bool:
+    """True for a CPU pool (`gpusPerNode: 0`): CPU-only nodes for jobs that fall back to CPU."""
+    return pool.spec.gpus_per_node == 0
+
+
+def node_hour_price(pool: GPUNodePool, *, spot: bool) -> float:
+    """Price of one node-hour in `pool`: spot when `spot` and the pool names one, else
+    on-demand, else amortised on-prem; 0 when no price is set."""
     price = pool.spec.price_per_node_hour
     if price is None:
         return 0.0
     spot_price = price.spot if spot else None
-    per_node = spot_price or price.on_demand or price.amortised or 0.0
-    return float(per_node) / pool.spec.gpus_per_node
+    return float(spot_price or price.on_demand or price.amortised or 0.0)
+
+
+def gpu_hour_price(pool: GPUNodePool, *, spot: bool) -> float:
+    """Price of one GPU-hour in `pool`: its node-hour price over its GPUs per node; 0 when no
+    price is set, and on a CPU pool, which has no GPUs (see `cpu_core_hour_price`)."""
+    if is_cpu_pool(pool):
+        return 0.0
+    return node_hour_price(pool, spot=spot) / pool.spec.gpus_per_node
+
+
+def cpu_core_hour_price(pool: GPUNodePool, node: GpuNode | None, *, spot: bool) -> float:
+    """Price of one CPU-core-hour on `node` of CPU pool `pool`: the node-hour price over the
+    node's allocatable cores (the pool's `cpuPerNode` for a node not known); 0 when neither
+    is known."""
+    if node is not None and node.cpu_milli > 0:
+        cores = node.cpu_milli / 1000
+    elif pool.spec.cpu_per_node is not None:
+        cores = parse_cpu_milli(pool.spec.cpu_per_node, what="spec.cpuPerNode") / 1000
+    else:
+        return 0.0
+    return node_hour_price(pool, spot=spot) / cores if cores > 0 else 0.0
 
 
 def gpu_hour_rate(
     pools: Mapping[str, PoolInfo], nodes: Mapping[str, GpuNode], pool: str, node: str
 ) -> tuple[float, bool]:
     """Price of one GPU-hour on `node` of `pool` (spot when the node is spot; 0 if the pool is
-    unknown) and whether `pool` is a cloud pool."""
+    unknown) and whether `pool` is a cloud pool. On a CPU pool's node, which has no GPU, the
+    price is that of one CPU-core-hour (`cpu_core_hour_price`): what a CPU run is charged by."""
     info = pools.get(pool)
     if info is None:
         return 0.0, False
     core_node = nodes.get(node)
-    return info.gpu_hour_price(spot=bool(core_node and core_node.spot)), info.pool.spec.pool_class == PoolClass.CLOUD
+    spot = bool(core_node and core_node.spot)
+    cloud = info.pool.spec.pool_class == PoolClass.CLOUD
+    if is_cpu_pool(info.pool):
+        return cpu_core_hour_price(info.pool, core_node, spot=spot), cloud
+    return info.gpu_hour_price(spot=spot), cloud
 
 
 def pool_taints(pool: GPUNodePool) -> tuple[Taint, ...]:
@@ -119,18 +150,26 @@ def hardware_of(pools: Mapping[str, PoolInfo], catalogue: Mapping[str, GpuSpec] 
     """What the core's roofline choice knows: the catalogue's models (`gpupool.catalogue`,
     the shipped one unless given), each pool's `spec.gpuModelSpec` (it overrides the
     catalogue for that pool, and adds a model the catalogue lacks: the first such pool by
-    name defines it) and each pool's GPU-hour prices, on-demand and spot."""
+    name defines it) and each pool's GPU-hour prices, on-demand and spot. A CPU pool's
+    `gpuModelSpec` is its node's figures, read only for CPU fallback: it adds no model, and
+    the pool has node-hour prices instead of GPU-hour ones."""
     models = dict(gpu_catalogue() if catalogue is None else catalogue)
     overrides: dict[str, GpuSpec] = {}
     prices: dict[tuple[str, bool], float] = {}
+    cpu_prices: dict[tuple[str, bool], float] = {}
     for name, info in sorted(pools.items()):
         spec = gpu_spec_of_pool(info.pool)
+        cpu_pool = is_cpu_pool(info.pool)
         if spec is not None:
             overrides[name] = spec
-            models.setdefault(spec.model, spec)
+            if not cpu_pool:
+                models.setdefault(spec.model, spec)
         for spot in (False, True):
-            prices[(name, spot)] = info.gpu_hour_price(spot=spot)
-    return Hardware(models=models, pools=overrides, gpu_hour_prices=prices)
+            if cpu_pool:
+                cpu_prices[(name, spot)] = node_hour_price(info.pool, spot=spot)
+            else:
+                prices[(name, spot)] = info.gpu_hour_price(spot=spot)
+    return Hardware(models=models, pools=overrides, gpu_hour_prices=prices, cpu_node_hour_prices=cpu_prices)
 
 
 NODE_LOST_GRACE_SECONDS = 40.0
@@ -205,11 +244,12 @@ def jobs_of(view: CacheView) -> tuple[dict[str, ParsedJob], dict[str, str]]:
 
 
 def held_gpus(jobs: Mapping[str, ParsedJob]) -> dict[str, float]:
-    """GPUs each queue holds now: gpus x workers of its jobs in phase Admitted or Running."""
+    """GPUs each queue holds now: gpus x workers of its jobs in phase Admitted or Running (a
+    job running on a CPU-only node holds none)."""
     held: dict[str, float] = {}
     for parsed in jobs.values():
         spec = parsed.api.spec
-        if parsed.api.status.phase in HOLDING_PHASES:
+        if parsed.api.status.phase in HOLDING_PHASES and parsed.api.status.device != Device.CPU:
             held[spec.queue] = held.get(spec.queue, 0.0) + spec.gpus * spec.workers
     return held
 

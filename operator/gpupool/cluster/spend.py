@@ -24,25 +24,35 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gpupool.api import AttemptUsage, GPUJob, GPUQueue
-from gpupool.cluster.convert import HOLDING_PHASES, budget_from_api, parse_timestamp
+from gpupool.cluster.convert import HOLDING_PHASES, budget_from_api, parse_cpu_milli, parse_timestamp
 from gpupool.core.budget import Accrual, BudgetStanding, record_attempt, standing
+from gpupool.core.models import Device
 
 GpuHourRate = Callable[[str, str], tuple[float, bool]]
-"""`(pool, node) -> (price of one GPU-hour there, whether the pool is a cloud pool)`."""
+"""`(pool, node) -> (price of one GPU-hour there, whether the pool is a cloud pool)`; on a CPU
+pool's node, the price of one CPU-core-hour (`gpupool.cluster.snapshot.gpu_hour_rate`)."""
 
 
 def attempt_accrual(job: GPUJob, rate: GpuHourRate, now: float) -> Accrual | None:
     """What the job's current attempt accrued from `status.startedAt` to `now`: GPU-seconds of
-    the whole gang and each worker's GPU-hours at its pool's price; None when it never started."""
+    the whole gang and each worker's GPU-hours at its pool's price; None when it never started.
+    An attempt on a CPU-only node (`status.device` CPU) has no GPU-seconds and is charged its
+    requested cores' core-hours, i.e. the node-hour price x (cpu requested / node cpu) x hours."""
     started = parse_timestamp(job.status.started_at)
     if started is None:
         return None
     seconds = max(0.0, now - started)
-    worker_gpu_seconds = job.spec.gpus * seconds
+    on_cpu = job.status.device == Device.CPU
+    if on_cpu:
+        cores = parse_cpu_milli(job.spec.cpu, what="spec.cpu") / 1000 if job.spec.cpu is not None else 0.0
+        worker_unit_seconds, worker_gpu_seconds = cores * seconds, 0.0
+    else:
+        worker_gpu_seconds = job.spec.gpus * seconds
+        worker_unit_seconds = worker_gpu_seconds
     cost = cloud_cost = cloud_gpu_seconds = 0.0
     for worker in job.status.placement:
         price, cloud = rate(worker.pool, worker.node)
-        worker_cost = price * worker_gpu_seconds / 3600.0
+        worker_cost = price * worker_unit_seconds / 3600.0
         cost += worker_cost
         if cloud:
             cloud_cost += worker_cost

@@ -41,6 +41,26 @@ class PlacementPolicy(StrEnum):
     SPOT_ALLOWED = "SpotAllowed"
 
 
+class CpuFallback(StrEnum):
+    """Whether a single-worker job may run on a CPU-only node (GPUJob `spec.cpuFallback`)."""
+
+    NEVER = "Never"
+    ALLOWED = "Allowed"
+    PREFERRED = "Preferred"
+
+
+class Device(StrEnum):
+    """What an admitted job runs on: GPUs, or a CPU-only node (CPU fallback)."""
+
+    GPU = "GPU"
+    CPU = "CPU"
+
+
+CPU_MODEL = "CPU"
+"""The `gpu_model` of a CPU-only node (a GPUNodePool with `gpusPerNode: 0`); only jobs that
+fall back to CPU (`gpupool.core.cpufallback`) are placed there."""
+
+
 class QueueingStrategy(StrEnum):
     """Head-of-line policy of a queue."""
 
@@ -152,10 +172,14 @@ class Job:
     """A GPUJob as the core sees it: pending when `placements` is empty, else holding them.
 
     `key` is unique and stable (`namespace/name`). `submitted_at` orders equal-priority
-    work (FIFO); `admitted_at` is when the current attempt was admitted (used for
+    work (FIFO) and is when the job was queued, from which `cpu_fallback_after_seconds`
+    counts; `admitted_at` is when the current attempt was admitted (used for
     `minRuntime` and for choosing the most recently started victim). `profile` (GPUJob
     `spec.profile`) lets the scheduler choose among GPU models by roofline estimates
-    (`gpupool.core.roofline`); None schedules the job as before.
+    (`gpupool.core.roofline`); None schedules the job as before. `cpu_fallback` (GPUJob
+    `spec.cpuFallback`) lets a pending single-worker job run on a CPU-only node
+    (`gpupool.core.cpufallback`); a running job that does holds a `shape` with
+    `gpu_milli` 0 (the adapter sets it from the job's status).
     """
 
     key: str
@@ -172,6 +196,8 @@ class Job:
     placements: tuple[WorkerPlacement, ...] = ()
     max_runtime_seconds: float | None = None
     profile: JobProfile | None = None
+    cpu_fallback: CpuFallback = CpuFallback.NEVER
+    cpu_fallback_after_seconds: float = 300.0
 
     @property
     def total_gpu_milli(self) -> int:
@@ -358,12 +384,17 @@ class Admission:
     """Admit `job_key` with these placements (one per worker). `borrowed_gpus` > 0 when
     the admission uses capacity borrowed from the cohort. `model_choice` is set for a job
     with a profile placed on one of the pools it was ranked for: the chosen GPU model, the
-    estimates and the alternatives (the operator writes it to `status.modelChoice`)."""
+    estimates and the alternatives (the operator writes it to `status.modelChoice`).
+    `device` is CPU when a job with `cpu_fallback` is placed on a CPU-only node, with
+    `device_reason` the sentence saying why (the operator writes both to the job's status
+    and a `RunningOnCPU` event); such an admission holds no GPU and no quota."""
 
     job_key: str
     placements: tuple[WorkerPlacement, ...]
     borrowed_gpus: float = 0.0
     model_choice: ModelChoice | None = None
+    device: Device = Device.GPU
+    device_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,3 +174,25 @@ def over_budget_for_new_nodes(message: str, projected: float, left: float) -> st
         f"{message}; no new node is requested: the job's projected cost {projected:.2f} exceeds the "
         f"{max(0.0, left):.2f} its queue may still spend this period"
     )
+
+
+def _span(seconds: float) -> str:
+    """`45s`, `5m`, `1h30m` (whole seconds)."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{u}" for v, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if v]
+    return "".join(parts) or "0s"
+
+
+def on_cpu_preferred(node: str, why: str) -> str:
+    """Why a Preferred job runs on a CPU-only node: `why` is the comparison of its estimates."""
+    return f"runs on CPU node {node}: cpuFallback Preferred and {why}"
+
+
+def on_cpu_after_wait(job: Job, node: str, now: float) -> str:
+    """Why a job runs on a CPU-only node after waiting for a GPU past its cpuFallbackAfter."""
+    return (
+        f"runs on CPU node {node}: waited {_span(now - job.submitted_at)} for a GPU, longer than its "
+        f"cpuFallbackAfter of {_span(job.cpu_fallback_after_seconds)} (cpuFallback {job.cpu_fallback})"
+    )

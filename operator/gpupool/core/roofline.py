@@ -104,11 +104,15 @@ class JobProfile:
 @dataclass(frozen=True, slots=True)
 class Hardware:
     """What the operator knows of the cluster's GPUs: a spec per model (the catalogue plus
-    models pools add), per-pool overrides, and per (pool, spot) the price of a GPU-hour."""
+    models pools add), per-pool overrides, and per (pool, spot) the price of a GPU-hour.
+    A CPU pool (no GPUs) has no GPU-hour price: `cpu_node_hour_prices` holds its price of a
+    node-hour, and its override, if any, gives a whole node's figures
+    (`gpupool.core.cpufallback`)."""
 
     models: Mapping[str, GpuSpec] = field(default_factory=dict)
     pools: Mapping[str, GpuSpec] = field(default_factory=dict)
     gpu_hour_prices: Mapping[tuple[str, bool], float] = field(default_factory=dict)
+    cpu_node_hour_prices: Mapping[tuple[str, bool], float] = field(default_factory=dict)
 
     def spec_for(self, pool: str, model: str) -> GpuSpec | None:
         """The spec of a GPU of `model` in `pool`: the pool's override, else the model's."""
@@ -118,6 +122,10 @@ class Hardware:
     def gpu_hour_price(self, pool: str, spot: bool) -> float:
         """Price of one GPU-hour in `pool` (0 when unpriced)."""
         return self.gpu_hour_prices.get((pool, spot), 0.0)
+
+    def cpu_node_hour_price(self, pool: str, spot: bool) -> float:
+        """Price of one node-hour in CPU pool `pool` (0 when unpriced)."""
+        return self.cpu_node_hour_prices.get((pool, spot), 0.0)
 
 
 NO_HARDWARE = Hardware()

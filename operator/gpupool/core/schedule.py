@@ -35,10 +35,17 @@ The cycle, step by step:
    the nodes it would start on (those with the most free capacity for its shape) and the
    quota it needs; jobs after it — of any queue — only backfill onto other nodes, so
    they never delay it. Under StrictFIFO the rest of its queue waits behind it.
+
+A job whose `cpu_fallback` is not Never may also run on a CPU-only node
+(`gpupool.core.cpufallback`): a Preferred one tries that first unless its profile says a
+GPU is much cheaper; past its `cpu_fallback_after_seconds` any such job tries it after a
+GPU could not take it now and before preemption or a reservation. Such an admission holds
+no GPU and no quota.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -48,12 +55,15 @@ from gpupool.core import reasons
 from gpupool.core.autoscale import plan_nodes
 from gpupool.core.budget import Scope
 from gpupool.core.capacity import fits_now
+from gpupool.core.cpufallback import CpuCandidate, CpuVerdict, cpu_first, fallback_due, is_cpu_node, on_cpu
 from gpupool.core.eligibility import Mask, NodeEligibility
 from gpupool.core.fairshare import dominant_share
 from gpupool.core.models import (
     MILLI_PER_GPU,
     Admission,
+    CpuFallback,
     Decisions,
+    Device,
     GpuNode,
     Job,
     NodeRequest,
@@ -71,7 +81,7 @@ from gpupool.core.ordering import QueueTurns, priority_allowed
 from gpupool.core.placement import PlacementMemory, PlacementState
 from gpupool.core.preemption import Candidate, may_be_victim, plan_preemption
 from gpupool.core.quota import QuotaLedger, resolve_flavors
-from gpupool.core.roofline import ModelChoice, PoolCandidate, choice_of, rank_candidates
+from gpupool.core.roofline import Estimate, ModelChoice, PoolCandidate, choice_of, rank_candidates
 
 DEFAULT_CONFIG = SchedulerConfig()
 # Waits that new nodes could end (the autoscale planner considers these jobs).
@@ -122,6 +132,8 @@ class _Outcome:
     waiting: Waiting | None = None
     needs_borrowing: bool = False
     choice: ModelChoice | None = None
+    device: Device = Device.GPU
+    device_reason: str = ""
 
 
 class _QueueFlavors:
@@ -163,6 +175,8 @@ class _Cycle:
         self.memory = memory.fork() if memory is not None else PlacementMemory()
         self.memory.observe_jobs((*snapshot.running, *snapshot.pending))
         self.cluster_gpus = float(sum(n.gpus for n in snapshot.nodes))
+        # Nodes of CPU pools: only the CPU fallback option places jobs there.
+        self.cpu_rows: Mask = np.array([is_cpu_node(n) for n in snapshot.nodes], dtype=bool)
         self.held: dict[str, int] = dict.fromkeys(self.queues, 0)
         self.candidates: dict[str, list[Candidate]] = {}
         for job in snapshot.running:
@@ -384,9 +398,13 @@ class _Cycle:
                     f"this cycle admitted its maximum of {limit} jobs; {job.key} is considered again next cycle",
                 )
                 continue
-            outcome = self._consider_profiled(job, queue, allow_borrow=allow_borrow) if job.profile else None
-            if outcome is None:
-                outcome = self._consider(job, queue, allow_borrow=allow_borrow)
+            if job.cpu_fallback == CpuFallback.NEVER:
+                outcome = self._consider_gpu(job, queue, allow_borrow=allow_borrow)
+            else:
+                outcome = self._consider_with_fallback(job, queue, allow_borrow=allow_borrow)
+            if outcome.placements is not None and outcome.device == Device.CPU:
+                self._admit_on_cpu(job, outcome.placements, outcome.device_reason)
+                continue
             if outcome.placements is not None:
                 self._admit(job, queue, outcome.flavor, outcome.placements, outcome.choice)
                 continue
@@ -453,6 +471,81 @@ class _Cycle:
         self.held[queue.name] = self.held.get(queue.name, 0) + need
         self.admissions.append(Admission(job.key, placements, borrowed / MILLI_PER_GPU, choice))
 
+    def _admit_on_cpu(self, job: Job, placements: tuple[WorkerPlacement, ...], reason: str) -> None:
+        """Admit `job` on a CPU-only node: it takes cpu, memory and a pod slot, no GPU and no quota."""
+        self.state.allocate(placements, on_cpu(job).shape)
+        self.admissions.append(Admission(job.key, placements, device=Device.CPU, device_reason=reason))
+
+    def _consider_gpu(self, job: Job, queue: Queue, *, allow_borrow: bool, try_only: bool = False) -> _Outcome:
+        """Consider `job` on GPUs: by its profile first when it has one, else as any job."""
+        outcome = self._consider_profiled(job, queue, allow_borrow=allow_borrow) if job.profile else None
+        if outcome is None:
+            outcome = self._consider(job, queue, allow_borrow=allow_borrow, try_only=try_only)
+        return outcome
+
+    def _consider_with_fallback(self, job: Job, queue: Queue, *, allow_borrow: bool) -> _Outcome:
+        """Consider a job that may run on a CPU-only node (`gpupool.core.cpufallback`).
+
+        Preferred: the CPU option first, unless the profile says a GPU is much cheaper; when
+        no CPU-only node has room now, GPUs as for any job. Past its bound (and for a
+        Preferred job a GPU was preferred for): a GPU that can take it now, else the CPU
+        option, else GPUs as for any job (preemption, reservation, the reason it waits).
+        Before its bound: GPUs only.
+        """
+        now = self.snapshot.now
+        if job.cpu_fallback == CpuFallback.PREFERRED:
+            verdict = self._cpu_verdict(job, queue)
+            if verdict.first:
+                found = self._consider_cpu(job, queue, lambda node: reasons.on_cpu_preferred(node, verdict.why))
+                return found or self._consider_gpu(job, queue, allow_borrow=allow_borrow)
+        if not fallback_due(job, now):
+            return self._consider_gpu(job, queue, allow_borrow=allow_borrow)
+        tried = self._consider_gpu(job, queue, allow_borrow=allow_borrow, try_only=True)
+        if tried.placements is not None or tried.needs_borrowing:
+            return tried
+        found = self._consider_cpu(job, queue, lambda node: reasons.on_cpu_after_wait(job, node, now))
+        return found or self._consider_gpu(job, queue, allow_borrow=allow_borrow)
+
+    def _cpu_rows_for(self, job: Job, queue: Queue) -> Mask:
+        """The CPU-only nodes `job` may use: its widest pool stage, taints and readiness."""
+        stages = self.eligibility.stages(job, queue)
+        if not stages:
+            return np.zeros(len(self.snapshot.nodes), dtype=bool)
+        return stages[-1] & self.cpu_rows
+
+    def _cpu_verdict(self, job: Job, queue: Queue) -> CpuVerdict:
+        """Whether a Preferred job tries the CPU option first (`cpufallback.cpu_first`)."""
+        hardware = self.snapshot.hardware
+        pools: dict[tuple[str, bool], GpuNode] = {}
+        for row in np.flatnonzero(self._cpu_rows_for(job, queue)):
+            node = self.snapshot.nodes[row]
+            pools.setdefault((node.pool, node.spot), node)
+        cpus = [
+            CpuCandidate(pool, hardware.pools.get(pool), hardware.cpu_node_hour_price(pool, spot), node.cpu_milli)
+            for (pool, spot), node in sorted(pools.items())
+        ]
+        gpu_estimates: tuple[Estimate, ...] = ()
+        if job.profile is not None and cpus:
+            groups = self._candidates_for(job, queue)
+            gpu_estimates = rank_candidates(
+                job.profile, [c for c, _ in groups], job.total_gpu_milli / MILLI_PER_GPU, hardware.models
+            )
+        return cpu_first(job, cpus, gpu_estimates, hardware.models)
+
+    def _consider_cpu(self, job: Job, queue: Queue, reason: Callable[[str], str]) -> _Outcome | None:
+        """Place `job` on a CPU-only node that has room now (None: none has); `reason(node)` is
+        why it runs there. Nothing is reserved or preempted for the CPU option."""
+        mask = self._cpu_rows_for(job, queue)
+        if not mask.any():
+            return None
+        if self.reserved.any():
+            mask = mask & ~self._blocked_for(job)
+        cpu_job = on_cpu(job)
+        placements = self._place(cpu_job, mask) if fits_now(self.state, cpu_job, mask) else None
+        if placements is None:
+            return None
+        return _Outcome(placements=placements, device=Device.CPU, device_reason=reason(placements[0].node))
+
     def _candidates_for(self, job: Job, queue: Queue) -> list[tuple[PoolCandidate, Mask]]:
         """The (pool, GPU model, capacity type) groups of nodes a profiled job may use, each
         with its node mask, cached per distinct input."""
@@ -463,7 +556,7 @@ class _Cycle:
         stages = self.eligibility.stages(job, queue)
         out: list[tuple[PoolCandidate, Mask]] = []
         if stages:
-            rows = np.flatnonzero(stages[-1] & self.eligibility.model_mask(job.gpu_models))
+            rows = np.flatnonzero(stages[-1] & self.eligibility.model_mask(job.gpu_models) & ~self.cpu_rows)
             grouped: dict[tuple[str, str, bool], list[int]] = {}
             for row in rows:
                 node = self.eligibility.nodes[row]
@@ -508,8 +601,9 @@ class _Cycle:
     ) -> _Outcome:
         """Place `job` on the first option with quota and room, else say why it waits (after
         trying preemption; the first blocked job of a queue reserves). `within` narrows every
-        option to those nodes; `try_only` returns an empty outcome instead of waiting, with
-        nothing reserved or preempted."""
+        option to those nodes; `try_only` returns an outcome without placements instead of
+        waiting (saying only whether an option needs borrowing), with nothing reserved or
+        preempted."""
         need = job.total_gpu_milli
         needs_borrowing = False
         fitting: list[_Option] = []
@@ -546,7 +640,7 @@ class _Cycle:
             self._failed.add(key)
             capacity_blocked.append(option)
         if try_only:
-            return _Outcome()
+            return _Outcome(needs_borrowing=needs_borrowing)
         if not fitting:
             return _Outcome(waiting=self._never_fits(job, queue))
         if needs_borrowing:
