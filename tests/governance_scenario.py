@@ -72,7 +72,9 @@ def run_governance_scenario(world: Scenario, *, with_cloud: bool = False) -> Gov
     )
     cloud_pool = team_c = None
     if with_cloud:
-        cloud_pool = world.cloud_pool("spot", on_demand=32.0, spot=10.0, scale_down_after="10m")
+        # 6 s to provision: Prometheus (2 s scrapes) must see the pool's histogram at 0 before
+        # the node is Ready, or increase() finds one sample and the provisioning panel no data.
+        cloud_pool = world.cloud_pool("spot", on_demand=32.0, spot=10.0, delay="6s", scale_down_after="10m")
         team_c = world.queue("team-c", nominal=8, allowCloud=True, allowSpot=True)
         world.apply(sim_job(world, "burst", team_c, 8, "0.7", placement="SpotAllowed"))
     for name in JOBS:
