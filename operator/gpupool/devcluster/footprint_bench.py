@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +36,6 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpupool.cluster.pods import DEFAULT_CONTAINER
-from gpupool.devcluster.build import BuildError, ensure_built
 from gpupool.devcluster.cluster import DevCluster, free_port
 from gpupool.devcluster.e2e_bench import (
     GROUP,
@@ -54,13 +51,13 @@ from gpupool.devcluster.e2e_bench import (
     process_usage,
 )
 from gpupool.devcluster.operator_process import start_operator
+from gpupool.devcluster.private_cluster import run_on_private_cluster, say_as
 
 CYCLE_HISTOGRAM = "gpupool_scheduling_cycle_duration_seconds"
 
 
 
-def _say(message: str) -> None:
-    print(f"gpupool bench footprint: {message}", file=sys.stderr, flush=True)
+_say = say_as("gpupool bench footprint")
 
 @dataclass(frozen=True)
 class Histogram:
@@ -262,23 +259,7 @@ def main(argv: list[str]) -> int:
     if min(numbers) < 1 or args.settle <= 0 or args.timeout <= 0 or args.gpus_per_job > args.gpus_per_node:
         print("gpupool bench footprint: every count must be > 0 and a job must fit one node", file=sys.stderr)
         return 2
-    try:
-        ensure_built(progress=_say)
-    except BuildError as error:
-        print(f"gpupool bench footprint: {error}", file=sys.stderr)
-        return 1
-    folder = Path(tempfile.mkdtemp(prefix="gpupool-footprint-"))
-    cluster = DevCluster(folder / "state", with_prometheus=False)
-    result: FootprintResult | None = None
-    try:
-        result = run(args, cluster)
-    except KeyboardInterrupt:
-        _say("interrupted")
-    except Exception as error:  # a ClusterError or an ApiException: say it, then clean up
-        _say(f"failed: {type(error).__name__}: {error}")
-    finally:
-        cluster.down(progress=lambda _msg: None)
-        shutil.rmtree(folder, ignore_errors=True)
+    result = run_on_private_cluster("gpupool bench footprint", lambda cluster: run(args, cluster))
     if result is None:
         return 1
     print(format_table(result))

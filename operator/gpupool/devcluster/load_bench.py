@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -31,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from gpupool.cluster.pods import DEFAULT_CONTAINER
-from gpupool.devcluster.build import BuildError, ensure_built
 from gpupool.devcluster.cluster import DevCluster
 from gpupool.devcluster.e2e_bench import (
     GROUP,
@@ -45,14 +42,14 @@ from gpupool.devcluster.e2e_bench import (
     process_usage,
 )
 from gpupool.devcluster.operator_process import start_operator
+from gpupool.devcluster.private_cluster import run_on_private_cluster, say_as
 
 DRAIN_SECONDS = 120.0
 """How long after the last arrival the run waits for the last jobs to be admitted and finish."""
 
 
 
-def _say(message: str) -> None:
-    print(f"gpupool bench load: {message}", file=sys.stderr, flush=True)
+_say = say_as("gpupool bench load")
 
 @dataclass
 class LoadResult:
@@ -177,23 +174,7 @@ def main(argv: list[str]) -> int:
     if args.rate * args.job_seconds > args.nodes * args.gpus_per_node:
         print("gpupool bench load: the cluster cannot hold rate x job-seconds jobs at once", file=sys.stderr)
         return 2
-    try:
-        ensure_built(progress=_say)
-    except BuildError as error:
-        print(f"gpupool bench load: {error}", file=sys.stderr)
-        return 1
-    folder = Path(tempfile.mkdtemp(prefix="gpupool-load-"))
-    cluster = DevCluster(folder / "state", with_prometheus=False)
-    result: LoadResult | None = None
-    try:
-        result = run(args, cluster)
-    except KeyboardInterrupt:
-        _say("interrupted")
-    except Exception as error:  # a ClusterError or an ApiException: say it, then clean up
-        _say(f"failed: {type(error).__name__}: {error}")
-    finally:
-        cluster.down(progress=lambda _msg: None)
-        shutil.rmtree(folder, ignore_errors=True)
+    result = run_on_private_cluster("gpupool bench load", lambda cluster: run(args, cluster))
     if result is None:
         return 1
     print(format_table(result))
