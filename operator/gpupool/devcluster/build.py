@@ -78,6 +78,7 @@ def build_component(component: Component, progress: Progress = print) -> Path:
         "go",
         "build",
         "-trimpath",
+        *(["-tags", ",".join(component.tags)] if component.tags else []),
         "-ldflags",
         component.ldflags,
         "-o",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,10 @@ class Identity:
 ADMIN = Identity("admin", "gpupool-admin", ("system:masters",))
 CONTROLLER_MANAGER = Identity("controller-manager", "system:kube-controller-manager")
 SCHEDULER = Identity("scheduler", "system:kube-scheduler")
-CLIENT_IDENTITIES = (ADMIN, CONTROLLER_MANAGER, SCHEDULER)
+KUBELET = Identity("kubelet", f"system:node:{socket.gethostname().lower()}", ("system:nodes",))
+"""The real node's kubelet: the node takes the host's name, and the Node authorizer ties this
+identity to that one node."""
+CLIENT_IDENTITIES = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KUBELET)
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:

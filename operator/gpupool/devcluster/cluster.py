@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from gpupool.devcluster import certs, prometheus
+from gpupool.devcluster import certs, prometheus, realnode
 from gpupool.devcluster.build import Progress
 from gpupool.devcluster.versions import KUBERNETES_VERSION, binary_path
 
@@ -51,6 +51,9 @@ class ProcessRecord:
     argv: list[str]
     log: str
     health_url: str
+    """`http(s)://...` polled until 200, `unix://PATH` until the socket answers, empty: alive is enough."""
+    env: dict[str, str] | None = None
+    """Variables added to this process's environment (containerd finds its shim on PATH)."""
 
 
 @dataclass
@@ -234,7 +237,8 @@ class DevCluster:
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}",
             f"--client-ca-file={pki / 'ca.crt'}",
-            "--authorization-mode=RBAC",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
             "--anonymous-auth=true",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
@@ -245,6 +249,9 @@ class DevCluster:
             "--enable-priority-and-fairness=false",
             "--watch-cache=true",
             "--event-ttl=1h",
+            # The real node's kubelet serves on loopback; its Hostname address resolves there
+            # (its InternalIP, which may not be loopback, is never dialled).
+            "--kubelet-preferred-address-types=Hostname,InternalIP",
         ]
         controller_manager = [
             str(binary_path("kube-controller-manager")),
@@ -298,7 +305,9 @@ class DevCluster:
             ("kwok", kwok, f"http://127.0.0.1:{ports['kwok']}/healthz"),
         ]
 
-    def _start(self, name: str, argv: list[str], health_url: str) -> tuple[ProcessRecord, subprocess.Popen[bytes]]:
+    def _start(
+        self, name: str, argv: list[str], health_url: str, env: dict[str, str] | None = None
+    ) -> tuple[ProcessRecord, subprocess.Popen[bytes]]:
         if not Path(argv[0]).is_file():
             raise ClusterError(f"{argv[0]} is missing; run `gpupool dev build` first")
         log_path = self.logs / f"{name}.log"
@@ -310,8 +319,9 @@ class DevCluster:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=self.state_dir,
+                env={**os.environ, **env} if env else None,
             )
-        record = ProcessRecord(name=name, pid=proc.pid, argv=argv, log=str(log_path), health_url=health_url)
+        record = ProcessRecord(name=name, pid=proc.pid, argv=argv, log=str(log_path), health_url=health_url, env=env)
         return record, proc
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -320,6 +330,10 @@ class DevCluster:
         return context
 
     def _probe(self, url: str) -> bool:
+        if not url:
+            return True
+        if url.startswith("unix://"):
+            return realnode.socket_answers(Path(url.removeprefix("unix://")))
         context: ssl.SSLContext | None = None
         if url.startswith("https://"):
             context = self._ssl_context()
@@ -412,6 +426,92 @@ class DevCluster:
         self._save(state)
         return record
 
+    # ---------------------------------------------------------------- the real node
+
+    def add_real_node(
+        self, spec: realnode.RealNodeSpec | None = None, wait_seconds: float = 180.0, progress: Progress = print
+    ) -> str:
+        """Start the real node (containerd, kubelet, simulated device plugin) beside the kwok nodes.
+
+        Returns the node's name once it is Ready with `spec.gpus` allocatable `nvidia.com/gpu`.
+        A second call while it runs returns at once. Its processes are recorded with the
+        control plane's, so `down` stops them and then undoes what they left (`realnode.clean_up`).
+        """
+        spec = spec or realnode.RealNodeSpec()
+        state = self.load_state()
+        if state is None or not self.is_up():
+            raise ClusterError(f"no running cluster in {self.state_dir}; run `gpupool dev up` first")
+        name = realnode.node_name()
+        if any(r.name == "kubelet" for r in state.processes):
+            return name
+        try:
+            realnode.ensure_host_packages(progress)
+            realnode.refuse_second_kubelet()
+        except realnode.RealNodeError as error:
+            raise ClusterError(str(error)) from error
+        layout = realnode.RealNodeLayout(self.state_dir)
+        kubelet_port, healthz_port = free_port(), free_port()
+        realnode.write_configuration(layout, state.ports["apiserver"], kubelet_port, healthz_port)
+        if realnode.note_plugin_dir():
+            layout.created_plugin_dir.touch()
+        bin_path = str(binary_path("containerd-shim-runc-v2").parent)
+        deadline = time.monotonic() + wait_seconds
+        steps: list[tuple[str, list[str], str, dict[str, str] | None]] = [
+            (
+                "containerd",
+                realnode.containerd_argv(layout),
+                f"unix://{layout.containerd_socket}",
+                {"PATH": f"{bin_path}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
+            ),
+            (
+                "kubelet",
+                realnode.kubelet_argv(layout, self.state_dir / "kubelet.kubeconfig", spec),
+                f"http://127.0.0.1:{healthz_port}/healthz",
+                None,
+            ),
+            ("device-plugin", realnode.device_plugin_argv(layout, spec), "", None),
+        ]
+        try:
+            for component, argv, health, env in steps:
+                if component == "kubelet":
+                    realnode.import_images(layout)
+                    realnode.save_sysctls(layout)
+                record, proc = self._start(component, argv, health, env)
+                state.processes.append(record)
+                self._save(state)
+                self._wait_healthy(record, proc, deadline)
+                progress(f"  {component} ready (pid {record.pid})")
+            self._wait_node_gpus(name, spec.gpus, deadline)
+        except realnode.RealNodeError as error:
+            raise ClusterError(str(error)) from error
+        progress(f"  node/{name} Ready with {spec.gpus} simulated GPUs")
+        return name
+
+    def _wait_node_gpus(self, name: str, gpus: int, deadline: float) -> None:
+        """Wait until node `name` is Ready and advertises `gpus` allocatable nvidia.com/gpu."""
+        url = f"{self.load_state_apiserver()}/api/v1/nodes/{name}"
+        seen = "the node was never registered"
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=3, context=self._ssl_context()) as response:
+                    node = json.loads(response.read())
+            except (urllib.error.URLError, OSError, ssl.SSLError, ValueError):
+                time.sleep(0.5)
+                continue
+            ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in node.get("status", {}).get("conditions", [])
+            )
+            allocatable = node.get("status", {}).get("allocatable", {}).get("nvidia.com/gpu", "0")
+            if ready and allocatable == str(gpus):
+                return
+            seen = f"Ready={ready}, allocatable nvidia.com/gpu={allocatable}"
+            time.sleep(0.5)
+        raise ClusterError(
+            f"the real node {name} did not become Ready with {gpus} GPUs in time ({seen}); see the kubelet and "
+            f"device-plugin logs in {self.logs}"
+        )
+
     # ---------------------------------------------------------------- one component
 
     def _record(self, name: str) -> tuple[ClusterState, ProcessRecord]:
@@ -437,7 +537,7 @@ class DevCluster:
         state, record = self._record(name)
         if pid_alive(record):
             return record
-        fresh, proc = self._start(name, record.argv, record.health_url)
+        fresh, proc = self._start(name, record.argv, record.health_url, record.env)
         state.processes = [fresh if r.name == name else r for r in state.processes]
         self._save(state)
         self._wait_healthy(fresh, proc, time.monotonic() + wait_seconds)
@@ -456,6 +556,8 @@ class DevCluster:
             if _stop(record, timeout):
                 stopped += 1
                 progress(f"  stopped {record.name} (pid {record.pid})")
+        for step in realnode.clean_up(realnode.RealNodeLayout(self.state_dir)):
+            progress(f"  real node: {step}")
         (self.state_dir / STATE_FILE).unlink(missing_ok=True)
         shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
         shutil.rmtree(prometheus.prometheus_dir(self.state_dir) / "data", ignore_errors=True)

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from gpupool.devcluster.build import BuildError, ensure_built
 from gpupool.devcluster.cluster import ClusterError, DevCluster
+from gpupool.devcluster.node_images import TOOLBOX_IMAGE
 from gpupool.devcluster.prometheus import PrometheusError, ensure_installed
+from gpupool.devcluster.realnode import LABEL_NODE_KIND, RealNodeSpec
 
 
 def _parser(action: str) -> argparse.ArgumentParser:
@@ -39,6 +41,15 @@ def _parser(action: str) -> argparse.ArgumentParser:
         parser.add_argument("--node-class", default="OnPrem", choices=["OnPrem", "Cloud"])
         parser.add_argument("--cpu", default="64")
         parser.add_argument("--memory", default="512Gi")
+    if action == "up":
+        parser.add_argument(
+            "--real-node",
+            action="store_true",
+            help="also start a real node (kubelet, containerd, runc) with simulated GPUs behind gpupool's "
+            "device plugin, labelled gpupool.io/node-kind=real; its pods use image local/toolbox:1 "
+            "(imagePullPolicy: Never) and hostNetwork: true",
+        )
+        parser.add_argument("--real-node-gpus", type=int, default=8, help="simulated GPUs on the real node")
     if action == "interrupt":
         parser.add_argument("node", help="the node to take away (as a spot interruption does)")
     return parser
@@ -55,7 +66,7 @@ def main(action: str, argv: list[str]) -> int:
             print(f"gpupool dev: prometheus is {ensure_installed()}")
             return 0
         if action == "up":
-            return _up(cluster)
+            return _up(cluster, args.real_node_gpus if args.real_node else None)
         if action == "down":
             stopped = cluster.down()
             print(f"gpupool dev: stopped {stopped} process(es)")
@@ -72,20 +83,25 @@ def main(action: str, argv: list[str]) -> int:
     raise AssertionError(f"unknown action {action}")
 
 
-def _up(cluster: DevCluster) -> int:
+def _up(cluster: DevCluster, real_node_gpus: int | None) -> int:
+    if real_node_gpus is not None and not 1 <= real_node_gpus <= 64:
+        print("gpupool dev up: --real-node-gpus must be between 1 and 64", file=sys.stderr)
+        return 1
     if cluster.is_up():
         print(f"gpupool dev: a cluster is already running from {cluster.state_dir}; not starting another")
-        if cluster.prometheus_url():
-            print(f"gpupool dev: Prometheus at {cluster.prometheus_url()}")
-        print(f"export KUBECONFIG={cluster.kubeconfig}")
-        return 0
-    ensure_built()
-    ensure_installed()
-    print(f"gpupool dev: starting the control plane in {cluster.state_dir}")
-    state = cluster.up()
-    print(f"gpupool dev: control plane ready at {state.apiserver_url}")
-    print(f"gpupool dev: Prometheus at {cluster.prometheus_url()}")
-    print(f"export KUBECONFIG={state.kubeconfig}")
+    else:
+        ensure_built()
+        ensure_installed()
+        print(f"gpupool dev: starting the control plane in {cluster.state_dir}")
+        state = cluster.up()
+        print(f"gpupool dev: control plane ready at {state.apiserver_url}")
+    if real_node_gpus is not None:
+        print(f"gpupool dev: starting the real node with {real_node_gpus} simulated GPUs")
+        name = cluster.add_real_node(RealNodeSpec(gpus=real_node_gpus))
+        print(f"gpupool dev: real node {name} ready (label {LABEL_NODE_KIND}=real, image {TOOLBOX_IMAGE})")
+    if cluster.prometheus_url():
+        print(f"gpupool dev: Prometheus at {cluster.prometheus_url()}")
+    print(f"export KUBECONFIG={cluster.kubeconfig}")
     return 0
 
 

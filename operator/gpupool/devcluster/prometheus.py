@@ -14,28 +14,22 @@ runs and Prometheus picks it up within a second (it watches the folder).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
 import shutil
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
+from gpupool.devcluster import debian
 from gpupool.devcluster.build import Progress
-from gpupool.devcluster.versions import cache_root
 
 OPERATOR_JOB = "gpupool-operator"
 AGENT_JOB = "gpupool-agent"
 JOBS = (OPERATOR_JOB, AGENT_JOB)
 SCRAPE_INTERVAL = "2s"
 APT_PACKAGE = "prometheus"
-POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
 
 class PrometheusError(RuntimeError):
@@ -160,80 +154,13 @@ def find_prometheus() -> str | None:
 def ensure_installed(progress: Progress = print) -> str:
     """Return the path of `prometheus`, installing Debian's package first when it is missing.
 
-    Runs `apt-get install -y --no-install-recommends prometheus` non-interactively (with an
-    `apt-get update` and a second try when the first fails, as with a stale package index).
-    The package's own service is kept from starting: no systemd runs here and the dev
-    cluster starts its own Prometheus. A lock file serialises concurrent callers.
+    The install is `debian.apt_install` (non-interactive, the package's own service kept
+    from starting: no systemd runs here and the dev cluster starts its own Prometheus).
     """
-    found = find_prometheus()
-    if found:
-        return found
-    if shutil.which("apt-get") is None:
-        raise PrometheusError(
-            "prometheus is not on PATH and apt-get is not available to install it; install Prometheus 2.x "
-            "(the `prometheus` and `promtool` binaries) by hand and put it on PATH"
-        )
-    if os.geteuid() != 0:
-        raise PrometheusError(
-            "prometheus is not on PATH; install it with "
-            "`sudo apt-get install -y --no-install-recommends prometheus` (or run `gpupool dev build` as root)"
-        )
-    lock_path = cache_root() / "prometheus-install.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            found = find_prometheus()
-            if found:
-                return found
-            return _apt_install(progress)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _apt_install(progress: Progress) -> str:
-    progress("gpupool dev: installing Prometheus from Debian's packages (apt-get install prometheus) ...")
-    start = time.monotonic()
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", APT_PACKAGE]
-    with _services_kept_from_starting():
-        result = _run(install, env)
-        if result.returncode != 0:
-            progress("gpupool dev: apt-get install failed; updating the package index and trying again")
-            update = _run(["apt-get", "update"], env)
-            if update.returncode != 0:
-                raise PrometheusError(f"apt-get update failed:\n{update.stdout[-2000:]}")
-            result = _run(install, env)
-    if result.returncode != 0:
-        raise PrometheusError(
-            f"apt-get install prometheus failed (exit {result.returncode}); install Prometheus 2.x by hand "
-            f"and put it on PATH:\n{result.stdout[-2000:]}"
-        )
-    found = find_prometheus()
-    if found is None:
-        raise PrometheusError("apt-get installed prometheus but no `prometheus` binary is on PATH")
-    progress(f"gpupool dev: installed Prometheus in {time.monotonic() - start:.0f}s -> {found}")
-    return found
-
-
-def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-
-
-@contextlib.contextmanager
-def _services_kept_from_starting() -> Iterator[None]:
-    """Keep package scripts from starting services (Debian's policy-rc.d, exit 101) while installing.
-
-    An existing policy-rc.d is left as it is (container images ship one that says no).
-    """
-    if POLICY_RC_D.exists():
-        yield
-        return
-    POLICY_RC_D.write_text("#!/bin/sh\n# gpupool dev: no services during this install\nexit 101\n")
-    POLICY_RC_D.chmod(0o755)
     try:
-        yield
-    finally:
-        POLICY_RC_D.unlink(missing_ok=True)
+        debian.apt_install([APT_PACKAGE], lambda: find_prometheus() is not None, progress)
+    except debian.DebianPackageError as error:
+        raise PrometheusError(f"prometheus is not on PATH and could not be installed: {error}") from error
+    found = find_prometheus()
+    assert found is not None  # apt_install checked it
+    return found

@@ -14,6 +14,9 @@ KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
+CONTAINERD_VERSION = "v2.4.2"
+PAUSE_VERSION = "v1"
+"""gpupool's own sandbox process (`hack/pause`), versioned by hand when its source changes."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class Component:
     packages: tuple[str, ...]
     binaries: tuple[str, ...]
     ldflags: str = "-s -w"
+    tags: tuple[str, ...] = ()
+    """Go build tags (`-tags`), e.g. the storage drivers containerd is built without."""
 
 
 def _kube_ldflags() -> str:
@@ -62,6 +67,35 @@ COMPONENTS: tuple[Component, ...] = (
         ),
         binaries=("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
         ldflags=_kube_ldflags(),
+    ),
+    Component(
+        name="kubelet",
+        version=KUBERNETES_VERSION,
+        module="kube",
+        packages=("k8s.io/kubernetes/cmd/kubelet",),
+        binaries=("kubelet",),
+        ldflags=_kube_ldflags(),
+    ),
+    Component(
+        name="containerd",
+        version=CONTAINERD_VERSION,
+        module="containerd",
+        packages=(
+            "github.com/containerd/containerd/v2/cmd/containerd",
+            "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2",
+            "github.com/containerd/containerd/v2/cmd/ctr",
+        ),
+        binaries=("containerd", "containerd-shim-runc-v2", "ctr"),
+        ldflags=f"-s -w -X github.com/containerd/containerd/v2/version.Version={CONTAINERD_VERSION}",
+        # Snapshotters that need cgo or kernel features this node does not use.
+        tags=("no_btrfs", "no_devmapper", "no_zfs"),
+    ),
+    Component(
+        name="pause",
+        version=PAUSE_VERSION,
+        module="pause",
+        packages=(".",),
+        binaries=("pause",),
     ),
     Component(
         name="kwok",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpupool.devcluster import prometheus
+from gpupool.devcluster import debian, prometheus
 from gpupool.devcluster.cluster import STATE_FILE, ClusterState, DevCluster
 from gpupool.devcluster.prometheus import (
     AGENT_JOB,
@@ -84,9 +84,9 @@ def test_install_updates_the_index_after_a_failure_and_keeps_services_from_start
 ) -> None:
     _no_prometheus(monkeypatch, apt_get="/usr/bin/apt-get")
     policy = tmp_path / "policy-rc.d"
-    monkeypatch.setattr(prometheus, "POLICY_RC_D", policy)
-    monkeypatch.setattr(prometheus, "cache_root", lambda: tmp_path)
-    monkeypatch.setattr(prometheus.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(debian, "POLICY_RC_D", policy)
+    monkeypatch.setattr(debian, "cache_root", lambda: tmp_path)
+    monkeypatch.setattr(debian.os, "geteuid", lambda: 0)
     calls: list[tuple[list[str], str, bool]] = []
 
     def fake_run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -98,7 +98,7 @@ def test_install_updates_the_index_after_a_failure_and_keeps_services_from_start
         return subprocess.CompletedProcess(argv, 0 if ok else 100, stdout="E: Unable to locate package")
 
     monkeypatch.setattr(prometheus, "find_prometheus", lambda: None)
-    monkeypatch.setattr(prometheus, "_run", fake_run)
+    monkeypatch.setattr(debian, "_run", fake_run)
     assert prometheus.ensure_installed(progress=lambda _msg: None) == "/usr/bin/prometheus"
     assert [argv[1] for argv, _, _ in calls] == ["install", "update", "install"]
     assert calls[0][0] == ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
