@@ -66,8 +66,11 @@ test-unit: venv
 # The second run repeats the lifecycle and autoscaling scenarios with the operator speaking
 # as the Helm chart's ServiceAccount (its token, not the admin certificate): the chart's
 # ClusterRole is proven sufficient, and test_helm_chart.py proves it is not excessive.
+# tests/realnode runs in a session of its own: the one real kubelet node joins that session's
+# cluster only, so the kwok suite never sees it.
 test: lint crds-check build
-	$(BIN)/pytest tests $(PYTEST_ARGS)
+	$(BIN)/pytest tests --ignore=tests/realnode $(PYTEST_ARGS)
+	$(BIN)/pytest tests/realnode $(PYTEST_ARGS)
 	$(BIN)/pytest --operator-as=chart tests/integration/test_job_lifecycle.py tests/integration/test_autoscaling.py $(PYTEST_ARGS)
 
 # The container image, built without a Docker engine (see the README's "Container image").
