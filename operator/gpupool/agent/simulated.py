@@ -5,11 +5,11 @@ and in the integration tests). kwok nodes have no GPUs, so each reading is deriv
 the gpupool worker pods the Kubernetes API shows on the node:
 
 - **Which pods.** Pods labelled `gpupool.io/job`, in phase Running, bound to the node.
-- **Which GPUs.** The pod's own container environment, exactly what the workload would
-  see on a real node: the indices in `NVIDIA_VISIBLE_DEVICES` (tokens that are not
-  indices, such as `void`, are skipped) and the share in `GPUPOOL_GPU_SHARE` (absent: a
-  whole GPU per index). Reading the pod rather than the GPUJob's `status.placement` needs
-  no access to GPUJobs and no join, and a pod's environment never changes.
+- **Which GPUs.** A share's container environment (the indices in
+  `NVIDIA_VISIBLE_DEVICES`, tokens such as `void` skipped, and `GPUPOOL_GPU_SHARE`), else
+  the pod's `gpupool.io/gpu-indices` / `gpupool.io/gpu-share` annotations: a whole-GPU
+  worker's variable is the device plugin's to set, and kwok runs none. Reading the pod
+  rather than the GPUJob's `status.placement` needs no access to GPUJobs and no join.
 - **How busy.** The pod annotation `gpupool.io/sim-gpu-util` (a ratio 0..1, e.g.
   `"0.85"`; it comes from the job's pod template) is what the worker uses of what it
   holds; without it, or when it is not a number in 0..1, `DEFAULT_UTILIZATION` (0.9).
@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from gpupool.agent.backend import GpuDevice, GpuSample
 from gpupool.cluster.kwok_nodes import GPU_RESOURCE, KWOK_ANNOTATION, LABEL_GPU_MODEL
+from gpupool.cluster.pods import ANNOTATION_GPU_INDICES, ANNOTATION_GPU_SHARE
 
 log = logging.getLogger("gpupool.agent.simulated")
 
@@ -112,8 +113,15 @@ def _share(value: str | None) -> float:
 
 
 def sim_worker(pod: Mapping[str, Any]) -> SimWorker | None:
-    """The worker a pod dict (as the API returns it) stands for; None if it holds no GPU."""
+    """The worker a pod dict (as the API returns it) stands for; None if it holds no GPU.
+
+    Its GPUs are the indices of the first container whose `NVIDIA_VISIBLE_DEVICES` names
+    some (a share), else gpupool's `gpupool.io/gpu-indices` annotation: a whole-GPU worker
+    requests a count and its container's variable is the device plugin's to set, which on
+    a kwok node nothing does, so gpupool's recorded plan is what the simulation follows.
+    """
     metadata = pod.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
     spec = pod.get("spec") or {}
     node = spec.get("nodeName")
     if not node:
@@ -121,16 +129,21 @@ def sim_worker(pod: Mapping[str, Any]) -> SimWorker | None:
     for container in spec.get("containers") or []:
         env = {e.get("name"): e.get("value") for e in container.get("env") or [] if isinstance(e, dict)}
         devices = env.get("NVIDIA_VISIBLE_DEVICES")
-        if isinstance(devices, str):
-            indices = visible_indices(devices)
-            if not indices:
-                return None
+        if isinstance(devices, str) and visible_indices(devices):
             return SimWorker(
                 node=str(node),
-                gpu_indices=indices,
+                gpu_indices=visible_indices(devices),
                 share=_share(env.get("GPUPOOL_GPU_SHARE")),
-                utilization=sim_utilization(metadata.get("annotations") or {}),
+                utilization=sim_utilization(annotations),
             )
+    planned = annotations.get(ANNOTATION_GPU_INDICES)
+    if isinstance(planned, str) and visible_indices(planned):
+        return SimWorker(
+            node=str(node),
+            gpu_indices=visible_indices(planned),
+            share=_share(annotations.get(ANNOTATION_GPU_SHARE)),
+            utilization=sim_utilization(annotations),
+        )
     return None
 
 

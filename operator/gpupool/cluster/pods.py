@@ -25,6 +25,7 @@ LABEL_ATTEMPT = "gpupool.io/attempt"
 LABEL_WORKER = "gpupool.io/worker"
 ANNOTATION_GPU_INDICES = "gpupool.io/gpu-indices"
 ANNOTATION_GPU_SHARE = "gpupool.io/gpu-share"
+ENV_VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
 ENV_DEVICE = "GPUPOOL_DEVICE"
 """Set for jobs with `spec.cpuFallback`: `cpu` on a CPU-only node, `gpu` otherwise."""
 DEFAULT_CONTAINER = {"name": "main", "image": "busybox:1.36", "command": ["sleep", "infinity"]}
@@ -37,6 +38,22 @@ class PodTemplateError(ValueError):
 def pod_name(job_name: str, attempt: int, worker: int) -> str:
     """Deterministic worker pod name, e.g. `train-a0-w3` (attempt 0, worker 3)."""
     return f"{job_name}-a{attempt}-w{worker}"
+
+
+def _visible_devices(shape: WorkerShape, worker: WorkerPlacementStatus, *, gpu_container: bool) -> str | None:
+    """What gpupool sets in a container's `NVIDIA_VISIBLE_DEVICES`, None for nothing.
+
+    The container that requests whole GPUs gets nothing from gpupool: the kubelet's device
+    manager chooses its GPUs and the device plugin sets the variable to their UUIDs (it
+    replaces a value of the pod spec anyway). A share requests no device, so its container
+    is told the GPU gpupool chose. Every other container (sidecars, CPU runs) gets `void`:
+    CUDA images default to `all`, and a container that asked for no GPU must see none.
+    """
+    if gpu_container and shape.whole_gpus:
+        return None
+    if gpu_container and shape.is_fractional:
+        return ",".join(str(i) for i in worker.gpu_indices) or "void"
+    return "void"
 
 
 def _tolerations_for(taints: Sequence[Taint]) -> list[dict[str, str]]:
@@ -54,7 +71,9 @@ def worker_pod(
 ) -> dict[str, Any]:
     """The Pod manifest of one worker, bound to `worker.node`.
 
-    Whole GPUs are requested as `nvidia.com/gpu`; a share of a GPU (the core's
+    Whole GPUs are requested as `nvidia.com/gpu` and nothing else: the kubelet picks them
+    (see `_visible_devices`); the indices of `status.placement` are gpupool's plan, kept in
+    the `gpupool.io/gpu-indices` annotation. A share of a GPU (the core's
     `WorkerShape.is_fractional`, the one place that rule lives) is accounted by gpupool
     only (Kubernetes cannot request fractions) and reaches the container as the chosen
     GPU index in `NVIDIA_VISIBLE_DEVICES` plus `GPUPOOL_GPU_SHARE`. `on_cpu` (an attempt on
@@ -88,15 +107,16 @@ def worker_pod(
         {"name": "GPUPOOL_WORKERS", "value": str(job.spec.workers)},
         {"name": "GPUPOOL_WORKER_INDEX", "value": str(worker.worker)},
         {"name": "GPUPOOL_ATTEMPT", "value": str(attempt)},
-        {"name": "NVIDIA_VISIBLE_DEVICES", "value": ",".join(str(i) for i in worker.gpu_indices) or "void"},
     ]
     if shape.is_fractional:
         env.append({"name": "GPUPOOL_GPU_SHARE", "value": f"{worker.gpu_share:g}"})
     if job.spec.falls_back:
         env.append({"name": ENV_DEVICE, "value": "cpu" if on_cpu else "gpu"})
-    for container in containers:
+    for position, container in enumerate(containers):
         names = {e.get("name") for e in container.get("env") or []}
-        container["env"] = [*(container.get("env") or []), *(e for e in env if e["name"] not in names)]
+        devices = _visible_devices(shape, worker, gpu_container=position == 0)
+        extra = [*env, *([{"name": ENV_VISIBLE_DEVICES, "value": devices}] if devices is not None else [])]
+        container["env"] = [*(container.get("env") or []), *(e for e in extra if e["name"] not in names)]
 
     spec["tolerations"] = [*(spec.get("tolerations") or []), *_tolerations_for(pool_taints)]
     spec["nodeName"] = worker.node

@@ -107,8 +107,16 @@ def test_worker_read_from_an_operator_pod_with_a_share() -> None:
     assert sim_worker(pod) == SimWorker(node="n1", gpu_indices=(3,), share=0.5, utilization=DEFAULT_UTILIZATION)
 
 
+def test_a_whole_gpu_worker_is_read_from_the_planned_indices_the_device_plugin_would_replace() -> None:
+    pod = operator_pod(2, [4, 5])
+    assert all(e["name"] != "NVIDIA_VISIBLE_DEVICES" for e in pod["spec"]["containers"][0].get("env", [])), (
+        "a whole-GPU container's devices are the device plugin's to set"
+    )
+    assert sim_worker(pod) == SimWorker(node="n1", gpu_indices=(4, 5), share=1.0, utilization=DEFAULT_UTILIZATION)
+
+
 def test_pods_without_gpus_or_node_are_not_workers() -> None:
-    assert sim_worker(operator_pod(1, [])) is None  # NVIDIA_VISIBLE_DEVICES=void
+    assert sim_worker(operator_pod(1, [])) is None  # no planned index
     unbound = operator_pod(1, [0])
     del unbound["spec"]["nodeName"]
     assert sim_worker(unbound) is None

@@ -54,7 +54,8 @@ def test_whole_gpu_worker_requests_gpus_and_is_bound_to_its_node() -> None:
     assert {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"} in pod["spec"][
         "tolerations"
     ]
-    assert env_of(pod)["NVIDIA_VISIBLE_DEVICES"] == "4,5"
+    assert "NVIDIA_VISIBLE_DEVICES" not in env_of(pod)  # the device plugin sets it
+    assert pod["metadata"]["annotations"]["gpupool.io/gpu-indices"] == "4,5"
     assert env_of(pod)["GPUPOOL_WORKER_INDEX"] == "1"
     owner = pod["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("GPUJob", "uid-1", True)
@@ -88,3 +89,28 @@ def test_user_environment_is_not_overwritten(template_spec: dict[str, Any]) -> N
     pod = worker_pod(make_job(1, template_spec=template_spec), placement(0, [0]), attempt=1)
     values = [e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "NVIDIA_VISIBLE_DEVICES"]
     assert values == ["all"]
+
+
+SIDECAR = {"containers": [{"name": "main", "image": "img"}, {"name": "sidecar", "image": "img"}]}
+
+
+@pytest.mark.parametrize(
+    ("gpus", "indices", "share", "on_cpu", "main", "sidecar"),
+    [
+        (2, [4, 5], 1.0, False, None, "void"),
+        (0.5, [3], 0.5, False, "3", "void"),
+        (1, [], 1.0, True, "void", "void"),
+    ],
+    ids=["whole-gpus-left-to-the-device-plugin", "share-told-its-gpu", "cpu-run-sees-none"],
+)
+def test_visible_devices_per_container(
+    gpus: float, indices: list[int], share: float, on_cpu: bool, main: str | None, sidecar: str
+) -> None:
+    pod = worker_pod(
+        make_job(gpus, template_spec=SIDECAR), placement(0, indices, share=share), attempt=1, on_cpu=on_cpu
+    )
+    seen = [
+        {e["name"]: e["value"] for e in container["env"]}.get("NVIDIA_VISIBLE_DEVICES")
+        for container in pod["spec"]["containers"]
+    ]
+    assert seen == [main, sidecar]
