@@ -57,3 +57,21 @@ def test_a_pod_asking_more_gpus_than_are_free_is_refused_by_the_kubelet(
         "the kubelet to refuse the pod",
     )
     assert status["reason"] == "UnexpectedAdmissionError" or status["reason"].startswith("OutOf")
+
+
+def test_the_kubelets_pod_resources_report_what_each_container_sees(
+    real_node: str, kubeconfig: str, namespace: str, dev_cluster: Any
+) -> None:
+    from gpupool.agent.pod_devices import pod_key
+    from gpupool.agent.podresources import pod_devices
+    from gpupool.devcluster.realnode import RealNodeLayout
+
+    _pod(kubeconfig, namespace, "one", toolbox_pod_spec(["sleep", "300"], gpus=1, node=real_node))
+    _pod(kubeconfig, namespace, "pair", toolbox_pod_spec(["sleep", "300"], gpus=2, node=real_node))
+    for name in ("one", "pair"):
+        wait_for(lambda n=name: _running(kubeconfig, namespace, n), 60, f"pod {name} to run")
+    report = pod_devices(RealNodeLayout(dev_cluster.state_dir).pod_resources_socket)
+    for name in ("one", "pair"):
+        assert report[pod_key(namespace, name)] == visible_devices(container_env(kubeconfig, namespace, name))
+    held = [device for devices in report.values() for device in devices]
+    assert len(held) == len(set(held)), f"a device is held twice: {report}"
