@@ -150,3 +150,17 @@ PodResources = _classes("gpupool/podresources_v1.proto", "v1", POD_RESOURCES_MES
 REGISTER = "/v1beta1.Registration/Register"
 DEVICE_PLUGIN_SERVICE = "v1beta1.DevicePlugin"
 POD_RESOURCES_LIST = "/v1.PodResourcesLister/List"
+
+
+def call_unary(socket_path: str, method: str, request: Any, response_class: Any, timeout: float) -> Any:
+    """One unary call over the unix socket `socket_path` (e.g. `REGISTER`, `POD_RESOURCES_LIST`).
+
+    Raises `grpc.RpcError` when the other side does not answer in `timeout` seconds.
+    """
+    import grpc
+
+    with grpc.insecure_channel(f"unix://{socket_path}") as channel:
+        call = channel.unary_unary(
+            method, request_serializer=type(request).SerializeToString, response_deserializer=response_class.FromString
+        )
+        return call(request, timeout=timeout)

@@ -27,16 +27,16 @@ def pod_devices(
     if not socket_path.exists():
         raise PodResourcesUnavailable(f"no PodResources socket at {socket_path}: is the kubelet running here?")
     m = api.PodResources
-    with grpc.insecure_channel(f"unix://{socket_path}") as channel:
-        call = channel.unary_unary(
+    try:
+        answer = api.call_unary(
+            str(socket_path),
             api.POD_RESOURCES_LIST,
-            request_serializer=m["ListPodResourcesRequest"].SerializeToString,
-            response_deserializer=m["ListPodResourcesResponse"].FromString,
+            m["ListPodResourcesRequest"](),
+            m["ListPodResourcesResponse"],
+            timeout,
         )
-        try:
-            answer = call(m["ListPodResourcesRequest"](), timeout=timeout)
-        except grpc.RpcError as error:
-            raise PodResourcesUnavailable(f"PodResources List on {socket_path} failed: {error.code()}") from error
+    except grpc.RpcError as error:
+        raise PodResourcesUnavailable(f"PodResources List on {socket_path} failed: {error.code()}") from error
     held: dict[str, tuple[str, ...]] = {}
     for pod in answer.pod_resources:
         devices = {

@@ -184,21 +184,13 @@ def make_device_nodes(directory: Path, gpus: Sequence[SimGpu]) -> bool:
 def register(plugin_dir: Path, resource: str = RESOURCE, timeout: float = 10.0) -> None:
     """Tell the kubelet (its Registration service on `plugin_dir/kubelet.sock`) where we serve."""
     m = api.DevicePlugin
-    with grpc.insecure_channel(f"unix://{plugin_dir / api.KUBELET_SOCKET_NAME}") as channel:
-        call = channel.unary_unary(
-            api.REGISTER,
-            request_serializer=m["RegisterRequest"].SerializeToString,
-            response_deserializer=m["Empty"].FromString,
-        )
-        call(
-            m["RegisterRequest"](
-                version=api.DEVICE_PLUGIN_VERSION,
-                endpoint=SOCKET_NAME,
-                resource_name=resource,
-                options=m["DevicePluginOptions"](get_preferred_allocation_available=True),
-            ),
-            timeout=timeout,
-        )
+    request = m["RegisterRequest"](
+        version=api.DEVICE_PLUGIN_VERSION,
+        endpoint=SOCKET_NAME,
+        resource_name=resource,
+        options=m["DevicePluginOptions"](get_preferred_allocation_available=True),
+    )
+    api.call_unary(str(plugin_dir / api.KUBELET_SOCKET_NAME), api.REGISTER, request, m["Empty"], timeout)
 
 
 def serve(plugin: SimulatedNvidiaPlugin, socket_path: Path) -> grpc.Server:
