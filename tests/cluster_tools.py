@@ -169,10 +169,11 @@ class OperatorProcess:
 
 
 class AgentProcess:
-    """`gpupool agent run --backend simulated --all-kwok-nodes` as a child process on a free
-    port (`extra_args` are more flags, e.g. `--window 10`)."""
+    """`gpupool agent run --backend simulated --all-kwok-nodes` (or `--node NAME`) as a child
+    process on a free port (`extra_args` are more flags, e.g. `--window 10`)."""
 
-    def __init__(self, kubeconfig: str, log_path: Path, *extra_args: str) -> None:
+    def __init__(self, kubeconfig: str, log_path: Path, *extra_args: str, node: str | None = None) -> None:
+        """`node`: report that one node (the real node) instead of every kwok node."""
         self.port = free_port()
         self.log_path = log_path
         env = {
@@ -180,7 +181,8 @@ class AgentProcess:
             "GPUPOOL_AGENT_HOST": "127.0.0.1",
             "GPUPOOL_AGENT_SUMMARY_MIN_INTERVAL_SECONDS": "1",
         }
-        args = ["--backend", "simulated", "--all-kwok-nodes", "--kubeconfig", kubeconfig]
+        scope = ["--node", node] if node else ["--all-kwok-nodes"]
+        args = ["--backend", "simulated", *scope, "--kubeconfig", kubeconfig]
         args += ["--port", str(self.port), "--interval", "1", *extra_args]
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cluster_tools import kubectl
 from gpupool.devcluster.realnode import RealNodeSpec
 from realnode_tools import REAL_NODE_GPUS
 
@@ -21,3 +22,11 @@ from realnode_tools import REAL_NODE_GPUS
 def real_node(dev_cluster: Any) -> Iterator[str]:
     """The name of the session cluster's real node, Ready with `REAL_NODE_GPUS` simulated GPUs."""
     yield dev_cluster.add_real_node(RealNodeSpec(gpus=REAL_NODE_GPUS), progress=lambda _msg: None)
+
+
+@pytest.fixture(autouse=True)
+def pods_gone_after_each_test(kubeconfig: str, namespace: str) -> Iterator[None]:
+    """Delete the test's pods and wait until they are gone, so the next test finds every GPU
+    free (the kubelet refuses, for good, a pod bound while its GPUs are still held)."""
+    yield
+    kubectl(kubeconfig, "delete", "pods", "--all", "-n", namespace, "--grace-period=1", "--wait=true", "--timeout=60s")

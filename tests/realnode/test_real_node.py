@@ -75,3 +75,28 @@ def test_the_kubelets_pod_resources_report_what_each_container_sees(
         assert report[pod_key(namespace, name)] == visible_devices(container_env(kubeconfig, namespace, name))
     held = [device for devices in report.values() for device in devices]
     assert len(held) == len(set(held)), f"a device is held twice: {report}"
+
+
+def test_the_agent_publishes_the_kubelets_report_on_the_node(
+    real_node: str, kubeconfig: str, namespace: str, dev_cluster: Any, core_api: Any, tmp_path: Any
+) -> None:
+    from cluster_tools import AgentProcess
+    from gpupool.agent.pod_devices import ANNOTATION, parse_pod_devices, pod_key
+    from gpupool.devcluster.realnode import RealNodeLayout
+
+    socket_path = RealNodeLayout(dev_cluster.state_dir).pod_resources_socket
+    _pod(kubeconfig, namespace, "held", toolbox_pod_spec(["sleep", "300"], gpus=2, node=real_node))
+    wait_for(lambda: _running(kubeconfig, namespace, "held"), 60, "pod held to run")
+    seen = visible_devices(container_env(kubeconfig, namespace, "held"))
+    agent = AgentProcess(kubeconfig, tmp_path / "agent.log", "--pod-resources-socket", str(socket_path), node=real_node)
+    try:
+
+        def published() -> dict[str, tuple[str, ...]] | None:
+            annotations = core_api.read_node(real_node).metadata.annotations or {}
+            report = parse_pod_devices(annotations.get(ANNOTATION))
+            return report if report and pod_key(namespace, "held") in report else None
+
+        report = wait_for(published, 30, "the agent to publish the pod's devices")
+    finally:
+        agent.stop()
+    assert report[pod_key(namespace, "held")] == seen

@@ -8,8 +8,9 @@ server. Each round (`Agent.tick`) reads every GPU once, replaces the exported sa
 adds the utilisation to each node's rolling window and, when `WritePolicy` allows,
 writes the node's `gpupool.io/gpu-utilization` annotation. The node's GPU index -> UUID
 map (`gpupool.io/gpu-uuids`, `gpupool.agent.gpu_uuids`) is written at the first round
-and again only when it changes. A failed read or write is logged and tried again next
-round; SIGTERM or SIGINT stops the loop.
+and again only when it changes; so is, for one named node, the kubelet's report of which
+pod holds which GPU (`gpupool.io/pod-devices`, read from the PodResources socket). A
+failed read or write is logged and tried again next round; SIGTERM or SIGINT stops the loop.
 """
 
 from __future__ import annotations
@@ -20,18 +21,24 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 from kubernetes.config import ConfigException
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
+from gpupool.agent import podresources
 from gpupool.agent.backend import GpuBackend, GpuSample
 from gpupool.agent.exporter import GpuCollector, registry_with
 from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
 from gpupool.agent.gpu_uuids import format_uuids
 from gpupool.agent.nvml import NvmlUnavailable
+from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
+from gpupool.agent.pod_devices import format_pod_devices
+from gpupool.agent.podresources import PodResourcesUnavailable
 from gpupool.agent.rolling import UtilizationWindow, WritePolicy
 from gpupool.agent.settings import ENV_PREFIX, AgentSettings
 from gpupool.agent.summary import ANNOTATION, format_summary
@@ -46,6 +53,11 @@ class Annotator(Protocol):
     def annotate(self, node: str, key: str, value: str) -> None: ...
 
 
+PodDeviceSource = Callable[[], Mapping[str, Sequence[str]]]
+"""Which pod holds which GPU on this node (`gpupool.agent.podresources.pod_devices`, or a fake);
+raises `PodResourcesUnavailable` when the kubelet cannot be asked."""
+
+
 class Agent:
     """One sampling round after another over `backend`; the clock is injectable."""
 
@@ -56,6 +68,7 @@ class Agent:
         annotator: Annotator | None,
         settings: AgentSettings,
         clock: Callable[[], float] = time.time,
+        pod_devices: PodDeviceSource | None = None,
     ) -> None:
         self.backend = backend
         self.collector = collector
@@ -66,6 +79,10 @@ class Agent:
         self.policies: dict[str, WritePolicy] = {}
         # node -> the `gpupool.io/gpu-uuids` value last written there by this process.
         self.uuids_written: dict[str, str] = {}
+        self.pod_devices = pod_devices
+        # The `gpupool.io/pod-devices` value last written; whether the kubelet's absence was logged.
+        self.pod_devices_written: str | None = None
+        self.pod_devices_warned = False
 
     def tick(self) -> None:
         """Read every GPU once, export, and publish the summaries that are due."""
@@ -92,6 +109,31 @@ class Agent:
         if self.annotator is not None:
             self._publish_uuids(samples)
             self._publish(now)
+            self._publish_pod_devices()
+
+    def _publish_pod_devices(self) -> None:
+        """The kubelet's pod -> GPUs report on the named node, written when it changed. Without
+        the kubelet (no socket, no answer) it is logged once and the annotation left as it was."""
+        assert self.annotator is not None
+        if self.pod_devices is None or not self.settings.node:
+            return
+        try:
+            held = self.pod_devices()
+        except PodResourcesUnavailable as error:
+            if not self.pod_devices_warned:
+                log.warning("cannot ask the kubelet which pod holds which GPU: %s; will keep trying", error)
+                self.pod_devices_warned = True
+            return
+        self.pod_devices_warned = False
+        value = format_pod_devices(held)
+        if value == self.pod_devices_written:
+            return
+        try:
+            self.annotator.annotate(self.settings.node, POD_DEVICES_ANNOTATION, value)
+        except Exception as error:
+            log.warning("could not publish the pod devices of node %s: %s; will retry", self.settings.node, error)
+            return
+        self.pod_devices_written = value
 
     def _publish_uuids(self, samples: Sequence[GpuSample]) -> None:
         """Each node's index -> UUID map, written when it differs from what this process
@@ -170,6 +212,7 @@ def parse_settings(argv: list[str]) -> tuple[AgentSettings, str | None]:
     parser.add_argument("--port", type=int, help="port of /metrics (default 9401; 0: any free port)")
     parser.add_argument("--interval", dest="interval_seconds", type=float, help="seconds between readings (5)")
     parser.add_argument("--window", dest="window_seconds", type=int, help="averaging window in seconds (300)")
+    parser.add_argument("--pod-resources-socket", help="the kubelet's PodResources socket ('': not read)")
     parser.add_argument(
         "--no-summary", dest="publish_summary", action="store_false", default=None, help="do not annotate nodes"
     )
@@ -212,8 +255,12 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    pod_devices: PodDeviceSource | None = None
+    if settings.pod_resources_socket and not settings.all_kwok_nodes:
+        socket_path = Path(settings.pod_resources_socket)
+        pod_devices = partial(podresources.pod_devices, socket_path)
     try:
-        Agent(backend, collector, annotator, settings).run(stop)
+        Agent(backend, collector, annotator, settings, pod_devices=pod_devices).run(stop)
     finally:
         server.shutdown()
         backend.close()

@@ -44,6 +44,11 @@ class AgentSettings(BaseSettings):
     publish_summary: bool = Field(
         default=True, description="Write the `gpupool.io/gpu-utilization` annotation (false: metrics only)."
     )
+    pod_resources_socket: str = Field(
+        default="/var/lib/kubelet/pod-resources/kubelet.sock",
+        description="The kubelet's PodResources socket: which pod holds which GPU, published as the Node annotation "
+        "`gpupool.io/pod-devices` (one named node only; empty: not read).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Least level logged.")
 
     @model_validator(mode="after")

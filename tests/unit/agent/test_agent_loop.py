@@ -13,6 +13,9 @@ from gpupool.agent.backend import GpuDevice, GpuSample
 from gpupool.agent.exporter import GpuCollector, registry_with
 from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
 from gpupool.agent.gpu_uuids import parse_uuids
+from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES
+from gpupool.agent.pod_devices import parse_pod_devices
+from gpupool.agent.podresources import PodResourcesUnavailable
 from gpupool.agent.run import Agent, main, parse_settings
 from gpupool.agent.settings import AgentSettings
 from gpupool.agent.summary import ANNOTATION, parse_summary
@@ -260,3 +263,58 @@ def test_no_driver_stops_the_agent_with_the_advice(capsys: pytest.CaptureFixture
     else:
         pynvml.nvmlShutdown()
         pytest.skip("this machine has an NVIDIA driver")
+
+
+class FakeKubelet:
+    """The PodResources answers a test scripts: a report, or `PodResourcesUnavailable`."""
+
+    def __init__(self) -> None:
+        self.report: dict[str, list[str]] | None = {}
+        self.calls = 0
+
+    def __call__(self) -> dict[str, list[str]]:
+        self.calls += 1
+        if self.report is None:
+            raise PodResourcesUnavailable("no PodResources socket at /x: is the kubelet running here?")
+        return self.report
+
+
+def pod_device_writes(annotator: FakeAnnotator) -> list[tuple[str, dict[str, tuple[str, ...]] | None]]:
+    return [(node, parse_pod_devices(value)) for _at, node, key, value in annotator.all_writes if key == POD_DEVICES]
+
+
+def test_the_kubelets_pod_devices_are_published_when_they_change_and_kept_while_it_is_away(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kubelet = FakeKubelet()
+    backend = FakeBackend()
+    annotator = FakeAnnotator()
+    settings = AgentSettings(backend="simulated", node="n1", window_seconds=60)
+    agent = Agent(backend, GpuCollector("fake"), annotator, settings, clock=annotator.clock, pod_devices=kubelet)  # type: ignore[arg-type]
+    backend.samples = [sample("n1", 0, 0.1)]
+    steps: list[dict[str, list[str]] | None] = [
+        {"a/p": ["GPU-2", "GPU-1"]},
+        {"a/p": ["GPU-1", "GPU-2"]},  # the same report: no write
+        None,  # the kubelet restarts: nothing written, logged once
+        None,
+        {"a/p": ["GPU-1", "GPU-2"], "b/q": ["GPU-3"]},
+    ]
+    for report in steps:
+        kubelet.report = report
+        annotator.clock.now += 5
+        agent.tick()
+    assert pod_device_writes(annotator) == [
+        ("n1", {"a/p": ("GPU-1", "GPU-2")}),
+        ("n1", {"a/p": ("GPU-1", "GPU-2"), "b/q": ("GPU-3",)}),
+    ]
+    assert sum("cannot ask the kubelet" in r.message for r in caplog.records) == 1
+    assert kubelet.calls == len(steps)
+
+
+def test_pod_devices_are_not_read_for_every_kwok_node_at_once() -> None:
+    kubelet = FakeKubelet()
+    agent, backend, annotator, _collector = rig()
+    agent.pod_devices = kubelet
+    backend.samples = [sample("n1", 0, 0.1)]
+    agent.tick()
+    assert kubelet.calls == 0 and pod_device_writes(annotator) == []
