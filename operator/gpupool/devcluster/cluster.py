@@ -451,7 +451,7 @@ class DevCluster:
             raise ClusterError(str(error)) from error
         layout = realnode.RealNodeLayout(self.state_dir)
         kubelet_port, healthz_port = free_port(), free_port()
-        realnode.write_configuration(layout, state.ports["apiserver"], kubelet_port, healthz_port)
+        realnode.write_configuration(layout, kubelet_port, healthz_port)
         if realnode.note_plugin_dir():
             layout.created_plugin_dir.touch()
         bin_path = str(binary_path("containerd-shim-runc-v2").parent)

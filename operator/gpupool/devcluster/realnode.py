@@ -39,7 +39,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,14 +119,14 @@ class RealNodeLayout:
         return self.kubelet_root / "pod-resources" / "kubelet.sock"
 
 
-def ensure_host_packages(progress: object = print) -> None:
+def ensure_host_packages(progress: Callable[[str], None] = print) -> None:
     """Install runc, the CNI plugins and static busybox from Debian when any is missing."""
 
     def installed() -> bool:
         return RUNC.is_file() and (CNI_BIN_DIR / "loopback").is_file() and node_images.BUSYBOX.is_file()
 
     try:
-        debian.apt_install(HOST_PACKAGES, installed, progress if callable(progress) else print)
+        debian.apt_install(HOST_PACKAGES, installed, progress)
     except debian.DebianPackageError as error:
         raise RealNodeError(f"the real node needs {', '.join(HOST_PACKAGES)}: {error}") from error
 
@@ -153,7 +153,7 @@ def refuse_second_kubelet() -> None:
         )
 
 
-def write_configuration(layout: RealNodeLayout, apiserver_port: int, kubelet_port: int, healthz_port: int) -> None:
+def write_configuration(layout: RealNodeLayout, kubelet_port: int, healthz_port: int) -> None:
     """containerd's and the kubelet's configuration files, the CNI configuration and the two images."""
     for folder in (layout.root, layout.cni_dir, layout.cdi_dir, layout.kubelet_root, layout.device_dir):
         folder.mkdir(parents=True, exist_ok=True)
@@ -164,7 +164,6 @@ def write_configuration(layout: RealNodeLayout, apiserver_port: int, kubelet_por
     layout.kubelet_config.write_text(yaml.safe_dump(kubelet_config(layout, kubelet_port, healthz_port)))
     node_images.write_archive(node_images.toolbox_recipe(), layout.images / "toolbox.tar")
     node_images.write_archive(node_images.pause_recipe(binary_path("pause")), layout.images / "pause.tar")
-    del apiserver_port  # the kubelet reads the API server from its kubeconfig
 
 
 def containerd_config(layout: RealNodeLayout) -> str:
@@ -372,12 +371,3 @@ def _mounts_under(root: Path) -> list[str]:
             if point == prefix or point.startswith(prefix + "/"):
                 points.append(point)
     return sorted(set(points), key=lambda p: (-p.count("/"), p))
-
-
-def wait_for_socket(path: Path, deadline: float) -> bool:
-    """Poll until `path` accepts connections or `deadline` (monotonic) passes."""
-    while time.monotonic() < deadline:
-        if socket_answers(path):
-            return True
-        time.sleep(0.2)
-    return False
