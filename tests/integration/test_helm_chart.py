@@ -185,7 +185,11 @@ def pod(name: str, **spec: Any) -> str:
     gpus = spec.pop("gpus", None)
     if gpus:
         container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
-    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"containers": [container], **spec}}
+    env = spec.pop("env", None)
+    if env:
+        container["env"] = [{"name": key, "value": value} for key, value in env.items()]
+    metadata = {"name": name, "annotations": spec.pop("annotations", {})}
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": {"containers": [container], **spec}}
     return yaml.safe_dump(body)
 
 
@@ -214,6 +218,9 @@ def dry_run_create(kubeconfig: str, identity: list[str], namespace: str, manifes
         ("gpu-affinity", {"affinity": GPU_AFFINITY}, "may not select GPU nodes"),
         ("gpu-toleration", {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}, "tolerate GPU node"),
         ("tolerate-all", {"tolerations": [{"operator": "Exists"}]}, "tolerate GPU node"),
+        ("nvidia-env", {"env": {"NVIDIA_VISIBLE_DEVICES": "all"}}, "may not set NVIDIA_* variables"),
+        ("nvidia-caps", {"env": {"NVIDIA_DRIVER_CAPABILITIES": "all"}}, "(NVIDIA_DRIVER_CAPABILITIES)"),
+        ("cdi-annotation", {"annotations": {"cdi.k8s.io/gpu": "nvidia.com/gpu=all"}}, "cdi.k8s.io/* name devices"),
     ],
 )
 def test_pods_that_would_take_gpus_around_the_queue_are_refused_with_what_to_do(
