@@ -137,8 +137,16 @@ def worker_pod_object(
     phase: str = "Running",
     namespace: str = "ns",
     node: str = "n1",
+    reason: str | None = None,
+    message: str | None = None,
 ) -> RawObject:
-    """A gpupool worker pod as the API server returns it, in `phase`."""
+    """A gpupool worker pod as the API server returns it, in `phase`; `reason` and `message`
+    are its `status.reason` and `status.message` (a kubelet's admission rejection writes both)."""
+    status: RawObject = {"phase": phase}
+    if reason is not None:
+        status["reason"] = reason
+    if message is not None:
+        status["message"] = message
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -148,7 +156,7 @@ def worker_pod_object(
             labels={LABEL_JOB: job, LABEL_ATTEMPT: str(attempt), LABEL_WORKER: str(worker)},
         ),
         "spec": {"nodeName": node},
-        "status": {"phase": phase},
+        "status": status,
     }
 
 

@@ -23,7 +23,9 @@ from gpupool.api.common import (
     TaintSpec,
 )
 from gpupool.api.gpujob import (
+    ADMISSION_REJECTION_LIMIT,
     DEFAULT_CPU_FALLBACK_AFTER,
+    AdmissionRejectionStatus,
     AttemptOutcome,
     AttemptProvenance,
     AttemptUsage,
@@ -95,6 +97,7 @@ from gpupool.api.objects import (
 )
 
 __all__ = [
+    "ADMISSION_REJECTION_LIMIT",
     "API_VERSION",
     "DEFAULT_CPU_FALLBACK_AFTER",
     "GROUP",
@@ -103,6 +106,7 @@ __all__ = [
     "MAX_GPUS_PER_WORKER",
     "MAX_WORKERS",
     "VERSION",
+    "AdmissionRejectionStatus",
     "AttemptOutcome",
     "AttemptProvenance",
     "AttemptUsage",

@@ -392,6 +392,7 @@ class AttemptOutcome(StrEnum):
     RESTARTED = "Restarted"
     INTERRUPTED = "Interrupted"
     PREEMPTED = "Preempted"
+    ADMISSION_REJECTED = "AdmissionRejected"
 
 
 class GpuRun(StatusModel):
@@ -449,7 +450,8 @@ class AttemptProvenance(StatusModel):
 
     attempt: int = Field(ge=1, description="The attempt's number (status.attempts when it ran).")
     outcome: AttemptOutcome | None = Field(
-        default=None, description="Succeeded, Failed, Restarted, Interrupted or Preempted; absent while it runs."
+        default=None,
+        description="Succeeded, Failed, Restarted, Interrupted, Preempted or AdmissionRejected; absent while it runs.",
     )
     admitted_at: datetime | None = Field(default=None, description="When the attempt was admitted.")
     started_at: datetime | None = Field(default=None, description="When all its workers were running.")
@@ -507,6 +509,25 @@ class ModelChoiceStatus(StatusModel):
     )
 
 
+ADMISSION_REJECTION_LIMIT = 5
+"""Kubelet admission rejections in a row that requeue a gang without counting as failures
+(`gpupool.cluster.lifecycle` applies it)."""
+
+
+class AdmissionRejectionStatus(StatusModel):
+    """The last time a kubelet refused one of the job's worker pods at admission."""
+
+    pod: str = Field(description="The worker pod the kubelet refused.")
+    node: str = Field(default="", description="The node whose kubelet refused it.")
+    reason: str = Field(
+        max_length=256,
+        description="The kubelet's reason (the pod's status.reason), e.g. OutOfnvidia.com/gpu or "
+        "UnexpectedAdmissionError.",
+    )
+    message: str | None = Field(default=None, max_length=1024, description="The kubelet's message, when it gave one.")
+    at: datetime = Field(description="When gpupool saw the rejection and requeued the gang.")
+
+
 class GPUJobStatus(StatusModel):
     """What gpupool has done with the job; written only by the operator."""
 
@@ -537,6 +558,18 @@ class GPUJobStatus(StatusModel):
     )
     failures: int = Field(
         default=0, ge=0, description="Attempts that ended with a failed worker; counted against spec.backoffLimit."
+    )
+    admission_rejections: int = Field(
+        default=0,
+        ge=0,
+        description="Kubelet admission rejections of the job's pods in a row (reset when every worker runs): the "
+        f"first {ADMISSION_REJECTION_LIMIT} requeue the gang without counting as failures, later ones count against "
+        "spec.backoffLimit.",
+    )
+    last_admission_rejection: AdmissionRejectionStatus | None = Field(
+        default=None,
+        description="The last kubelet admission rejection in the current run of them: pod, node, the kubelet's "
+        "reason and message, and when; cleared when every worker runs.",
     )
     gpu_seconds: float = Field(default=0.0, ge=0, description="GPU-seconds consumed over all attempts.")
     cost: float = Field(default=0.0, ge=0, description="Cost so far, in the currency of the queue's budget.")

@@ -12,6 +12,11 @@ Rules:
 - a worker's node is lost (deleted, as a spot reclaim does, or NotReady past a grace
   period) -> the gang is interrupted: queued again at once, and the interruption is not
   counted against `backoffLimit` (the job did nothing wrong);
+- every failed worker was refused by its node's kubelet at admission (the pod never ran:
+  `status.reason` UnexpectedAdmissionError, OutOf<resource>, ...; see `admission_rejection`)
+  -> the gang is requeued without counting against `backoffLimit`, up to
+  `ADMISSION_REJECTION_LIMIT` times in a row; after that each such rejection counts as a
+  failed worker (below). The count resets once the whole gang runs;
 - any worker Failed, or a pod of a running job vanished -> the whole gang stops; it is
   queued again while failures stay within `backoffLimit`, else the job Failed;
 - running longer than `maxRuntime` -> Failed (no retry: the limit is the user's);
@@ -25,7 +30,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from gpupool.api import GPUJob, JobPhase
+from gpupool.api import ADMISSION_REJECTION_LIMIT, GPUJob, JobPhase
 
 RawObject = Mapping[str, Any]
 
@@ -39,17 +44,64 @@ class Step(StrEnum):
     SUCCEED = "Succeed"
     RETRY = "Retry"
     INTERRUPT = "Interrupt"
+    REQUEUE = "Requeue"
     FAIL = "Fail"
+
+
+ADMISSION_HOLD_SECONDS = 10.0
+"""After the n-th free rejection in a row the job waits ADMISSION_HOLD_SECONDS x 2^(n-1)
+before it is placed again (10, 20, 40, 80, 160 s), so a node whose device plugin is still
+registering is not handed the same pod several times a second."""
+
+# The reasons the kubelet's admit handlers write into a refused pod's `status.reason`
+# (pkg/kubelet/lifecycle/predicate.go and the other admit handlers: the topology, eviction,
+# sysctl and node-shutdown managers); `OutOf<resource>` is matched by its prefix.
+KUBELET_ADMISSION_REASONS = frozenset(
+    {
+        "UnexpectedAdmissionError",
+        "UnknownReason",
+        "UnexpectedPredicateFailureType",
+        "InvalidNodeInfo",
+        "PodOSSelectorNodeLabelDoesNotMatch",
+        "PodOSNotSupported",
+        "InitContainerRestartPolicyForbidden",
+        "SupplementalGroupsPolicyNotSupported",
+        "NodeAffinity",
+        "NodeName",
+        "NodePorts",
+        "TaintToleration",
+        "TopologyAffinityError",
+        "SysctlForbidden",
+        "NodeShutdown",
+        "Evicted",
+    }
+)
+OUT_OF_PREFIX = "OutOf"
+# What the kubelet writes before its admit handler's message (`rejectPod`); it also catches
+# a reason added by a newer kubelet.
+REJECTED_MESSAGE_PREFIX = "Pod was rejected:"
+
+
+@dataclass(frozen=True)
+class AdmissionRejection:
+    """A worker pod the kubelet of `node` refused at admission, with the kubelet's reason and message."""
+
+    pod: str
+    node: str
+    reason: str
+    message: str = ""
 
 
 @dataclass(frozen=True)
 class LifecycleStep:
-    """The decision for one job, with the sentence the status and event will carry."""
+    """The decision for one job, with the sentence the status and event will carry.
+    `rejection` is set when the step was caused by a kubelet admission rejection."""
 
     step: Step
     reason: str = ""
     message: str = ""
     missing_workers: tuple[int, ...] = field(default=())
+    rejection: AdmissionRejection | None = None
 
 
 def pod_phase(pod: RawObject) -> str:
@@ -57,6 +109,64 @@ def pod_phase(pod: RawObject) -> str:
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return "Failed"
     return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def _container_ran(pod: RawObject) -> bool:
+    status = pod.get("status") or {}
+    for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        state, last = container.get("state") or {}, container.get("lastState") or {}
+        if state.get("running") or state.get("terminated") or last.get("terminated"):
+            return True
+    return False
+
+
+def admission_rejection(pod: RawObject) -> AdmissionRejection | None:
+    """The kubelet's admission rejection of a Failed pod, or None when the pod failed otherwise.
+
+    A pod is refused at admission when it is Failed, none of its containers ever ran, and
+    its `status.reason` is one the kubelet's admit handlers write (`KUBELET_ADMISSION_REASONS`
+    or `OutOf<resource>`) or its message starts as the kubelet's rejection does."""
+    status = pod.get("status") or {}
+    if pod_phase(pod) != "Failed" or (pod.get("metadata") or {}).get("deletionTimestamp") or _container_ran(pod):
+        return None
+    reason = str(status.get("reason") or "")
+    message = str(status.get("message") or "")
+    known = reason in KUBELET_ADMISSION_REASONS or (
+        reason.startswith(OUT_OF_PREFIX) and len(reason) > len(OUT_OF_PREFIX)
+    )
+    if not known and not message.startswith(REJECTED_MESSAGE_PREFIX):
+        return None
+    return AdmissionRejection(
+        pod=str((pod.get("metadata") or {}).get("name") or ""),
+        node=str((pod.get("spec") or {}).get("nodeName") or ""),
+        reason=reason or "Rejected",
+        message=message,
+    )
+
+
+def admission_hold_seconds(in_a_row: int) -> float:
+    """How long a job waits before it is placed again after its `in_a_row`-th free rejection."""
+    return ADMISSION_HOLD_SECONDS * 2 ** (max(1, in_a_row) - 1)
+
+
+def _rejection_hint(reason: str) -> str:
+    if reason == "UnexpectedAdmissionError" or (
+        reason.startswith(OUT_OF_PREFIX) and reason not in ("OutOfcpu", "OutOfmemory", "OutOfpods")
+    ):
+        return "its device plugin may still be registering"
+    if reason.startswith(OUT_OF_PREFIX):
+        return "the node has less room than the API server showed"
+    return "the node could not take it now"
+
+
+def rejection_message(rejection: AdmissionRejection, in_a_row: int) -> str:
+    """The status message (and event) of a gang requeued after its `in_a_row`-th free rejection."""
+    node = rejection.node or "(unknown)"
+    return (
+        f"the kubelet on node {node} refused pod {rejection.pod} at admission ({rejection.reason}): "
+        f"{_rejection_hint(rejection.reason)}; requeued, not counted as a failure (rejection {in_a_row} of "
+        f"{ADMISSION_REJECTION_LIMIT} in a row), placed again after {admission_hold_seconds(in_a_row):g} s"
+    )
 
 
 def _failure_detail(pod: RawObject) -> str:
@@ -76,11 +186,13 @@ def next_step(
     max_runtime_seconds: float | None,
     failures: int,
     lost_nodes: Collection[str] = (),
+    admission_rejections: int = 0,
 ) -> LifecycleStep:
     """Decide the next step of a job in phase Admitted or Running (see the module rules).
 
     `lost_nodes` are the nodes of the cluster that are gone or NotReady past the grace
-    period; a job with a worker on one is interrupted."""
+    period; a job with a worker on one is interrupted. `admission_rejections` is how many
+    kubelet admission rejections in a row the job had before this attempt."""
     workers = job.spec.workers
     phase = job.status.phase
     lost = sorted({w.node for w in job.status.placement if w.node in lost_nodes})
@@ -106,19 +218,33 @@ def next_step(
     if failed:
         worker = failed[0]
         pod = pods_by_worker.get(worker)
-        what = (
-            f"worker {worker} (pod {pod['metadata']['name']}) failed: {_failure_detail(pod)}"
-            if pod is not None
-            else f"worker {worker}'s pod disappeared"
-        )
+        rejections = [admission_rejection(pods_by_worker[w]) if w in pods_by_worker else None for w in failed]
+        rejection = rejections[0] if all(rejections) else None
+        in_a_row = admission_rejections + 1
+        if rejection is not None and in_a_row <= ADMISSION_REJECTION_LIMIT:
+            return LifecycleStep(
+                Step.REQUEUE, "AdmissionRejected", rejection_message(rejection, in_a_row), rejection=rejection
+            )
+        if rejection is not None:
+            what = (
+                f"the kubelet on node {rejection.node} refused pod {rejection.pod} at admission ({rejection.reason}), "
+                f"{in_a_row} rejections in a row (more than {ADMISSION_REJECTION_LIMIT} count as failures)"
+            )
+        elif pod is not None:
+            what = f"worker {worker} (pod {pod['metadata']['name']}) failed: {_failure_detail(pod)}"
+        else:
+            what = f"worker {worker}'s pod disappeared"
         limit = job.spec.backoff_limit
         if failures < limit:
             return LifecycleStep(
                 Step.RETRY,
                 "Restarting",
                 f"{what}; restarting the whole gang (failure {failures + 1} of backoffLimit {limit})",
+                rejection=rejection,
             )
-        return LifecycleStep(Step.FAIL, "BackoffLimitExceeded", f"{what}; no retries left (backoffLimit {limit})")
+        return LifecycleStep(
+            Step.FAIL, "BackoffLimitExceeded", f"{what}; no retries left (backoffLimit {limit})", rejection=rejection
+        )
 
     if missing:
         return LifecycleStep(Step.CREATE_PODS, missing_workers=missing)

@@ -29,7 +29,15 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from gpupool.api import API_VERSION, AttemptOutcome, GPUJob, GPUJobStatus, IdleSpec, JobPhase
+from gpupool.api import (
+    API_VERSION,
+    AdmissionRejectionStatus,
+    AttemptOutcome,
+    GPUJob,
+    GPUJobStatus,
+    IdleSpec,
+    JobPhase,
+)
 from gpupool.cluster import pods as podlib
 from gpupool.cluster.convert import HOLDING_PHASES, parse_duration_seconds, parse_timestamp, placement_status
 from gpupool.cluster.lifecycle import LifecycleStep, Step, next_step, pods_of_attempt
@@ -164,8 +172,9 @@ class Planner:
             max_runtime_seconds=max_runtime,
             failures=job.status.failures,
             lost_nodes={w.node for w in job.status.placement if snap.node_lost(w.node, now)},
+            admission_rejections=job.status.admission_rejections,
         )
-        if step.step in (Step.SUCCEED, Step.FAIL, Step.RETRY, Step.INTERRUPT):
+        if step.step in (Step.SUCCEED, Step.FAIL, Step.RETRY, Step.INTERRUPT, Step.REQUEUE):
             return self.stop_attempt(job, step, snap, now)
         change = self._running_step(job, step, snap, now)
         if change is not None and change.kind in ENDING:
@@ -188,6 +197,8 @@ class Planner:
                 phase=JobPhase.RUNNING,
                 started_at=timestamp(now),
                 message=f"running {job.spec.workers} worker(s) on {', '.join(nodes)}",
+                admission_rejections=0,
+                last_admission_rejection=None,
             )
             return _change(job, ChangeKind.START, status=status, events=(EventNote("Started", step.message),))
         if job.status.phase == JobPhase.RUNNING:
@@ -262,18 +273,24 @@ class Planner:
         """The attempt ends: it succeeded, failed for good, or the gang restarts.
 
         In each case the attempt's GPU time is accounted and the Running condition cleared;
-        a failure deletes the unfinished pods, a restart all of the attempt's pods.
+        a failure deletes the unfinished pods, a restart all of the attempt's pods. A gang a
+        kubelet refused at admission (`Step.REQUEUE`) is queued again like a restart, with
+        neither a failure counted nor a preemption, and an `AdmissionRejected` event; every
+        rejection, free or counted, is recorded in `admissionRejections` and
+        `lastAdmissionRejection`.
         """
         usage = self.attempt_usage(job, snap, now)
         running = ("Running", False, step.reason, step.message)
         outcome = {
             Step.RETRY: AttemptOutcome.RESTARTED,
             Step.INTERRUPT: AttemptOutcome.INTERRUPTED,
+            Step.REQUEUE: AttemptOutcome.ADMISSION_REJECTED,
             Step.SUCCEED: AttemptOutcome.SUCCEEDED,
         }.get(step.step, AttemptOutcome.FAILED)
-        if step.step in (Step.RETRY, Step.INTERRUPT):
-            interrupted = step.step == Step.INTERRUPT
-            reason = "Interrupted" if interrupted else "Restarting"
+        rejected = _rejection_fields(job, step, now)
+        if step.step in (Step.RETRY, Step.INTERRUPT, Step.REQUEUE):
+            free = step.step != Step.RETRY
+            reason = {Step.INTERRUPT: "Interrupted", Step.REQUEUE: "AdmissionRejected"}.get(step.step, "Restarting")
             kind, event, only_unfinished = ChangeKind.RESTART, EventNote(reason, step.message, "Warning"), False
             condition = ("Admitted", False, step.reason, step.message)
             fields: dict[str, Any] = {
@@ -281,8 +298,11 @@ class Planner:
                 "placement": [],
                 "started_at": None,
                 "admitted_at": None,
-                "failures": job.status.failures + (0 if interrupted else 1),
-                "message": f"queued again: {step.message}",
+                "failures": job.status.failures + (0 if free else 1),
+                # A requeued gang's message is the one its hold repeats (`snapshot.admission_hold`), so
+                # the wait writes nothing new.
+                "message": step.message if step.step == Step.REQUEUE else f"queued again: {step.message}",
+                **rejected,
             }
         else:
             succeeded = step.step == Step.SUCCEED
@@ -294,6 +314,7 @@ class Planner:
                 "phase": JobPhase.SUCCEEDED if succeeded else JobPhase.FAILED,
                 "finished_at": timestamp(now),
                 "message": f"{'succeeded' if succeeded else 'failed'}: {step.message}",
+                **rejected,
             }
         status = job_status(job, now, [running, condition], **usage, **fields)
         status, noted, logged = self.closed(job, status, outcome, snap, now)
@@ -522,6 +543,23 @@ class Planner:
         attempt recorded in `usageHistory` (each worker at its pool's price per GPU-hour; see
         `gpupool.cluster.spend`); none when the attempt never started."""
         return ended_attempt_fields(job, snap.gpu_hour_rate, now)
+
+
+def _rejection_fields(job: GPUJob, step: LifecycleStep, now: float) -> dict[str, Any]:
+    """The status fields recording a step's kubelet admission rejection (none without one)."""
+    rejection = step.rejection
+    if rejection is None:
+        return {}
+    return {
+        "admission_rejections": job.status.admission_rejections + 1,
+        "last_admission_rejection": AdmissionRejectionStatus(
+            pod=rejection.pod,
+            node=rejection.node,
+            reason=rejection.reason[:256],
+            message=rejection.message[:1024] or None,
+            at=timestamp(now),
+        ),
+    }
 
 
 def _is_stray(pod: RawObject, job: GPUJob | None) -> bool:

@@ -6,8 +6,9 @@ the applier's planner (`gpupool.cluster.plan`) and the status reporter
 models from the returned `ClusterSnapshot` instead of deriving them again. Objects that
 cannot be read (an odd node label, a job written by a newer CRD) are skipped with a reason
 instead of crashing the loop; jobs that cannot be scheduled for reasons the core does not
-model (their queue does not exist, their namespace may not use the queue) are reported
-here with a message a person can act on.
+model (their queue does not exist, their namespace may not use the queue, a kubelet refused
+their pods at admission moments ago: `admission_hold`) are reported here with a message a
+person can act on.
 
 Taints of a GPUNodePool are tolerated by gpupool's pods automatically (the pod gets the
 pool's tolerations, as Kueue does for a flavor's), so they are removed from the nodes the
@@ -42,7 +43,7 @@ from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
 from gpupool.agent.gpu_uuids import parse_uuids
 from gpupool.agent.summary import ANNOTATION as SUMMARY_ANNOTATION
 from gpupool.agent.summary import parse_summary
-from gpupool.api import GPUJob, GPUNodeClaim, GPUNodePool, GPUQueue, JobPhase, PoolClass
+from gpupool.api import ADMISSION_REJECTION_LIMIT, GPUJob, GPUNodeClaim, GPUNodePool, GPUQueue, JobPhase, PoolClass
 from gpupool.catalogue import gpu_catalogue
 from gpupool.cluster.cache import CachedObject, CacheView, Kind
 from gpupool.cluster.convert import (
@@ -54,6 +55,7 @@ from gpupool.cluster.convert import (
     parse_timestamp,
     queue_from_api,
 )
+from gpupool.cluster.lifecycle import AdmissionRejection, admission_hold_seconds, rejection_message
 from gpupool.cluster.parsing import ForeignUsage, ParsedJob
 from gpupool.cluster.pods import LABEL_JOB
 from gpupool.cluster.scaling import ScalingInputs, scaling_inputs
@@ -74,6 +76,24 @@ class Unschedulable:
 
     code: str
     message: str
+
+
+def admission_hold(job: GPUJob, now: float) -> Unschedulable | None:
+    """Why a gang a kubelet just refused at admission is not placed again yet, or None.
+
+    After its n-th free rejection in a row (`status.admissionRejections`, at most
+    `ADMISSION_REJECTION_LIMIT`) a queued job waits `lifecycle.admission_hold_seconds(n)`
+    from `status.lastAdmissionRejection.at`, with the very message its requeue wrote, so the
+    hold writes nothing; rejections past the limit count as failures and are not held."""
+    status = job.status
+    last = status.last_admission_rejection
+    count = status.admission_rejections
+    if status.phase != JobPhase.QUEUED or last is None or not 0 < count <= ADMISSION_REJECTION_LIMIT:
+        return None
+    if now >= last.at.timestamp() + admission_hold_seconds(count):
+        return None
+    rejection = AdmissionRejection(last.pod, last.node, last.reason, last.message or "")
+    return Unschedulable("AdmissionRejected", rejection_message(rejection, count))
 
 
 @dataclass(frozen=True)
@@ -429,6 +449,8 @@ def build_snapshot(
                 f"namespace {namespace} may not submit to queue {job.spec.queue}: its namespaceSelector does not "
                 f"match this namespace's labels; ask the platform team or use another queue",
             )
+        elif (hold := admission_hold(job, now)) is not None:
+            unschedulable[key] = hold
         else:
             pending.append(parsed.core)
 

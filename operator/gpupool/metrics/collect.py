@@ -263,8 +263,14 @@ class OperatorMetrics:
                 same = preemptor is not None and preemptor.spec.queue == queue
                 self.counters["gpupool_preemptions_total"].labels(queue, "within_queue" if same else "reclaim").inc()
             elif change.kind == ChangeKind.RESTART:
-                lost = any(event.reason == "Interrupted" for event in change.events)
-                reason = "node_lost" if lost else "worker_failed"
+                reasons = {event.reason for event in change.events}
+                reason = (
+                    "node_lost"
+                    if "Interrupted" in reasons
+                    else "admission_rejected"
+                    if "AdmissionRejected" in reasons
+                    else "worker_failed"
+                )
                 self.counters["gpupool_job_restarts_total"].labels(queue, reason).inc()
             elif change.kind in (ChangeKind.FINISH, ChangeKind.FAIL):
                 result = "succeeded" if change.kind == ChangeKind.FINISH else "failed"

@@ -66,7 +66,8 @@ platform and GC collectors of prometheus-client are in it too: `process_*`, `pyt
 ## Notes
 
 **Pending reason classes.** `gpupool_queue_pending_jobs{{reason}}` groups the job's wait
-code: `quota` (QuotaExhausted), `capacity` (NoFittingNode, InsufficientCapacity),
+code: `quota` (QuotaExhausted), `capacity` (NoFittingNode, InsufficientCapacity, and
+AdmissionRejected: held briefly after a kubelet refused its pods at admission),
 `provisioning` (NodesProvisioning), `preemption` (WaitingForPreemption), `ordering`
 (BehindHigherPriority, BlockedByHeadOfLine), `budget` (BudgetExhausted), `config`
 (PriorityAboveQueueMax, QueueNotFound, NamespaceNotAllowed).

@@ -79,7 +79,7 @@ PENDING_REASONS = ("quota", "capacity", "provisioning", "preemption", "ordering"
 """Reason classes of a waiting job (`gpupool.metrics.collect.REASON_CLASS` maps each WaitCode)."""
 ADMISSION_REASONS = ("nominal", "borrowed")
 PREEMPTION_REASONS = ("within_queue", "reclaim")
-RESTART_REASONS = ("worker_failed", "node_lost")
+RESTART_REASONS = ("worker_failed", "node_lost", "admission_rejected")
 FINISH_RESULTS = ("succeeded", "failed")
 SCALE_UP_RESULTS = ("requested", "ready", "failed")
 SCALE_DOWN_REASONS = ("idle", "lost")
@@ -193,7 +193,8 @@ FAMILIES: tuple[Family, ...] = (
     ),
     counter(
         "gpupool_job_restarts_total",
-        "Gang restarts: a worker failed within backoffLimit, or a node of the job was lost.",
+        "Gang restarts: a worker failed within backoffLimit, a node of the job was lost, or a kubelet refused a "
+        "worker at admission (requeued, not counted as a failure).",
         QUEUE,
         closed("reason", "what ended the attempt", RESTART_REASONS),
     ),

@@ -42,6 +42,7 @@ REASON_CLASS: dict[str, str] = {
     WaitCode.QUEUE_NOT_FOUND: "config",
     # Reasons the snapshot gives jobs the core is not asked about (`Unschedulable.code`).
     "NamespaceNotAllowed": "config",
+    "AdmissionRejected": "capacity",
 }
 """The reason class of each wait code (`gpupool_queue_pending_jobs{reason}`); unknown: config."""
 

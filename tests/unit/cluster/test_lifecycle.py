@@ -7,8 +7,14 @@ from typing import Any
 import pytest
 
 from builders.api import gpujob
-from gpupool.api import GPUJob
-from gpupool.cluster.lifecycle import Step, next_step, pods_of_attempt
+from gpupool.api import ADMISSION_REJECTION_LIMIT, GPUJob
+from gpupool.cluster.lifecycle import (
+    Step,
+    admission_hold_seconds,
+    admission_rejection,
+    next_step,
+    pods_of_attempt,
+)
 from gpupool.cluster.pods import LABEL_ATTEMPT, LABEL_WORKER
 
 NOW = 1_000_000.0
@@ -133,3 +139,111 @@ def test_a_lost_node_interrupts_the_gang_whatever_its_failures(failures: int) ->
     )
     assert (step.step, step.reason) == (Step.INTERRUPT, "Interrupted")
     assert "spot-1" in step.message and "does not count against backoffLimit" in step.message
+
+
+# --------------------------------------------------------------------------- kubelet admission rejections
+
+
+def rejected_pod(worker: int, reason: str, *, message: str = "", node: str = "n1", ran: bool = False) -> dict[str, Any]:
+    """A worker pod as the kubelet leaves it after refusing it at admission (`ran`: a container had run)."""
+    pod = make_pod(worker, "Running")
+    status: dict[str, Any] = {"phase": "Failed", "reason": reason, "message": message}
+    if ran:
+        status["containerStatuses"] = [{"state": {"terminated": {"reason": "Error", "exitCode": 1}}}]
+    return {**pod, "spec": {"nodeName": node}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("pod", "rejection_reason"),
+    [
+        (rejected_pod(0, "OutOfnvidia.com/gpu"), "OutOfnvidia.com/gpu"),
+        (rejected_pod(0, "OutOfcpu"), "OutOfcpu"),
+        (rejected_pod(0, "OutOfmemory"), "OutOfmemory"),
+        (rejected_pod(0, "UnexpectedAdmissionError"), "UnexpectedAdmissionError"),
+        (rejected_pod(0, "NodeAffinity"), "NodeAffinity"),
+        (rejected_pod(0, "TaintToleration"), "TaintToleration"),
+        (rejected_pod(0, "TopologyAffinityError"), "TopologyAffinityError"),
+        (rejected_pod(0, "SomeNewReason", message="Pod was rejected: a newer kubelet's check"), "SomeNewReason"),
+        (rejected_pod(0, "OutOfnvidia.com/gpu", ran=True), None),
+        (rejected_pod(0, "OutOf"), None),
+        (rejected_pod(0, "Error"), None),
+        (make_pod(0, "Failed"), None),
+        (make_pod(0, "Running"), None),
+    ],
+    ids=[
+        "out-of-a-device-plugin-resource",
+        "out-of-cpu",
+        "out-of-memory",
+        "unexpected-admission-error",
+        "node-affinity",
+        "taint-toleration",
+        "topology-affinity",
+        "an-unknown-reason-with-the-kubelets-rejection-message",
+        "a-pod-whose-container-ran-is-not-an-admission-rejection",
+        "the-bare-prefix-is-no-resource",
+        "an-ordinary-failure-reason",
+        "a-container-that-exited",
+        "a-running-pod",
+    ],
+)
+def test_admission_rejection_recognises_what_the_kubelet_writes(
+    pod: dict[str, Any], rejection_reason: str | None
+) -> None:
+    rejection = admission_rejection(pod)
+    assert (rejection.reason if rejection else None) == rejection_reason
+    if rejection is not None:
+        assert (rejection.pod, rejection.node) == ("train-a1-w0", "n1")
+
+
+@pytest.mark.parametrize(
+    ("phase", "pods", "in_a_row", "failures", "expected"),
+    [
+        ("Admitted", {0: rejected_pod(0, "OutOfnvidia.com/gpu"), 1: make_pod(1, "Pending")}, 0, 0, Step.REQUEUE),
+        ("Admitted", {0: rejected_pod(0, "UnexpectedAdmissionError"), 1: make_pod(1, "Running")}, 4, 0, Step.REQUEUE),
+        ("Admitted", {0: rejected_pod(0, "OutOfcpu"), 1: rejected_pod(1, "OutOfcpu")}, 0, 1, Step.REQUEUE),
+        ("Admitted", {0: rejected_pod(0, "OutOfnvidia.com/gpu"), 1: make_pod(1, "Running")}, 5, 0, Step.RETRY),
+        ("Admitted", {0: rejected_pod(0, "OutOfnvidia.com/gpu"), 1: make_pod(1, "Running")}, 5, 1, Step.FAIL),
+        ("Admitted", {0: rejected_pod(0, "OutOfcpu"), 1: make_pod(1, "Failed")}, 0, 0, Step.RETRY),
+        ("Running", {0: rejected_pod(0, "OutOfcpu")}, 0, 0, Step.RETRY),
+    ],
+    ids=[
+        "a-first-rejection-requeues",
+        "the-fifth-in-a-row-still-requeues",
+        "a-job-at-its-backoff-limit-is-requeued-not-failed",
+        "the-sixth-in-a-row-counts-as-a-failure",
+        "past-the-limit-at-the-backoff-limit-fails",
+        "a-rejection-beside-a-real-failure-is-a-failure",
+        "a-rejection-beside-a-vanished-pod-is-a-failure",
+    ],
+)
+def test_a_kubelet_admission_rejection_requeues_within_its_limit(
+    phase: str, pods: dict[int, Any], in_a_row: int, failures: int, expected: Step
+) -> None:
+    step = next_step(
+        make_job(phase),
+        pods,
+        NOW,
+        started_at=None,
+        max_runtime_seconds=None,
+        failures=failures,
+        admission_rejections=in_a_row,
+    )
+    assert step.step == expected
+    if expected == Step.REQUEUE:
+        assert step.reason == "AdmissionRejected" and step.rejection is not None
+    if in_a_row >= ADMISSION_REJECTION_LIMIT:
+        assert step.rejection is not None and "rejections in a row" in step.message
+
+
+def test_a_requeue_message_names_the_node_pod_reason_and_that_it_is_not_a_failure() -> None:
+    pods = {0: rejected_pod(0, "OutOfnvidia.com/gpu", node="gpu-7"), 1: make_pod(1, "Pending")}
+    step = next_step(make_job(), pods, NOW, started_at=None, max_runtime_seconds=None, failures=0)
+    assert step.message.startswith(
+        "the kubelet on node gpu-7 refused pod train-a1-w0 at admission (OutOfnvidia.com/gpu): its device plugin "
+        "may still be registering; requeued, not counted as a failure"
+    )
+    assert f"rejection 1 of {ADMISSION_REJECTION_LIMIT} in a row" in step.message
+
+
+def test_the_hold_doubles_with_each_rejection_in_a_row() -> None:
+    assert [admission_hold_seconds(n) for n in range(1, 6)] == [10, 20, 40, 80, 160]
