@@ -190,8 +190,12 @@ def values_schema() -> Schema:
                             skip=AGENT_SETTINGS_SET_BY_CHART,
                         ),
                         "nodeSelector": string_map("Nodes the agent runs on."),
-                        "tolerations": free_list("Tolerations of the agent."),
-                        "runtimeClassName": string("RuntimeClass giving the agent the NVIDIA driver (empty: default)."),
+                        "tolerations": free_list(
+                            "Tolerations of the agent (default: the nvidia.com/gpu and gpupool.io/pool taints)."
+                        ),
+                        "runtimeClassName": string(
+                            "RuntimeClass giving the agent the NVIDIA driver (default nvidia; empty: left out)."
+                        ),
                         "resources": obj("Container resources of the agent.", free_form=True),
                         "priorityClassName": string("Priority class of the agent pods (empty: none)."),
                     },

@@ -89,7 +89,9 @@ def test_every_operator_and_agent_setting_reaches_the_variable_the_settings_obje
     settings = OperatorSettings(**{k.removeprefix(ENV_PREFIX).lower(): v for k, v in operator_env.items()})
     assert settings.schedule_interval_seconds == 1.5
     agent_env = env_of(objects, "DaemonSet")
+    # The chart sets the PodResources socket itself (a settings default, so a value overrides it).
     assert set(agent_env) == {AGENT_PREFIX + name.upper() for name in agent_fields} | {
+        "GPUPOOL_AGENT_POD_RESOURCES_SOCKET",
         "NVIDIA_VISIBLE_DEVICES",
         "NVIDIA_DRIVER_CAPABILITIES",
     }
@@ -112,6 +114,35 @@ def test_the_defaults_run_two_replicas_under_leader_election_hardened_and_probed
     assert find(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     daemonset = find(objects, "DaemonSet")["spec"]["template"]["spec"]
     assert daemonset["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+
+
+POD_RESOURCES = "/var/lib/kubelet/pod-resources"
+
+
+def test_the_agent_reads_the_kubelets_pod_resources_under_the_nvidia_runtime_on_tainted_gpu_nodes() -> None:
+    objects = documents(render())
+    pod = find(objects, "DaemonSet")["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "nvidia"
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists"},
+        {"key": "gpupool.io/pool", "operator": "Exists"},
+    ]
+    container = pod["containers"][0]
+    assert env_of(objects, "DaemonSet")["GPUPOOL_AGENT_POD_RESOURCES_SOCKET"] == f"{POD_RESOURCES}/kubelet.sock"
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["pod-resources"] == {"name": "pod-resources", "mountPath": POD_RESOURCES, "readOnly": True}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["pod-resources"]["hostPath"] == {"path": POD_RESOURCES, "type": "Directory"}
+
+
+def test_the_agent_runtime_class_can_be_left_out_and_its_tolerations_changed() -> None:
+    sets = ["agent.runtimeClassName=", "agent.tolerations[0].key=gpu-team", "agent.tolerations[0].operator=Exists"]
+    objects = documents(render(sets=sets))
+    pod = find(objects, "DaemonSet")["spec"]["template"]["spec"]
+    assert "runtimeClassName" not in pod
+    assert pod["tolerations"] == [{"key": "gpu-team", "operator": "Exists"}]
+    names = [e["name"] for e in pod["containers"][0]["env"]]
+    assert names.count("GPUPOOL_AGENT_POD_RESOURCES_SOCKET") == 1
 
 
 def rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
