@@ -181,6 +181,7 @@ def test_a_gpupool_user_submits_and_deletes_jobs_in_their_namespace_only(
 
 
 def pod(name: str, **spec: Any) -> str:
+    """A Pod manifest; `gpus`, `env` (of the main container) and `annotations` are shorthands."""
     container: dict[str, Any] = {"name": "main", "image": "busybox"}
     gpus = spec.pop("gpus", None)
     if gpus:
@@ -188,9 +189,17 @@ def pod(name: str, **spec: Any) -> str:
     env = spec.pop("env", None)
     if env:
         container["env"] = [{"name": key, "value": value} for key, value in env.items()]
-    metadata = {"name": name, "annotations": spec.pop("annotations", {})}
+    metadata: dict[str, Any] = {"name": name}
+    annotations = spec.pop("annotations", None)
+    if annotations:
+        metadata["annotations"] = annotations
     body = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": {"containers": [container], **spec}}
     return yaml.safe_dump(body)
+
+
+INIT_WITH_NVIDIA_ENV = [
+    {"name": "setup", "image": "busybox", "env": [{"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "all"}]}
+]
 
 
 GPU_AFFINITY = {
@@ -218,9 +227,21 @@ def dry_run_create(kubeconfig: str, identity: list[str], namespace: str, manifes
         ("gpu-affinity", {"affinity": GPU_AFFINITY}, "may not select GPU nodes"),
         ("gpu-toleration", {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}, "tolerate GPU node"),
         ("tolerate-all", {"tolerations": [{"operator": "Exists"}]}, "tolerate GPU node"),
-        ("nvidia-env", {"env": {"NVIDIA_VISIBLE_DEVICES": "all"}}, "may not set NVIDIA_* variables"),
-        ("nvidia-caps", {"env": {"NVIDIA_DRIVER_CAPABILITIES": "all"}}, "(NVIDIA_DRIVER_CAPABILITIES)"),
-        ("cdi-annotation", {"annotations": {"cdi.k8s.io/gpu": "nvidia.com/gpu=all"}}, "cdi.k8s.io/* name devices"),
+        (
+            "nvidia-env",
+            {"env": {"NVIDIA_VISIBLE_DEVICES": "all"}},
+            "spec.containers[main].env NVIDIA_VISIBLE_DEVICES is reserved to gpupool",
+        ),
+        (
+            "nvidia-init-env",
+            {"initContainers": INIT_WITH_NVIDIA_ENV},
+            "spec.initContainers[setup].env NVIDIA_DRIVER_CAPABILITIES is reserved to gpupool",
+        ),
+        (
+            "cdi-annotation",
+            {"annotations": {"cdi.k8s.io/gpu": "nvidia.com/gpu=all"}},
+            "metadata.annotations cdi.k8s.io/gpu is reserved to gpupool",
+        ),
     ],
 )
 def test_pods_that_would_take_gpus_around_the_queue_are_refused_with_what_to_do(
@@ -237,9 +258,17 @@ def test_ordinary_pods_and_the_operators_own_gpu_pods_are_admitted(kubeconfig: s
     team_a, _ = tenants
     plain = dry_run_create(kubeconfig, ["--as", "bob"], team_a, pod("plain"))
     assert plain.returncode == 0, plain.stderr
+    ordinary = pod("ordinary", env={"CUDA_CACHE_PATH": "/tmp/cuda"}, annotations={"example.com/team": "a"})
+    with_env = dry_run_create(kubeconfig, ["--as", "bob"], team_a, ordinary)
+    assert with_env.returncode == 0, with_env.stderr
     worker = pod("worker", gpus=2, nodeName="some-gpu-node", schedulerName="gpupool")
     by_operator = dry_run_create(kubeconfig, ["--as", OPERATOR], team_a, worker)
     assert by_operator.returncode == 0, by_operator.stderr
+    # What the operator sets: void in a container without GPUs, the reserved GPU on a share.
+    for env in ({"NVIDIA_VISIBLE_DEVICES": "void"}, {"NVIDIA_VISIBLE_DEVICES": "GPU-1b07", "GPUPOOL_GPU_SHARE": "0.5"}):
+        share = pod("share", env=env, nodeName="some-gpu-node", schedulerName="gpupool")
+        by_operator = dry_run_create(kubeconfig, ["--as", OPERATOR], team_a, share)
+        assert by_operator.returncode == 0, by_operator.stderr
 
 
 def test_the_operator_runs_gangs_as_the_chart_service_account_under_the_policy_and_leads_on_its_lease(
