@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -128,6 +129,51 @@ def test_failed_worker_restarts_the_gang_then_fails_past_backoff_limit(world: Sc
     assert final["attempts"] == 2
     assert "no retries left" in final["message"]
     wait_for(lambda: "Restarting" in (events := world.events("flaky")) and "Failed" in events, 10, "events")
+
+
+def test_a_pod_the_kubelet_refuses_at_admission_requeues_the_gang_without_a_failure(world: Scenario) -> None:
+    """The kubelet's rejection is mimicked through the status subresource, as the kubelet
+    writes it: phase Failed, its reason and message, no container status."""
+    world.nodes(1, gpus=8)
+    queue = world.queue("team", nominal=8)
+    world.job("refused", queue, gpus=1, duration="4s")
+    pod = wait_for(lambda: world.pods("refused"), 30, "the first worker pod")[0]
+    rejection = {
+        "status": {
+            "phase": "Failed",
+            "reason": "OutOfnvidia.com/gpu",
+            "message": "Pod was rejected: Node didn't have enough resource: nvidia.com/gpu",
+            "containerStatuses": None,
+            "conditions": None,
+        }
+    }
+    kubectl(
+        world.kubeconfig, "patch", "pod", pod["metadata"]["name"], "-n", world.namespace, "--subresource=status",
+        "--type=merge", "-p", json.dumps(rejection),
+    )  # fmt: skip
+    node = pod["spec"]["nodeName"]
+    held = wait_for(
+        lambda: (s := world.status("refused")).get("admissionRejections") == 1 and s.get("phase") == "Queued" and s,
+        30,
+        "the gang requeued after the rejection",
+    )
+    assert held["failures"] == 0
+    assert held["lastAdmissionRejection"]["node"] == node
+    assert held["lastAdmissionRejection"]["reason"] == "OutOfnvidia.com/gpu"
+    assert held["message"].startswith(
+        f"the kubelet on node {node} refused pod {pod['metadata']['name']} at admission (OutOfnvidia.com/gpu)"
+    )
+    assert "not counted as a failure" in held["message"]
+    final = world.wait_phase("refused", "Succeeded", 60)
+    assert (final["attempts"], final["failures"], final.get("admissionRejections", 0)) == (2, 0, 0)
+    first, second = final["provenance"]["attempts"][-2:]
+    assert first["outcome"] == "AdmissionRejected"
+    ended, readmitted = (
+        datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (first["endedAt"], second["admittedAt"])
+    )
+    assert (readmitted - ended).total_seconds() >= 9, "placed again before its hold ended"
+    events = world.events("refused")
+    assert "AdmissionRejected" in events and "Restarting" not in events
 
 
 def test_a_shorter_max_runtime_set_on_a_running_job_stops_it(world: Scenario) -> None:
