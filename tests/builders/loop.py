@@ -24,6 +24,17 @@ from gpupool.settings import OperatorSettings
 
 PLURALS = {"GPUJob": "gpujobs", "GPUQueue": "gpuqueues", "GPUNodePool": "gpunodepools"}
 
+RESTART_WRITES = [
+    ("patch_job_status", "Queued"),
+    ("emit_event", "Restarting"),
+    ("delete_pod", ""),
+    ("patch_job_status", "Admitted"),
+    ("emit_event", "Admitted"),
+    ("create_pod", "n1"),
+]
+"""`Rig.job_calls()` of one cycle in which a gang on node n1 restarts after a counted failure
+and is admitted there again."""
+
 
 @dataclass
 class Rig:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from builders.api import cache_of, gpujob_object, gpuqueue_object, node_object, worker_pod_object
-from builders.loop import Rig
+from builders.loop import RESTART_WRITES, Rig
 from builders.loop import rig as make_rig
 from gpupool.api import JobPhase
 from gpupool.cluster.apply import Applier
@@ -88,14 +88,7 @@ CASES = {
             ),
             pods=[worker_pod_object(phase="Failed")],
         ),
-        [
-            ("patch_job_status", "Queued"),
-            ("emit_event", "Restarting"),
-            ("delete_pod", ""),
-            ("patch_job_status", "Admitted"),
-            ("emit_event", "Admitted"),
-            ("create_pod", "n1"),
-        ],
+        RESTART_WRITES,
     ),
     "job that cannot fit: its reason, status only": (
         cluster(gpujob_object(gpus=16, phase="Queued", status={"message": "queued in q"})),
