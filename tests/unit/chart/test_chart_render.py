@@ -135,14 +135,20 @@ def test_the_agent_reads_the_kubelets_pod_resources_under_the_nvidia_runtime_on_
     assert volumes["pod-resources"]["hostPath"] == {"path": POD_RESOURCES, "type": "Directory"}
 
 
-def test_the_agent_runtime_class_can_be_left_out_and_its_tolerations_changed() -> None:
-    sets = ["agent.runtimeClassName=", "agent.tolerations[0].key=gpu-team", "agent.tolerations[0].operator=Exists"]
+def test_the_agent_runtime_class_can_be_left_out_and_its_socket_and_tolerations_changed() -> None:
+    sets = [
+        "agent.runtimeClassName=",
+        "agent.settings.podResourcesSocket=/run/kubelet.sock",
+        "agent.tolerations[0].key=gpu-team",
+        "agent.tolerations[0].operator=Exists",
+    ]
     objects = documents(render(sets=sets))
     pod = find(objects, "DaemonSet")["spec"]["template"]["spec"]
     assert "runtimeClassName" not in pod
     assert pod["tolerations"] == [{"key": "gpu-team", "operator": "Exists"}]
     names = [e["name"] for e in pod["containers"][0]["env"]]
     assert names.count("GPUPOOL_AGENT_POD_RESOURCES_SOCKET") == 1
+    assert env_of(objects, "DaemonSet")["GPUPOOL_AGENT_POD_RESOURCES_SOCKET"] == "/run/kubelet.sock"
 
 
 def rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
