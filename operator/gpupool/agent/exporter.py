@@ -15,8 +15,10 @@ Per GPU, labels `node`, `gpu` (index), `uuid`, `model`:
     gpupool_gpu_energy_joules_total      counter (NVML: since driver load; simulated: since agent start)
     gpupool_gpu_processes                processes (NVML) or workers (simulated) on the GPU
 
-Per agent: `gpupool_agent_info{backend}` (1), `gpupool_agent_last_sample_timestamp_seconds`
-and `gpupool_agent_sample_errors_total` (rounds that failed to read). Per-job views join
+Per agent: `gpupool_agent_info{backend}` (1), `gpupool_agent_last_sample_timestamp_seconds`,
+`gpupool_agent_sample_errors_total` (rounds that failed to read) and, with the NVML backend,
+`gpupool_agent_nvml_available` (1 when NVML is open, 0 while the agent runs without it; see
+`gpupool.agent.nvml.NvmlWhenAvailable`). Per-job views join
 these with the operator's `gpupool_gpu_allocation_info` in PromQL; the agent knows GPUs,
 not jobs.
 """
@@ -63,11 +65,17 @@ class GpuCollector(Collector):
         self._samples: tuple[GpuSample, ...] = ()
         self._sampled_at: float | None = None
         self._errors = 0
+        self._nvml_available: bool | None = None
 
     def update(self, samples: Sequence[GpuSample], now: float) -> None:
         with self._lock:
             self._samples = tuple(samples)
             self._sampled_at = now
+
+    def nvml_available(self, available: bool) -> None:
+        """Whether NVML is open (exported from the first call on; backends without NVML never call it)."""
+        with self._lock:
+            self._nvml_available = available
 
     def failed(self) -> None:
         """Count a round that could not be read (the previous samples stay exported)."""
@@ -77,6 +85,7 @@ class GpuCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             samples, sampled_at, errors = self._samples, self._sampled_at, self._errors
+            nvml_available = self._nvml_available
         for series in GPU_SERIES:
             family: GaugeMetricFamily | CounterMetricFamily
             if series.counter:
@@ -99,6 +108,12 @@ class GpuCollector(Collector):
         yield CounterMetricFamily(
             "gpupool_agent_sample_errors", "Rounds in which the GPUs could not be read.", value=errors
         )
+        if nvml_available is not None:
+            yield GaugeMetricFamily(
+                "gpupool_agent_nvml_available",
+                "1 when the agent reads the GPUs through NVML, 0 while NVML cannot be opened.",
+                value=1.0 if nvml_available else 0.0,
+            )
 
 
 def registry_with(collector: GpuCollector) -> CollectorRegistry:

@@ -2,15 +2,17 @@
 
 Who uses this: `gpupool.agent.run`. The simulated backend reads nodes and running gpupool
 worker pods through `KubeSource`; both backends publish the utilisation summary through
-`NodeAnnotator`. Lists ask for raw JSON (`_preload_content=False`), so the agent handles
-plain dicts, the same shape its unit tests build. RBAC: `patch` nodes (the
-summary); the simulated backend also `list`s nodes and pods (all namespaces).
+`NodeAnnotator`, which also sets the agent's Node condition (`GPUPoolAgentNVML`). Lists ask
+for raw JSON (`_preload_content=False`), so the agent handles plain dicts, the same shape its
+unit tests build. RBAC: `patch` nodes (the annotations) and `nodes/status` (the condition);
+the simulated backend also `list`s nodes and pods (all namespaces).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -51,11 +53,30 @@ class KubeSource:
         self._api.close()
 
 
+def node_condition(kind: str, status: bool, reason: str, message: str, now: float) -> dict[str, str]:
+    """A Node condition as the API has it; both times are `now` (the agent writes on change only)."""
+    at = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "type": kind,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+        "lastHeartbeatTime": at,
+        "lastTransitionTime": at,
+    }
+
+
 class NodeAnnotator:
-    """Sets one annotation on a Node (a merge patch of `metadata.annotations`)."""
+    """Sets one annotation on a Node (a merge patch of `metadata.annotations`), or one condition
+    of its status (a strategic merge patch of `status.conditions`, merged by `type`, so the
+    kubelet's own conditions stay as they are)."""
 
     def __init__(self, api: Any) -> None:
         self._core = client.CoreV1Api(api)
 
     def annotate(self, node: str, key: str, value: str) -> None:
         self._core.patch_node(node, {"metadata": {"annotations": {key: value}}})
+
+    def set_condition(self, node: str, condition: Mapping[str, str]) -> None:
+        # A dict body is sent as a strategic merge patch; conditions merge on `type`.
+        self._core.patch_node_status(node, {"status": {"conditions": [dict(condition)]}})

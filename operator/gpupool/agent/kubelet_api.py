@@ -8,9 +8,10 @@ No protoc and no generated files: each message is a (name, fields) row below, tu
 `FileDescriptorProto` and then into classes by protobuf's own message factory. Only field
 numbers and types reach the wire, and they follow the kubelet's published API
 (`k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1` and `.../podresources/v1`, v0.36); a
-message may list fewer fields than the upstream one (PodResources' CPU and memory), since
-proto3 readers skip fields they do not know. `tests/unit/agent/test_kubelet_api.py` checks
-hand-encoded bytes, so a wrong number fails there.
+message may list fewer fields than the upstream one (`ContainerResources.dynamic_resources`,
+DRA's, whose layout moved between releases; the `Get` method), since proto3 readers skip
+fields they do not know. `tests/unit/agent/test_kubelet_api.py` checks hand-encoded bytes,
+so a wrong number fails there.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _STRING = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
 _BOOL = descriptor_pb2.FieldDescriptorProto.TYPE_BOOL
 _INT32 = descriptor_pb2.FieldDescriptorProto.TYPE_INT32
 _INT64 = descriptor_pb2.FieldDescriptorProto.TYPE_INT64
+_UINT64 = descriptor_pb2.FieldDescriptorProto.TYPE_UINT64
 _MESSAGE = descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE
 _OPTIONAL = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
 _REPEATED = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
@@ -38,7 +40,8 @@ _REPEATED = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
 
 @dataclass(frozen=True)
 class F:
-    """One field: name, number, type (`string`, `bool`, `int32`, `int64`, `map` or a message name), repeated."""
+    """One field: name, number, type (`string`, `bool`, `int32`, `int64`, `uint64`, `map` (string to
+    string) or a message name), repeated."""
 
     name: str
     number: int
@@ -46,7 +49,7 @@ class F:
     repeated: bool = False
 
 
-_SCALARS = {"string": _STRING, "bool": _BOOL, "int32": _INT32, "int64": _INT64}
+_SCALARS = {"string": _STRING, "bool": _BOOL, "int32": _INT32, "int64": _INT64, "uint64": _UINT64}
 
 DEVICE_PLUGIN_MESSAGES: dict[str, tuple[F, ...]] = {
     "Empty": (),
@@ -90,6 +93,7 @@ DEVICE_PLUGIN_MESSAGES: dict[str, tuple[F, ...]] = {
 
 POD_RESOURCES_MESSAGES: dict[str, tuple[F, ...]] = {
     "ListPodResourcesRequest": (),
+    "AllocatableResourcesRequest": (),
     "NUMANode": (F("ID", 1, "int64"),),
     "TopologyInfo": (F("nodes", 1, "NUMANode", repeated=True),),
     "ContainerDevices": (
@@ -97,13 +101,24 @@ POD_RESOURCES_MESSAGES: dict[str, tuple[F, ...]] = {
         F("device_ids", 2, "string", repeated=True),
         F("topology", 3, "TopologyInfo"),
     ),
-    "ContainerResources": (F("name", 1, "string"), F("devices", 2, "ContainerDevices", repeated=True)),
+    "ContainerMemory": (F("memory_type", 1, "string"), F("size", 2, "uint64"), F("topology", 3, "TopologyInfo")),
+    "ContainerResources": (
+        F("name", 1, "string"),
+        F("devices", 2, "ContainerDevices", repeated=True),
+        F("cpu_ids", 3, "int64", repeated=True),
+        F("memory", 4, "ContainerMemory", repeated=True),
+    ),
     "PodResources": (
         F("name", 1, "string"),
         F("namespace", 2, "string"),
         F("containers", 3, "ContainerResources", repeated=True),
     ),
     "ListPodResourcesResponse": (F("pod_resources", 1, "PodResources", repeated=True),),
+    "AllocatableResourcesResponse": (
+        F("devices", 1, "ContainerDevices", repeated=True),
+        F("cpu_ids", 2, "int64", repeated=True),
+        F("memory", 3, "ContainerMemory", repeated=True),
+    ),
 }
 
 
@@ -147,9 +162,28 @@ DevicePlugin = _classes("gpupool/deviceplugin_v1beta1.proto", "v1beta1", DEVICE_
 PodResources = _classes("gpupool/podresources_v1.proto", "v1", POD_RESOURCES_MESSAGES)
 """Message name -> class, e.g. `PodResources["ListPodResourcesResponse"]`."""
 
-REGISTER = "/v1beta1.Registration/Register"
+# gRPC services and the full paths of their methods (`/<package>.<Service>/<Method>`).
+REGISTRATION_SERVICE = "v1beta1.Registration"
+REGISTER = f"/{REGISTRATION_SERVICE}/Register"
+"""Registration (the kubelet serves it on `kubelet.sock` in the plugin folder): RegisterRequest -> Empty."""
 DEVICE_PLUGIN_SERVICE = "v1beta1.DevicePlugin"
-POD_RESOURCES_LIST = "/v1.PodResourcesLister/List"
+"""DevicePlugin (each plugin serves it on its own socket there), its methods below."""
+GET_DEVICE_PLUGIN_OPTIONS = f"/{DEVICE_PLUGIN_SERVICE}/GetDevicePluginOptions"
+"""Empty -> DevicePluginOptions."""
+LIST_AND_WATCH = f"/{DEVICE_PLUGIN_SERVICE}/ListAndWatch"
+"""Empty -> a server stream of ListAndWatchResponse (the whole device list each time it changes)."""
+GET_PREFERRED_ALLOCATION = f"/{DEVICE_PLUGIN_SERVICE}/GetPreferredAllocation"
+"""PreferredAllocationRequest -> PreferredAllocationResponse."""
+ALLOCATE = f"/{DEVICE_PLUGIN_SERVICE}/Allocate"
+"""AllocateRequest -> AllocateResponse."""
+PRE_START_CONTAINER = f"/{DEVICE_PLUGIN_SERVICE}/PreStartContainer"
+"""PreStartContainerRequest -> PreStartContainerResponse."""
+POD_RESOURCES_SERVICE = "v1.PodResourcesLister"
+"""PodResourcesLister (the kubelet serves it on `POD_RESOURCES_SOCKET`)."""
+POD_RESOURCES_LIST = f"/{POD_RESOURCES_SERVICE}/List"
+"""ListPodResourcesRequest -> ListPodResourcesResponse."""
+POD_RESOURCES_GET_ALLOCATABLE = f"/{POD_RESOURCES_SERVICE}/GetAllocatableResources"
+"""AllocatableResourcesRequest -> AllocatableResourcesResponse."""
 
 
 def call_unary(socket_path: str, method: str, request: Any, response_class: Any, timeout: float) -> Any:

@@ -10,6 +10,13 @@ Units: NVML reports utilisation in percent, power in milliwatts, energy in milli
 (since the driver was loaded), memory in bytes and temperature in degrees Celsius; the
 sample carries ratio, watts, joules, bytes and degrees. A reading the GPU does not
 support (NVML raises NVMLError, e.g. NOT_SUPPORTED for energy before Volta) is None.
+
+Without NVML (no driver library in the container, no GPU) the agent does not stop:
+`NvmlWhenAvailable` stands in for the backend, reports no GPUs and the reason
+(`problem`), and tries to open NVML again every minute. The agent turns that into the
+gauge `gpupool_agent_nvml_available` and the Node condition `GPUPoolAgentNVML`
+(`CONDITION`, reasons `NVMLAvailable` / `NVMLUnavailable`, the message saying what to
+check: `NVML_HINT`).
 """
 
 from __future__ import annotations
@@ -18,11 +25,23 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from gpupool.agent.backend import GpuDevice, GpuSample, milli_to_base, percent_to_ratio
+from gpupool.agent.backend import GpuBackend, GpuDevice, GpuSample, milli_to_base, percent_to_ratio
 
 log = logging.getLogger("gpupool.agent.nvml")
 
 NO_DRIVER = "no NVIDIA driver on this node: run the agent with --backend simulated on kwok nodes"
+
+CONDITION = "GPUPoolAgentNVML"
+"""Type of the Node condition the agent sets: True when it reads the node's GPUs through NVML."""
+REASON_AVAILABLE = "NVMLAvailable"
+REASON_UNAVAILABLE = "NVMLUnavailable"
+NVML_HINT = (
+    "check that the agent pod runs with runtimeClassName nvidia (chart value agent.runtimeClassName) "
+    "and that the NVIDIA container toolkit is installed and configured on this node, so that the "
+    "driver's NVML library is mounted into the container"
+)
+RETRY_SECONDS = 60.0
+"""How often `NvmlWhenAvailable` tries to open NVML again while it cannot."""
 
 T = TypeVar("T")
 
@@ -111,3 +130,64 @@ class NvmlBackend:
             self._nvml.nvmlShutdown()
         except self._nvml.NVMLError:
             log.warning("nvmlShutdown failed", exc_info=True)
+
+
+class NvmlWhenAvailable:
+    """The NVML backend once it opens; until then no GPUs, and `problem` says why.
+
+    Who uses this: `gpupool.agent.run` for `--backend nvml`, so that an agent whose container
+    lacks the driver's library keeps running (a DaemonSet pod that exits would crash-loop): it
+    still serves /metrics and publishes the kubelet's pod devices, and shows the problem as
+    `gpupool_agent_nvml_available 0` and the Node condition `GPUPoolAgentNVML=False`.
+    `open_backend` makes the real backend (raises `NvmlUnavailable`); it is tried once here and
+    again at the first `sample` at least `retry_seconds` after the last try. The first failure
+    is logged as a warning, later ones at debug level.
+    """
+
+    name = "nvml"
+
+    def __init__(self, open_backend: Callable[[], GpuBackend], retry_seconds: float = RETRY_SECONDS) -> None:
+        self._open = open_backend
+        self._retry_seconds = retry_seconds
+        self._backend: GpuBackend | None = None
+        self._tried_at: float | None = None
+        self.problem: str | None = None
+        """Why NVML cannot be used (the `NvmlUnavailable` message); None once it is open."""
+        self._try()
+
+    def _try(self) -> None:
+        try:
+            self._backend = self._open()
+        except NvmlUnavailable as error:
+            if self.problem is None:
+                log.warning(
+                    "NVML unavailable (%s): %s; serving /metrics without GPUs, trying again every %.0f s",
+                    error,
+                    NVML_HINT,
+                    self._retry_seconds,
+                )
+            else:
+                log.debug("NVML still unavailable: %s", error)
+            self.problem = str(error)
+            return
+        if self.problem is not None:
+            log.info("NVML opened: %d GPUs", len(self._backend.devices()))
+        self.problem = None
+
+    def devices(self) -> Sequence[GpuDevice]:
+        return [] if self._backend is None else self._backend.devices()
+
+    def sample(self, now: float) -> Sequence[GpuSample]:
+        if self._backend is None:
+            if self._tried_at is None:
+                self._tried_at = now  # the first try was at start-up
+            elif now - self._tried_at >= self._retry_seconds:
+                self._tried_at = now
+                self._try()
+        if self._backend is None:
+            return []
+        return self._backend.sample(now)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()

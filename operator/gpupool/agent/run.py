@@ -2,15 +2,21 @@
 
 Who calls this: `gpupool.cli` (one process per GPU node, later a DaemonSet; or one
 simulated process for every kwok node of a dev cluster). Start-up: settings (a bad one
-stops the agent here, naming the variable), the backend (NVML absent: a message saying
-to use `--backend simulated`), the Kubernetes client when needed, then the /metrics
-server. Each round (`Agent.tick`) reads every GPU once, replaces the exported samples,
-adds the utilisation to each node's rolling window and, when `WritePolicy` allows,
-writes the node's `gpupool.io/gpu-utilization` annotation. The node's GPU index -> UUID
-map (`gpupool.io/gpu-uuids`, `gpupool.agent.gpu_uuids`) is written at the first round
-and again only when it changes; so is, for one named node, the kubelet's report of which
-pod holds which GPU (`gpupool.io/pod-devices`, read from the PodResources socket). A
-failed read or write is logged and tried again next round; SIGTERM or SIGINT stops the loop.
+stops the agent here, naming the variable), the backend, the Kubernetes client when
+needed, then the /metrics server. Each round (`Agent.tick`) reads every GPU once, replaces
+the exported samples, adds the utilisation to each node's rolling window and, when
+`WritePolicy` allows, writes the node's `gpupool.io/gpu-utilization` annotation. The node's
+GPU index -> UUID map (`gpupool.io/gpu-uuids`, `gpupool.agent.gpu_uuids`) is written at the
+first round and again only when it changes; so is, for one named node, the kubelet's report
+of which pod holds which GPU (`gpupool.io/pod-devices`, read from the PodResources socket).
+A failed read or write is logged and tried again next round; SIGTERM or SIGINT stops the loop.
+
+Without NVML (`--backend nvml` where the container has no driver library) the agent does not
+exit, which would crash-loop a DaemonSet pod: `NvmlWhenAvailable` reports no GPUs and keeps
+trying, /metrics shows `gpupool_agent_nvml_available 0`, the Node condition
+`GPUPoolAgentNVML` is False (reason `NVMLUnavailable`, the message says what to check) and
+the pod devices are still published. The condition is True once NVML opens; like the
+annotations it is written when it changes.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from gpupool.agent.backend import GpuBackend, GpuSample
 from gpupool.agent.exporter import GpuCollector, registry_with
 from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
 from gpupool.agent.gpu_uuids import format_uuids
-from gpupool.agent.nvml import NvmlUnavailable
+from gpupool.agent.kube import node_condition
+from gpupool.agent.nvml import CONDITION, NVML_HINT, REASON_AVAILABLE, REASON_UNAVAILABLE
 from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
 from gpupool.agent.pod_devices import format_pod_devices
 from gpupool.agent.podresources import PodResourcesUnavailable
@@ -51,6 +58,19 @@ class Annotator(Protocol):
     """Sets an annotation on a Node (`gpupool.agent.kube.NodeAnnotator`, or a fake)."""
 
     def annotate(self, node: str, key: str, value: str) -> None: ...
+
+
+class ConditionSetter(Protocol):
+    """Sets one condition of a Node's status (`gpupool.agent.kube.NodeAnnotator`, or a fake)."""
+
+    def set_condition(self, node: str, condition: Mapping[str, str]) -> None: ...
+
+
+class NvmlStatus(Protocol):
+    """Whether NVML is open (`gpupool.agent.nvml.NvmlWhenAvailable`): None, or why not."""
+
+    @property
+    def problem(self) -> str | None: ...
 
 
 PodDeviceSource = Callable[[], Mapping[str, Sequence[str]]]
@@ -69,6 +89,8 @@ class Agent:
         settings: AgentSettings,
         clock: Callable[[], float] = time.time,
         pod_devices: PodDeviceSource | None = None,
+        nvml: NvmlStatus | None = None,
+        conditions: ConditionSetter | None = None,
     ) -> None:
         self.backend = backend
         self.collector = collector
@@ -83,16 +105,32 @@ class Agent:
         # The `gpupool.io/pod-devices` value last written; whether the kubelet's absence was logged.
         self.pod_devices_written: str | None = None
         self.pod_devices_warned = False
+        # NVML's state for the gauge and the Node condition (None: not the NVML backend).
+        self.nvml = nvml
+        self.conditions = conditions
+        self.condition_written: tuple[str, str] | None = None  # (reason, message) last set
+        self.condition_warned = False
 
     def tick(self) -> None:
-        """Read every GPU once, export, and publish the summaries that are due."""
+        """Read every GPU once, export, and publish what is due. A failed read skips the GPU
+        part of the round; NVML's state and the kubelet's pod devices are published anyway."""
         now = self.clock()
+        self._gpu_round(now)
+        if self.nvml is not None:
+            self.collector.nvml_available(self.nvml.problem is None)
+            self._publish_nvml_condition(now)
+        if self.annotator is not None:
+            self._publish_pod_devices()
+
+    def _gpu_round(self, now: float) -> None:
         try:
             samples = self.backend.sample(now)
         except Exception:
             log.exception("reading the GPUs failed; will retry")
             self.collector.failed()
             return
+        if self.nvml is not None and self.nvml.problem is not None:
+            return  # no GPUs were read: the last-sample time stays as it was
         self.collector.update(samples, now)
         by_node: dict[str, dict[int, float]] = {}
         for sample in samples:
@@ -109,7 +147,32 @@ class Agent:
         if self.annotator is not None:
             self._publish_uuids(samples)
             self._publish(now)
-            self._publish_pod_devices()
+
+    def _publish_nvml_condition(self, now: float) -> None:
+        """`GPUPoolAgentNVML` on the named node, set when its reason or message changed (and at
+        the first round). A failed write is logged once and retried next round."""
+        assert self.nvml is not None
+        if self.conditions is None or not self.settings.node:
+            return
+        problem = self.nvml.problem
+        if problem is None:
+            reason, message = REASON_AVAILABLE, "the agent reads this node's GPUs through NVML"
+        else:
+            reason, message = REASON_UNAVAILABLE, f"NVML cannot be opened ({problem}); {NVML_HINT}"
+        if self.condition_written == (reason, message):
+            return
+        condition = node_condition(CONDITION, problem is None, reason, message, now)
+        try:
+            self.conditions.set_condition(self.settings.node, condition)
+        except Exception as error:
+            if not self.condition_warned:
+                log.warning(
+                    "could not set condition %s on node %s: %s; will retry", CONDITION, self.settings.node, error
+                )
+                self.condition_warned = True
+            return
+        self.condition_written, self.condition_warned = (reason, message), False
+        log.info("node %s: condition %s=%s (%s)", self.settings.node, CONDITION, condition["status"], reason)
 
     def _publish_pod_devices(self) -> None:
         """The kubelet's pod -> GPUs report on the named node, written when it changed. Without
@@ -178,14 +241,15 @@ class Agent:
             stop.wait(max(0.0, self.settings.interval_seconds - (time.monotonic() - started)))
 
 
-def _backend(settings: AgentSettings, kubeconfig: str | None) -> tuple[GpuBackend, Any]:
-    """The backend and, when anything needs Kubernetes, an API client. NVML is opened first:
-    on a node without a driver that is the message that matters."""
+def _backend(settings: AgentSettings, kubeconfig: str | None) -> tuple[GpuBackend, Any, NvmlStatus | None]:
+    """The backend, an API client when anything needs Kubernetes, and NVML's state (the NVML
+    backend only). NVML is tried first: on a node without a driver its warning comes first."""
     backend: GpuBackend | None = None
+    nvml: NvmlStatus | None = None
     if settings.backend == "nvml":
-        from gpupool.agent.nvml import NvmlBackend
+        from gpupool.agent.nvml import NvmlBackend, NvmlWhenAvailable
 
-        backend = NvmlBackend(settings.node)
+        backend = nvml = NvmlWhenAvailable(partial(NvmlBackend, settings.node))
     api = None
     if settings.backend == "simulated" or settings.publish_summary:
         from gpupool.cluster.kubeclient import api_client
@@ -196,7 +260,7 @@ def _backend(settings: AgentSettings, kubeconfig: str | None) -> tuple[GpuBacken
         from gpupool.agent.simulated import SimulatedBackend
 
         backend = SimulatedBackend(KubeSource(api, None if settings.all_kwok_nodes else settings.node))
-    return backend, api
+    return backend, api, nvml
 
 
 def parse_settings(argv: list[str]) -> tuple[AgentSettings, str | None]:
@@ -223,7 +287,8 @@ def parse_settings(argv: list[str]) -> tuple[AgentSettings, str | None]:
 
 
 def main(argv: list[str]) -> int:
-    """Run the agent until SIGTERM/SIGINT; 2 on bad settings, 1 when GPUs cannot be read."""
+    """Run the agent until SIGTERM/SIGINT; 2 on bad settings, 1 without Kubernetes credentials.
+    Without NVML it runs on (see the module's docstring)."""
     try:
         settings, kubeconfig = parse_settings(argv)
     except ValidationError as error:
@@ -234,10 +299,7 @@ def main(argv: list[str]) -> int:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
     try:
-        backend, api = _backend(settings, kubeconfig)
-    except NvmlUnavailable as error:
-        print(f"gpupool agent: {error}", file=sys.stderr)
-        return 1
+        backend, api, nvml = _backend(settings, kubeconfig)
     except ConfigException as error:
         hint = "pass --kubeconfig" + (", or --no-summary" if settings.backend == "nvml" else "")
         print(f"gpupool agent: no Kubernetes credentials ({error}); {hint}", file=sys.stderr)
@@ -259,8 +321,9 @@ def main(argv: list[str]) -> int:
     if settings.pod_resources_socket and not settings.all_kwok_nodes:
         socket_path = Path(settings.pod_resources_socket)
         pod_devices = partial(podresources.pod_devices, socket_path)
+    agent = Agent(backend, collector, annotator, settings, pod_devices=pod_devices, nvml=nvml, conditions=annotator)
     try:
-        Agent(backend, collector, annotator, settings, pod_devices=pod_devices).run(stop)
+        agent.run(stop)
     finally:
         server.shutdown()
         backend.close()

@@ -12,13 +12,16 @@ GPUs a pod that requests `nvidia.com/gpu` gets:
 - **GetPreferredAllocation** (`preferred`): the devices the kubelet must include, then the
   smallest NUMA group that holds the rest, lowest indices first — an NVLink-like preference
   that keeps whole groups free for big requests.
-- **Allocate** (`allocation`): `NVIDIA_VISIBLE_DEVICES=<UUIDs>` for each container (which
-  replaces any value of the pod spec) and, where this machine lets us make them, character
-  device nodes `/dev/nvidia<index>` and `/dev/nvidiactl` (NVIDIA's major 195) under
-  `--device-dir`; where mknod is refused, none, logged once.
+- **Allocate** (`allocate`): `NVIDIA_VISIBLE_DEVICES=<UUIDs in request order>` for each
+  container (which replaces any value of the pod spec) and, where this machine lets us make
+  them, character device nodes `/dev/nvidia<index>`, `/dev/nvidiactl` and `/dev/nvidia-uvm`
+  (NVIDIA's major 195; a real host's nvidia-uvm has a dynamic major) under `--device-dir`;
+  where mknod is refused, none, logged once. An ID the plugin does not have: INVALID_ARGUMENT
+  naming it.
 - **Registration**: with the kubelet's Registration service on `kubelet.sock` in the plugin
   folder. The kubelet deletes plugin sockets when it starts, so the plugin watches its own
-  socket and serves and registers again when it disappears.
+  socket, and `kubelet.sock` being made anew, and serves and registers again on either.
+  SIGTERM stops it and removes its socket.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ SOCKET_NAME = "gpupool-sim-nvidia.sock"
 RESOURCE = "nvidia.com/gpu"
 NVIDIA_MAJOR = 195
 NVIDIACTL_MINOR = 255
+UVM_MINOR = 253
+"""nvidia-uvm's minor under major 195 here; the real driver takes a dynamic major for it."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,7 @@ class SimulatedNvidiaPlugin:
             ids = list(container.devices_ids)
             specs = []
             if self.device_dir is not None:
-                paths = [f"nvidia{self.by_id[d].index}" for d in ids] + ["nvidiactl"]
+                paths = [f"nvidia{self.by_id[d].index}" for d in ids] + ["nvidiactl", "nvidia-uvm"]
                 specs = [
                     m["DeviceSpec"](container_path=f"/dev/{p}", host_path=str(self.device_dir / p), permissions="rw")
                     for p in paths
@@ -167,9 +172,13 @@ class SimulatedNvidiaPlugin:
 
 
 def make_device_nodes(directory: Path, gpus: Sequence[SimGpu]) -> bool:
-    """Create `nvidia<i>` and `nvidiactl` character devices (major 195) in `directory`; False when refused."""
+    """Create `nvidia<i>`, `nvidiactl` and `nvidia-uvm` character devices (major 195) in
+    `directory`; False (logged) when this machine refuses mknod, e.g. without CAP_MKNOD."""
     directory.mkdir(parents=True, exist_ok=True)
-    wanted = [(f"nvidia{g.index}", g.index) for g in gpus] + [("nvidiactl", NVIDIACTL_MINOR)]
+    wanted = [(f"nvidia{g.index}", g.index) for g in gpus] + [
+        ("nvidiactl", NVIDIACTL_MINOR),
+        ("nvidia-uvm", UVM_MINOR),
+    ]
     try:
         for name, minor in wanted:
             path = directory / name
@@ -203,26 +212,47 @@ def serve(plugin: SimulatedNvidiaPlugin, socket_path: Path) -> grpc.Server:
     return server
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(inode, change time in ns) of `path`, None when absent. A socket made anew differs in
+    one or the other: the file system may hand the new socket the old one's inode number."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_ctime_ns
+
+
 def run(
     plugin: SimulatedNvidiaPlugin, plugin_dir: Path, resource: str, stop: threading.Event, poll: float = 1.0
 ) -> None:
-    """Serve and register; serve and register again whenever our socket disappears (a kubelet restart)."""
+    """Serve and register until `stop`. Every `poll` seconds: serve and register again when our
+    socket disappeared, register again when the kubelet's socket went away or was made anew
+    (each means the kubelet restarted and forgot us)."""
     socket_path = plugin_dir / SOCKET_NAME
+    kubelet_socket = plugin_dir / api.KUBELET_SOCKET_NAME
     server: grpc.Server | None = None
-    registered = False
+    registered_with: tuple[int, int] | None = None
+    waiting_logged = False
     while not stop.is_set():
+        kubelet = _identity(kubelet_socket)
         if server is None or not socket_path.exists():
             if server is not None:
-                log.info("plugin socket gone (kubelet restarted?); serving and registering again")
+                log.info("plugin socket %s gone (kubelet restarted?); serving and registering again", socket_path)
                 server.stop(grace=None)
-            server, registered = serve(plugin, socket_path), False
-        if not registered:
+            server, registered_with = serve(plugin, socket_path), None
+        elif registered_with is not None and kubelet != registered_with:
+            log.info("kubelet socket %s %s; registering again", kubelet_socket, "gone" if kubelet is None else "new")
+            registered_with = None
+        if registered_with is None and kubelet is not None:
             try:
                 register(plugin_dir, resource)
-                registered = True
-                log.info("registered %s with the kubelet (%d devices)", resource, len(plugin.gpus))
             except grpc.RpcError as error:
-                log.info("kubelet not ready for registration yet: %s", error.code())
+                if not waiting_logged:
+                    log.info("kubelet not ready for registration yet (%s); will keep trying", error.code())
+                    waiting_logged = True
+            else:
+                registered_with, waiting_logged = kubelet, False
+                log.info("registered %s with the kubelet (%d devices)", resource, len(plugin.gpus))
         stop.wait(poll)
     plugin.stopping.set()
     if server is not None:

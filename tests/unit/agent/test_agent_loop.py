@@ -1,9 +1,11 @@
 """One agent round after another on a fake clock: exported metrics, annotations written
-when due, failures survived; and the settings, which name the bad variable."""
+when due, failures survived; without NVML the agent runs on (gauge, Node condition, pod
+devices); and the settings, which name the bad variable."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import signal
+from collections.abc import Mapping, Sequence
 
 import pytest
 from prometheus_client.exposition import generate_latest
@@ -13,10 +15,11 @@ from gpupool.agent.backend import GpuDevice, GpuSample
 from gpupool.agent.exporter import GpuCollector, registry_with
 from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
 from gpupool.agent.gpu_uuids import parse_uuids
+from gpupool.agent.nvml import NO_DRIVER, NvmlUnavailable
 from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES
 from gpupool.agent.pod_devices import parse_pod_devices
 from gpupool.agent.podresources import PodResourcesUnavailable
-from gpupool.agent.run import Agent, main, parse_settings
+from gpupool.agent.run import Agent, _backend, main, parse_settings
 from gpupool.agent.settings import AgentSettings
 from gpupool.agent.summary import ANNOTATION, parse_summary
 
@@ -60,7 +63,9 @@ class FakeAnnotator:
 
     def __init__(self) -> None:
         self.all_writes: list[tuple[float, str, str, str]] = []
+        self.conditions: list[tuple[str, dict[str, str]]] = []
         self.error: Exception | None = None
+        self.condition_error: Exception | None = None
         self.clock = Clock()
 
     @property
@@ -74,6 +79,11 @@ class FakeAnnotator:
         if self.error is not None:
             raise self.error
         self.all_writes.append((self.clock.now, node, key, value))
+
+    def set_condition(self, node: str, condition: Mapping[str, str]) -> None:
+        if self.condition_error is not None:
+            raise self.condition_error
+        self.conditions.append((node, dict(condition)))
 
 
 class Clock:
@@ -253,16 +263,136 @@ def test_bad_settings_stop_the_agent_naming_the_variable(
     assert named in capsys.readouterr().err
 
 
-def test_no_driver_stops_the_agent_with_the_advice(capsys: pytest.CaptureFixture[str]) -> None:
+def test_on_this_machine_without_a_driver_the_nvml_backend_says_why_instead_of_failing() -> None:
     pynvml = pytest.importorskip("pynvml")
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError:
-        assert main(["--node", "n1", "--no-summary"]) == 1
-        assert "--backend simulated" in capsys.readouterr().err
+        backend, api, nvml = _backend(AgentSettings(node="n1", publish_summary=False), None)
+        assert api is None and nvml is backend and backend.name == "nvml"
+        assert nvml is not None and nvml.problem is not None and nvml.problem.startswith(NO_DRIVER)
+        assert backend.sample(T0) == []
     else:
         pynvml.nvmlShutdown()
         pytest.skip("this machine has an NVIDIA driver")
+
+
+def test_without_nvml_the_agent_runs_on_and_serves_the_gauge(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_driver(node: str) -> None:
+        raise NvmlUnavailable(f"{NO_DRIVER} (nvmlInit failed: NVML Shared Library Not Found)")
+
+    ran: list[Agent] = []
+
+    def one_round(self: Agent, stop: object) -> None:
+        self.tick()
+        ran.append(self)
+
+    monkeypatch.setattr("gpupool.agent.nvml.NvmlBackend", no_driver)
+    monkeypatch.setattr(Agent, "run", one_round)
+    monkeypatch.setattr(signal, "signal", lambda *_args: None)  # keep pytest's handlers
+    argv = ["--node", "n1", "--no-summary", "--host", "127.0.0.1", "--port", "0", "--pod-resources-socket", ""]
+    assert main(argv) == 0
+    (agent,) = ran
+    metrics = scrape(agent.collector)
+    assert metrics[("gpupool_agent_nvml_available", ())] == 0
+    assert metrics[("gpupool_agent_info", (("backend", "nvml"),))] == 1
+    assert ("gpupool_agent_last_sample_timestamp_seconds", ()) not in metrics
+    assert sum("runtimeClassName nvidia" in r.getMessage() for r in caplog.records) == 1
+
+
+class FakeNvmlState:
+    """What `NvmlWhenAvailable` tells the agent: `problem` None (open) or the reason."""
+
+    def __init__(self, problem: str | None) -> None:
+        self.problem = problem
+
+
+def nvml_rig(problem: str | None) -> tuple[Agent, FakeBackend, FakeAnnotator, GpuCollector, FakeNvmlState]:
+    backend, annotator, state = FakeBackend(), FakeAnnotator(), FakeNvmlState(problem)
+    backend.name = "nvml"
+    collector = GpuCollector("nvml")
+    settings = AgentSettings(node="n1", window_seconds=60)
+    agent = Agent(
+        backend,
+        collector,
+        annotator,
+        settings,
+        clock=annotator.clock,
+        pod_devices=FakeKubelet(),
+        nvml=state,
+        conditions=annotator,
+    )  # type: ignore[arg-type]
+    return agent, backend, annotator, collector, state
+
+
+def test_without_nvml_the_node_condition_says_what_to_check_and_pod_devices_are_still_published() -> None:
+    agent, backend, annotator, collector, state = nvml_rig("no NVIDIA driver on this node (nvmlInit failed)")
+    assert isinstance(agent.pod_devices, FakeKubelet)
+    agent.pod_devices.report = {"a/p": ["GPU-1"]}
+    for _ in range(3):
+        annotator.clock.now += 5
+        agent.tick()
+    ((node, condition),) = annotator.conditions  # written once, not every round
+    assert node == "n1"
+    assert {k: condition[k] for k in ("type", "status", "reason")} == {
+        "type": "GPUPoolAgentNVML",
+        "status": "False",
+        "reason": "NVMLUnavailable",
+    }
+    assert "nvmlInit failed" in condition["message"]
+    assert "runtimeClassName nvidia" in condition["message"] and "NVIDIA container toolkit" in condition["message"]
+    assert condition["lastTransitionTime"] == condition["lastHeartbeatTime"] == "2025-06-15T15:06:45Z"
+    assert scrape(collector)[("gpupool_agent_nvml_available", ())] == 0
+    assert pod_device_writes(annotator) == [("n1", {"a/p": ("GPU-1",)})]
+    assert annotator.uuid_writes() == [] and annotator.writes == []
+
+    state.problem = None  # NVML opened on a later try
+    backend.samples = [sample("n1", 0, 0.5)]
+    for _ in range(2):
+        annotator.clock.now += 5
+        agent.tick()
+    assert [(c["status"], c["reason"]) for _node, c in annotator.conditions] == [
+        ("False", "NVMLUnavailable"),
+        ("True", "NVMLAvailable"),
+    ]
+    metrics = scrape(collector)
+    assert metrics[("gpupool_agent_nvml_available", ())] == 1
+    assert metrics[("gpupool_gpu_utilization_ratio", labels("n1", 0))] == 0.5
+    assert annotator.uuid_writes() == [("n1", {0: "GPU-n1-0"})]
+
+
+def test_a_failed_condition_write_is_logged_once_and_retried(caplog: pytest.LogCaptureFixture) -> None:
+    agent, _backend, annotator, _collector, _state = nvml_rig(None)
+    annotator.condition_error = RuntimeError("403 Forbidden: nodes/status")
+    for _ in range(3):
+        annotator.clock.now += 5
+        agent.tick()
+    assert annotator.conditions == []
+    assert sum("could not set condition GPUPoolAgentNVML" in r.getMessage() for r in caplog.records) == 1
+    annotator.condition_error = None
+    annotator.clock.now += 5
+    agent.tick()
+    assert [(c["status"], c["reason"]) for _node, c in annotator.conditions] == [("True", "NVMLAvailable")]
+
+
+def test_a_failed_gpu_read_still_publishes_the_pod_devices() -> None:
+    agent, backend, annotator, collector, _state = nvml_rig(None)
+    assert isinstance(agent.pod_devices, FakeKubelet)
+    agent.pod_devices.report = {"a/p": ["GPU-1"]}
+    backend.error = RuntimeError("NVML: GPU is lost")
+    agent.tick()
+    assert scrape(collector)[("gpupool_agent_sample_errors_total", ())] == 1
+    assert pod_device_writes(annotator) == [("n1", {"a/p": ("GPU-1",)})]
+
+
+def test_the_simulated_backend_has_no_nvml_gauge_and_sets_no_condition() -> None:
+    agent, backend, annotator, collector = rig()
+    backend.samples = [sample("n1", 0, 0.1)]
+    agent.tick()
+    assert not any(name == "gpupool_agent_nvml_available" for name, _labels in scrape(collector))
+    assert annotator.conditions == []
 
 
 class FakeKubelet:

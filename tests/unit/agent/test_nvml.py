@@ -1,5 +1,6 @@
 """The NVML backend: how pynvml's readings become samples (against a fake pynvml module),
-and one test on the real pynvml that runs only where an NVIDIA driver is loaded."""
+and one test on the real pynvml that runs only where an NVIDIA driver is loaded; the stand-in
+that keeps the agent running without NVML and opens it when it can."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from gpupool.agent.backend import milli_to_base, percent_to_ratio
-from gpupool.agent.nvml import NO_DRIVER, NvmlBackend, NvmlUnavailable
+from gpupool.agent.nvml import NO_DRIVER, NvmlBackend, NvmlUnavailable, NvmlWhenAvailable
 
 
 @pytest.mark.parametrize(
@@ -153,6 +154,42 @@ def test_a_failure_listing_gpus_releases_nvml() -> None:
     with pytest.raises(NvmlUnavailable, match="GPU is lost"):
         NvmlBackend("n", nvml=nvml)
     assert nvml.shut_down
+
+
+def test_without_nvml_no_gpus_the_reason_and_one_warning_then_a_try_each_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    nvml = FakeNvml([gpu(uuid="GPU-0000")], init_error=FakeNVMLError("NVML Shared Library Not Found"))
+    tries: list[float] = []
+
+    def open_backend() -> NvmlBackend:
+        tries.append(0.0)
+        return NvmlBackend("n", nvml=nvml)
+
+    lazy = NvmlWhenAvailable(open_backend, retry_seconds=60)
+    assert lazy.problem is not None and lazy.problem.startswith(NO_DRIVER)
+    assert (lazy.name, lazy.devices(), lazy.sample(1000.0)) == ("nvml", [], [])
+    for now in (1010.0, 1030.0, 1059.0):  # within a minute of the first try: not again
+        assert lazy.sample(now) == []
+    assert len(tries) == 1
+    assert lazy.sample(1060.0) == [] and len(tries) == 2
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "runtimeClassName nvidia" in warnings[0].getMessage()
+    assert "Shared Library Not Found" in warnings[0].getMessage()
+
+    nvml.init_error = None  # the driver is there now
+    (sample,) = lazy.sample(1120.0)
+    assert lazy.problem is None and len(tries) == 3
+    assert sample.device.uuid == "GPU-0000" and [d.index for d in lazy.devices()] == [0]
+    lazy.close()
+    assert nvml.shut_down
+
+
+def test_nvml_that_opens_at_once_is_the_backend_itself() -> None:
+    nvml = FakeNvml([gpu(uuid="GPU-0000"), gpu(uuid="GPU-0001")])
+    lazy = NvmlWhenAvailable(lambda: NvmlBackend("n", nvml=nvml))
+    assert lazy.problem is None
+    assert [s.device.uuid for s in lazy.sample(0.0)] == ["GPU-0000", "GPU-0001"]
 
 
 def test_real_nvml_backend_reads_this_machines_gpus() -> None:

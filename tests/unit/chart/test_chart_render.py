@@ -171,6 +171,12 @@ def test_the_operator_may_create_nodes_only_for_the_kwok_provider() -> None:
     assert {"create", "delete"} <= node_verbs(documents(render(sets=["rbac.kwokNodes=true"])))
 
 
+def test_the_agent_may_patch_its_nodes_annotations_and_status_and_list_pods_nothing_more() -> None:
+    role = find(documents(render()), "ClusterRole", "-agent")
+    granted = {(resource, verb) for rule in role["rules"] for resource in rule["resources"] for verb in rule["verbs"]}
+    assert granted == {("nodes", "list"), ("nodes", "patch"), ("nodes/status", "patch"), ("pods", "list")}
+
+
 def test_chart_version_and_app_version_follow_the_package() -> None:
     project = tomllib.loads((CHART.parents[1] / "pyproject.toml").read_text())["project"]
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())

@@ -19,7 +19,12 @@ from gpupool.metrics.families import FAMILIES, MetricType
 REPO = Path(__file__).resolve().parents[3]
 GRAFANA_BUILTINS = {"__range", "__rate_interval"}
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset"}
-AGENT_OWN = {"gpupool_agent_info", "gpupool_agent_last_sample_timestamp_seconds", "gpupool_agent_sample_errors_total"}
+AGENT_OWN = {
+    "gpupool_agent_info",
+    "gpupool_agent_last_sample_timestamp_seconds",
+    "gpupool_agent_sample_errors_total",
+    "gpupool_agent_nvml_available",
+}
 
 
 def declared_series() -> set[str]:
