@@ -324,6 +324,8 @@ class NodeConverter:
                 unused = unused_gpu_node(entry.raw)
                 if unused is not None:
                     self._log_once(name, "GPU node in no pool", unused, level=logging.INFO)
+            if node is not None:
+                self._logged.pop(name, None)  # a later refusal is news again
             if node is not None and node.shares_only:
                 note = NodeNote(node.pool, "SharedGPUs", shared_gpus_message(entry.raw, node), refused=False)
             if node is not None and node.pool in pools and pools[node.pool].taints:

@@ -15,6 +15,7 @@ import pytest
 from builders.api import gfd_labels, gpunodepool_object, node_object, view_of
 from gpupool.api import ConditionStatus, GPUNodePool
 from gpupool.cluster.convert import RefusedNode, gpu_node_from_k8s, unused_gpu_node
+from gpupool.cluster.scaling import pool_template
 from gpupool.cluster.snapshot import NodeConverter, build_snapshot
 from gpupool.cluster.status import NODES_REFUSED, SHARED_GPU_NODES, pool_status
 
@@ -293,3 +294,33 @@ def test_a_gpu_node_in_no_pool_is_logged_once(caplog: pytest.LogCaptureFixture) 
             assert snap.nodes == {} and snap.node_notes == {}
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(logging.INFO, "GPU node in no pool")]
     assert "nvidia.com/gpu.product=NVIDIA-L4" in caplog.records[0].__dict__["error"]
+
+
+def test_a_refusal_is_logged_again_after_the_node_was_fine(caplog: pytest.LogCaptureFixture) -> None:
+    converter = NodeConverter()
+    mig = {"nvidia.com/mig-1g.10gb": "7"}
+    with caplog.at_level(logging.WARNING, logger="gpupool.snapshot"):
+        for resources in (mig, {}, mig):
+            raw = node_object("n", model=None, labels=IN_POOL, resources=resources)
+            build_snapshot(view_of(nodes={"n": raw}, gpunodepools=_pools()), 1.0, decayed_usage={}, nodes=converter)
+    assert [r.getMessage() for r in caplog.records] == ["refusing node", "refusing node"]
+
+
+@pytest.mark.parametrize(
+    ("selector", "offered"),
+    [
+        ({"gpupool.io/pool": "cloud"}, True),
+        ({"nvidia.com/gpu.product": A100}, True),
+        ({"nvidia.com/gpu.product": f"{A100}-SHARED", "nvidia.com/gpu.replicas": "4"}, False),
+        ({"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb"}, False),
+        ({"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}, True),  # gpupool's own model label wins
+    ],
+    ids=["gpupool-label", "gfd-product", "time-sliced", "mig", "other-product"],
+)
+def test_a_pool_is_grown_only_with_nodes_that_take_whole_gpus(selector: dict[str, str], offered: bool) -> None:
+    raw = gpunodepool_object("cloud", model="A100", provider="Kwok", nodeSelector=selector)
+    raw["spec"]["class"] = "Cloud"
+    template = pool_template(GPUNodePool.model_validate(raw), spot=False)
+    assert (template is not None) == offered
+    if template is not None:
+        assert (template.gpu_model, template.gpus, template.shares_only) == ("A100", 8, False)
