@@ -40,14 +40,22 @@ def node_object(
     cpu: str = "64",
     memory: str = "512Gi",
     pods: str | None = "110",
+    resources: Mapping[str, str] | None = None,
+    capacity_gpus: str | None = None,
 ) -> RawObject:
     """A Node; `model` becomes the gpupool.io/gpu-model label (None: no label), `pods` its
-    allocatable pod count (None: not reported)."""
-    resources = {"cpu": cpu, "memory": memory}
+    allocatable pod count (None: not reported), `resources` more allocatable resources
+    (`nvidia.com/mig-1g.10gb`), `capacity_gpus` a `nvidia.com/gpu` capacity other than the
+    allocatable `gpus` (a device plugin reporting unhealthy GPUs)."""
+    allocatable = {"cpu": cpu, "memory": memory}
     if pods is not None:
-        resources["pods"] = pods
+        allocatable["pods"] = pods
     if gpus is not None:
-        resources["nvidia.com/gpu"] = gpus
+        allocatable["nvidia.com/gpu"] = gpus
+    allocatable.update(resources or {})
+    capacity = {**allocatable, "cpu": str(int(cpu) + 1)}
+    if capacity_gpus is not None:
+        capacity["nvidia.com/gpu"] = capacity_gpus
     all_labels = {**({"gpupool.io/gpu-model": model} if model else {}), **(labels or {})}
     return {
         "apiVersion": "v1",
@@ -55,11 +63,32 @@ def node_object(
         "metadata": _meta(name, labels=all_labels),
         "spec": {"taints": taints or [], **({"unschedulable": True} if unschedulable else {})},
         "status": {
-            "capacity": {**resources, "cpu": str(int(cpu) + 1)},
-            "allocatable": resources,
+            "capacity": capacity,
+            "allocatable": allocatable,
             "conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": ready}],
         },
     }
+
+
+def gfd_labels(
+    product: str,
+    *,
+    replicas: int | str | None = None,
+    sharing: str | None = None,
+    mig_strategy: str | None = None,
+    **more: str,
+) -> dict[str, str]:
+    """The labels NVIDIA's GPU feature discovery puts on a GPU node: `nvidia.com/gpu.product`
+    and, when given, `nvidia.com/gpu.replicas`, `nvidia.com/gpu.sharing-strategy` and
+    `nvidia.com/mig.strategy`; `more` adds other labels."""
+    labels = {"nvidia.com/gpu.product": product, **more}
+    if replicas is not None:
+        labels["nvidia.com/gpu.replicas"] = str(replicas)
+    if sharing is not None:
+        labels["nvidia.com/gpu.sharing-strategy"] = sharing
+    if mig_strategy is not None:
+        labels["nvidia.com/mig.strategy"] = mig_strategy
+    return labels
 
 
 def gpujob_object(

@@ -58,8 +58,10 @@ def make_node(
     reserved_memory: int = 0,
     max_pods: int = NO_POD_LIMIT,
     reserved_pods: int = 0,
+    shares_only: bool = False,
 ) -> GpuNode:
-    """A GPU node; `reserved_*` is what pods gpupool does not manage hold on it."""
+    """A GPU node; `reserved_*` is what pods gpupool does not manage hold on it;
+    `shares_only` for GPUs shared as time-slicing or MPS replicas."""
     return GpuNode(
         name=name,
         gpu_model=model,
@@ -76,6 +78,7 @@ def make_node(
         reserved_memory_bytes=reserved_memory,
         max_pods=max_pods,
         reserved_pods=reserved_pods,
+        shares_only=shares_only,
     )
 
 

@@ -12,8 +12,13 @@ Units follow the core: milli-GPU, millicores, bytes, seconds since the epoch.
 
 Node labels read here (written by `gpupool.cluster.kwok_nodes` and by whoever labels real
 nodes): `gpupool.io/gpu-model`, `gpupool.io/pool`, `gpupool.io/class` (`OnPrem`|`Cloud`),
-`gpupool.io/spot` (`"true"`). A node without a model label takes model, pool and class from
-the GPUNodePool whose `nodeSelector` matches it.
+`gpupool.io/spot` (`"true"`), and those of NVIDIA's GPU feature discovery (GFD):
+`nvidia.com/gpu.product`, `nvidia.com/gpu.replicas`, `nvidia.com/gpu.sharing-strategy`,
+`nvidia.com/mig.strategy`. A node's model is its `gpupool.io/gpu-model` label (an override),
+else its GFD product mapped through the catalogue (`gpupool.catalogue.products`), else its
+pool's `spec.gpuModel`; pool and class come from the GPUNodePool whose `nodeSelector` matches
+it. What a node reports and what gpupool makes of it (time-slicing, MPS, MIG, an unknown
+product) is docs/architecture.md, "Node inventory".
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -38,6 +43,8 @@ from gpupool.api import (
     QueueQuota,
     WorkerPlacementStatus,
 )
+from gpupool.catalogue import gpu_products
+from gpupool.catalogue.products import gpu_model_for_product, parse_product
 from gpupool.core import roofline
 from gpupool.core.budget import BudgetLimits, BudgetStanding
 from gpupool.core.models import (
@@ -64,6 +71,13 @@ LABEL_GPU_MODEL = "gpupool.io/gpu-model"
 LABEL_POOL = "gpupool.io/pool"
 LABEL_CLASS = "gpupool.io/class"
 LABEL_SPOT = "gpupool.io/spot"
+# Labels and resources of NVIDIA's GPU feature discovery and device plugin.
+GFD_PRODUCT = "nvidia.com/gpu.product"
+GFD_REPLICAS = "nvidia.com/gpu.replicas"
+GFD_SHARING_STRATEGY = "nvidia.com/gpu.sharing-strategy"
+GFD_MIG_STRATEGY = "nvidia.com/mig.strategy"
+MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
+SHARING_STRATEGIES = frozenset({"time-slicing", "mps"})
 KUBELET_DEFAULT_MAX_PODS = 110
 """Pods a node may run when it reports no `pods` (the kubelet's `--max-pods` default)."""
 
@@ -74,6 +88,18 @@ HOLDING_PHASES = frozenset({JobPhase.ADMITTED, JobPhase.RUNNING})
 class ConversionError(ValueError):
     """A Kubernetes value cannot be turned into a core value; the message names the object,
     the field and the accepted forms, so a person can fix the object."""
+
+
+class RefusedNode(ConversionError):
+    """A node gpupool would schedule onto (it has a pool, or a `gpupool.io/gpu-model` label)
+    but will not: its GPUs are MIG partitions, its GFD product is not in the catalogue, its
+    labels contradict its pool or cannot be read. `reason` is a CamelCase code (the pool
+    status condition's reason), `pool` the node's pool name ("" when it has none)."""
+
+    def __init__(self, message: str, *, reason: str, pool: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.pool = pool
 
 
 # --- quantities -----------------------------------------------------------------------------
@@ -472,26 +498,192 @@ def _node_ready(node: Mapping[str, Any]) -> bool:
     return False
 
 
-def gpu_node_from_k8s(node: Mapping[str, Any], pools: Sequence[GPUNodePool] = ()) -> GpuNode | None:
-    """A raw Node dict (from a list or watch) -> core `GpuNode`, or None for a node gpupool
-    does not schedule onto (no GPU model from its labels or from a matching GPUNodePool).
+@dataclass(frozen=True, slots=True)
+class GpuSharing:
+    """How the device plugin shares a node's GPUs (GFD's labels): `replicas` (> 1) of each
+    GPU are offered as `nvidia.com/gpu`, by `strategy` (`time-slicing`, `mps`, or the
+    label's value as found)."""
 
-    Resources come from `status.allocatable` (falling back to `capacity`); a node that
-    reports no `pods` gets the kubelet's default of 110. A node is `ready`
-    when its Ready condition is True, it is not cordoned (`spec.unschedulable`) and it
-    carries none of the `NOT_READY_TAINTS`, so the core never places new work on a node
-    the kubelet or the kube-scheduler would refuse. Raises `ConversionError` for a label or
-    quantity that cannot be read; the message names the node and what to fix.
+    strategy: str
+    replicas: int
+
+
+def gpu_sharing(labels: Mapping[str, str], where: str) -> GpuSharing | None:
+    """The node's GPU sharing from GFD's `nvidia.com/gpu.replicas` (an int; > 1 means shared)
+    and `nvidia.com/gpu.sharing-strategy`; None when its GPUs are not shared. Raises
+    `ConversionError` when the labels cannot be read or contradict each other (a `-SHARED`
+    product or a sharing strategy without replicas > 1): the node's GPU count is unknown then.
+    """
+    raw = labels.get(GFD_REPLICAS)
+    strategy = (labels.get(GFD_SHARING_STRATEGY) or "").strip()
+    replicas = 0
+    if raw is not None and raw.strip():
+        try:
+            replicas = int(raw.strip())
+        except ValueError as err:
+            raise ConversionError(f"{where}: label {GFD_REPLICAS}={raw!r} must be a whole number") from err
+    if replicas > 1:
+        return GpuSharing(strategy or "unknown", replicas)
+    product = labels.get(GFD_PRODUCT) or ""
+    if strategy in SHARING_STRATEGIES or parse_product(product).shared:
+        said = f"{GFD_SHARING_STRATEGY}={strategy}" if strategy in SHARING_STRATEGIES else f"{GFD_PRODUCT}={product}"
+        raise ConversionError(
+            f"{where}: label {said} says its GPUs are shared but {GFD_REPLICAS} is {raw!r}, so gpupool cannot "
+            f"tell how many GPUs it has; fix the device plugin's sharing config or GFD's labels"
+        )
+    return None
+
+
+def mig_partitions(resources: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
+    """What shows the node's GPUs are MIG partitions, or None: `nvidia.com/mig-<profile>`
+    resources (MIG strategy mixed), or a GFD product naming a MIG profile (strategy single,
+    where the partitions are offered as `nvidia.com/gpu`)."""
+    found = []
+    for key in sorted(resources):
+        if key.startswith(MIG_RESOURCE_PREFIX):
+            try:
+                present = parse_quantity(resources[key]) > 0
+            except ConversionError:
+                present = True
+            if present:
+                found.append(f"{key}: {resources[key]}")
+    if found:
+        return ", ".join(found)
+    product = labels.get(GFD_PRODUCT) or ""
+    if parse_product(product).mig_profile is not None:
+        strategy = labels.get(GFD_MIG_STRATEGY)
+        return f"{GFD_PRODUCT}={product}" + (f", {GFD_MIG_STRATEGY}={strategy}" if strategy else "")
+    return None
+
+
+def unused_gpu_node(node: Mapping[str, Any]) -> str | None:
+    """For a node gpupool does not use (no pool selects it, no `gpupool.io/gpu-model`
+    label) that reports NVIDIA GPUs, the sentence to log; None for any other node."""
+    metadata = node.get("metadata") or {}
+    labels: Mapping[str, str] = metadata.get("labels") or {}
+    status = node.get("status") or {}
+    resources: dict[str, Any] = {**(status.get("capacity") or {}), **(status.get("allocatable") or {})}
+    product = labels.get(GFD_PRODUCT)
+    try:
+        gpus = parse_quantity(resources.get(GPU_RESOURCE, 0)) > 0
+    except ConversionError:
+        gpus = True
+    if not product and not gpus and mig_partitions(resources, labels) is None:
+        return None
+    shown = f"{GFD_PRODUCT}={product}" if product else f"{GPU_RESOURCE}={resources.get(GPU_RESOURCE, 0)}"
+    return (
+        f"node {metadata.get('name')} reports NVIDIA GPUs ({shown}) but no GPUNodePool selects it and it has no "
+        f"{LABEL_GPU_MODEL} label: gpupool does not use it; add it to a pool (label {LABEL_POOL} or a pool's "
+        f"nodeSelector) to use it"
+    )
+
+
+def shared_gpus_message(node: Mapping[str, Any], converted: GpuNode) -> str:
+    """The pool status sentence for `converted`, a `shares_only` node, from its raw Node."""
+    labels: Mapping[str, str] = (node.get("metadata") or {}).get("labels") or {}
+    sharing = gpu_sharing(labels, f"node {converted.name}") or GpuSharing("unknown", 1)
+    status = node.get("status") or {}
+    offered = {**(status.get("capacity") or {}), **(status.get("allocatable") or {})}.get(GPU_RESOURCE, 0)
+    return (
+        f"node {converted.name}: {GPU_RESOURCE}={offered} are {sharing.strategy} replicas ({sharing.replicas} per "
+        f"GPU) of {converted.gpus} GPUs; gpupool places only GPU shares there, never whole-GPU workers (for "
+        f"whole GPUs the device plugin picks replicas, possibly several of one GPU, that other pods share)"
+    )
+
+
+def gpu_node_from_k8s(
+    node: Mapping[str, Any],
+    pools: Sequence[GPUNodePool] = (),
+    products: Mapping[str, str] | None = None,
+) -> GpuNode | None:
+    """A raw Node dict (from a list or watch) -> core `GpuNode`, or None for a node gpupool
+    does not schedule onto (no pool selects it and it has no `gpupool.io/gpu-model` label,
+    or it has neither a model label, a GFD product nor a pool model).
+
+    The model is the `gpupool.io/gpu-model` label when set (an override), else the GFD
+    product (`nvidia.com/gpu.product`) mapped through `products` (the catalogue's,
+    `gpupool.catalogue.gpu_products()`, unless given), else the pool's `spec.gpuModel`.
+    Resources come from `status.allocatable` (falling back to `capacity`), so GPUs the
+    device plugin reports unhealthy are not counted; a node that reports no `pods` gets the
+    kubelet's default of 110. When GFD labels time-slicing or MPS replicas
+    (`nvidia.com/gpu.replicas` > 1), the node has allocatable / replicas GPUs (rounded
+    down) and is `shares_only`. A node is `ready` when its Ready condition is True, it is
+    not cordoned (`spec.unschedulable`) and it carries none of the `NOT_READY_TAINTS`, so
+    the core never places new work on a node the kubelet or the kube-scheduler would refuse.
+
+    Raises `RefusedNode` (a `ConversionError`) for a node gpupool will not place on, with
+    the reason: MIG partitions (`MIGPartitions`), a product the catalogue does not know
+    (`UnknownGPUProduct`), a product of another model than its pool's (`GPUModelMismatch`),
+    sharing labels that cannot be read (`InvalidSharingLabels`), any other label or
+    quantity that cannot be read (`UnreadableNode`); the message names the node and what
+    to fix.
     """
     metadata = node.get("metadata") or {}
     name = str(metadata.get("name") or "")
     labels: dict[str, str] = dict(metadata.get("labels") or {})
     pool = pool_for_node(labels, pools)
-    model = labels.get(LABEL_GPU_MODEL) or (pool.spec.gpu_model if pool else "")
-    if not model:
+    override = labels.get(LABEL_GPU_MODEL)
+    if not override and pool is None:
         return None
+    pool_name = labels.get(LABEL_POOL) or (str(pool.metadata.get("name", "")) if pool else "")
     status = node.get("status") or {}
     resources: dict[str, Any] = {**(status.get("capacity") or {}), **(status.get("allocatable") or {})}
+    where = f"node {name}"
+
+    def refuse(reason: str, message: str) -> RefusedNode:
+        return RefusedNode(f"{where}: {message}", reason=reason, pool=pool_name)
+
+    mig = mig_partitions(resources, labels)
+    if mig is not None:
+        raise refuse(
+            "MIGPartitions",
+            f"exposes MIG partitions ({mig}); gpupool does not place on MIG yet (it counts whole GPUs and shares "
+            f"of them, and a MIG partition is neither; see issue DRA): disable MIG on its GPUs or take it out of "
+            f"the pool",
+        )
+    product = labels.get(GFD_PRODUCT)
+    model = override or ""
+    if not model and product:
+        mapped = gpu_model_for_product(product, gpu_products() if products is None else products)
+        if mapped is None:
+            raise refuse(
+                "UnknownGPUProduct",
+                f"{GFD_PRODUCT}={product} is not a product of gpupool's GPU catalogue; label the node "
+                f"{LABEL_GPU_MODEL}=<model> (it overrides the product) or add {product} to the products of its "
+                f"model in catalogue/gpu_models.yaml",
+            )
+        if pool is not None and pool.spec.gpu_model != mapped:
+            raise refuse(
+                "GPUModelMismatch",
+                f"{GFD_PRODUCT}={product} is model {mapped} but its pool {pool_name} is of model "
+                f"{pool.spec.gpu_model}; fix the pool's nodeSelector or spec.gpuModel, or label the node "
+                f"{LABEL_GPU_MODEL} to override the product",
+            )
+        model = mapped
+    if not model:
+        model = pool.spec.gpu_model if pool else ""
+    if not model:
+        return None
+    try:
+        sharing = gpu_sharing(labels, where)
+    except ConversionError as err:
+        raise RefusedNode(str(err), reason="InvalidSharingLabels", pool=pool_name) from err
+    try:
+        return _gpu_node(node, name, labels, pool, pool_name, model, resources, sharing)
+    except ConversionError as err:
+        raise RefusedNode(str(err), reason="UnreadableNode", pool=pool_name) from err
+
+
+def _gpu_node(
+    node: Mapping[str, Any],
+    name: str,
+    labels: Mapping[str, str],
+    pool: GPUNodePool | None,
+    pool_name: str,
+    model: str,
+    resources: Mapping[str, Any],
+    sharing: GpuSharing | None,
+) -> GpuNode:
     where = f"node {name}"
     class_label = labels.get(LABEL_CLASS)
     if class_label is not None:
@@ -515,13 +707,14 @@ def gpu_node_from_k8s(node: Mapping[str, Any], pools: Sequence[GPUNodePool] = ()
     return GpuNode(
         name=name,
         gpu_model=model,
-        gpus=int(gpus),
+        gpus=int(gpus) // sharing.replicas if sharing else int(gpus),
         cpu_milli=parse_cpu_milli(resources.get("cpu", 0), what=f"{where}: cpu"),
         memory_bytes=parse_memory_bytes(resources.get("memory", 0), what=f"{where}: memory"),
-        pool=labels.get(LABEL_POOL) or (str(pool.metadata.get("name", "")) if pool else ""),
+        pool=pool_name,
         pool_class=pool_class,
         spot=labels.get(LABEL_SPOT, "").lower() == "true",
         taints=taints,
         ready=_node_ready(node),
         max_pods=int(max_pods),
+        shares_only=sharing is not None,
     )

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
 
 from gpupool.api import ClaimPhase, GPUNodeClaim, GPUNodePool, PoolClass, Provider
-from gpupool.cluster.convert import gpu_node_from_k8s, parse_duration_seconds, parse_timestamp
+from gpupool.cluster.convert import ConversionError, gpu_node_from_k8s, parse_duration_seconds, parse_timestamp
 from gpupool.cluster.kwok_nodes import pool_node_spec
 from gpupool.core.models import GpuNode, InFlightNode, NodeOffer
 
@@ -48,10 +48,16 @@ class ScalingInputs:
 
 def pool_template(pool: GPUNodePool, *, spot: bool) -> GpuNode | None:
     """One node of `pool` as the core will see it once it registers (pool taints left out,
-    as `NodeConverter` leaves them out of existing nodes); None if it cannot be read."""
+    as `NodeConverter` leaves them out of existing nodes); None if it cannot be read, would
+    be refused (its nodeSelector names GFD labels of MIG partitions) or takes GPU shares
+    only (GFD's replicas labels): the planner places whole-GPU workers on any template, so
+    such a pool is not grown."""
     name = str(pool.metadata.get("name", ""))
-    node = gpu_node_from_k8s(pool_node_spec(pool, f"{name}-template", spot=spot).manifest(), [pool])
-    if node is None:
+    try:
+        node = gpu_node_from_k8s(pool_node_spec(pool, f"{name}-template", spot=spot).manifest(), [pool])
+    except ConversionError:
+        return None
+    if node is None or node.shares_only:
         return None
     tolerated = {(t.key, t.value, t.effect.value) for t in pool.spec.taints}
     return replace(node, taints=tuple(t for t in node.taints if (t.key, t.value, t.effect) not in tolerated))

@@ -16,7 +16,11 @@ core sees; any other taint must be tolerated by the job's own pod template.
 
 Nodes are the one kind converted here rather than in the cache, because a node's pool,
 model and class may come from a GPUNodePool: `NodeConverter` keeps each node's conversion
-until the node or the set of pools changes, so a cycle converts only what changed.
+until the node or the set of pools changes, so a cycle converts only what changed. A node
+of a pool that gpupool refuses (MIG partitions, an unknown GFD product: `RefusedNode`) or
+whose GPUs are shared replicas gets a `NodeNote` for its pool's status
+(`ClusterSnapshot.node_notes`); refusals, and GPU nodes no pool selects, are logged once per
+node and message, not every cycle.
 
 What pods gpupool did not create hold on a node (DaemonSets, system pods, another
 scheduler's or a tenant's pods; `Kind.FOREIGN_POD`) is summed per node into the node's
@@ -49,11 +53,14 @@ from gpupool.cluster.cache import CachedObject, CacheView, Kind
 from gpupool.cluster.convert import (
     HOLDING_PHASES,
     ConversionError,
+    RefusedNode,
     gpu_node_from_k8s,
     gpu_spec_of_pool,
     parse_cpu_milli,
     parse_timestamp,
     queue_from_api,
+    shared_gpus_message,
+    unused_gpu_node,
 )
 from gpupool.cluster.lifecycle import AdmissionRejection, admission_hold_seconds, rejection_message
 from gpupool.cluster.parsing import ForeignUsage, ParsedJob
@@ -94,6 +101,17 @@ def admission_hold(job: GPUJob, now: float) -> Unschedulable | None:
         return None
     rejection = AdmissionRejection(last.pod, last.node, last.reason, last.message or "")
     return Unschedulable("AdmissionRejected", rejection_message(rejection, count))
+
+
+@dataclass(frozen=True)
+class NodeNote:
+    """What a pool's status says about one of its nodes: refused (not schedulable at all) or
+    limited (`SharedGPUs`: shares only), with a reason code and a sentence naming the node."""
+
+    pool: str
+    reason: str
+    message: str
+    refused: bool
 
 
 @dataclass(frozen=True)
@@ -223,6 +241,8 @@ class ClusterSnapshot:
     # (nodes without a readable one are absent), for the jobs' provenance records.
     gpu_uuids: dict[str, dict[int, str]] = field(default_factory=dict)
     budgets: dict[str, BudgetStanding] = field(default_factory=dict)
+    # Per node, what its pool's status says about it: refused, or GPUs shared (see `NodeNote`).
+    node_notes: dict[str, NodeNote] = field(default_factory=dict)
 
     @property
     def pool_taints(self) -> dict[str, tuple[Taint, ...]]:
@@ -294,7 +314,10 @@ class NodeConverter:
 
     def __init__(self) -> None:
         self._pools_key: tuple[tuple[str, int], ...] = ()
-        self._done: dict[str, tuple[CachedObject, GpuNode | None]] = {}
+        self._done: dict[str, tuple[CachedObject, GpuNode | None, NodeNote | None]] = {}
+        self._logged: dict[str, str] = {}
+        self.notes: dict[str, NodeNote] = {}
+        """After `convert`, the note of each node that has one (by node name)."""
 
     def convert(self, view: CacheView, pools: Mapping[str, PoolInfo]) -> dict[str, GpuNode]:
         """The GPU nodes of `view` (pool taints removed); odd nodes are logged and skipped."""
@@ -302,23 +325,43 @@ class NodeConverter:
         if pools_key != self._pools_key:
             self._pools_key, self._done = pools_key, {}
         pool_models = [info.pool for info in pools.values()]
-        done: dict[str, tuple[CachedObject, GpuNode | None]] = {}
+        done: dict[str, tuple[CachedObject, GpuNode | None, NodeNote | None]] = {}
         for name, entry in view.entries(Kind.NODE).items():
             previous = self._done.get(name)
             if previous is not None and previous[0] is entry:
                 done[name] = previous
                 continue
+            note: NodeNote | None = None
             try:
                 node = gpu_node_from_k8s(entry.raw, pool_models)
+            except RefusedNode as error:
+                node, note = None, NodeNote(error.pool, error.reason, str(error), refused=True)
+                self._log_once(name, "refusing node", str(error), pool=error.pool, reason=error.reason)
             except (ConversionError, ValueError) as error:
                 log.warning("skipping unreadable node", extra={"node": name, "error": str(error)})
                 node = None
+            if node is None and note is None:
+                unused = unused_gpu_node(entry.raw)
+                if unused is not None:
+                    self._log_once(name, "GPU node in no pool", unused, level=logging.INFO)
+            if node is not None:
+                self._logged.pop(name, None)  # a later refusal is news again
+            if node is not None and node.shares_only:
+                note = NodeNote(node.pool, "SharedGPUs", shared_gpus_message(entry.raw, node), refused=False)
             if node is not None and node.pool in pools and pools[node.pool].taints:
                 tolerated = pools[node.pool].taints
                 node = replace(node, taints=tuple(t for t in node.taints if t not in tolerated))
-            done[name] = (entry, node)
+            done[name] = (entry, node, note)
         self._done = done
-        return {name: node for name, (_entry, node) in done.items() if node is not None}
+        self._logged = {name: text for name, text in self._logged.items() if name in done}
+        self.notes = {name: note for name, (_entry, _node, note) in done.items() if note is not None}
+        return {name: node for name, (_entry, node, _note) in done.items() if node is not None}
+
+    def _log_once(self, node: str, what: str, message: str, *, level: int = logging.WARNING, **extra: str) -> None:
+        """Log `message` about `node` unless it was the last one logged for that node."""
+        if self._logged.get(node) != message:
+            self._logged[node] = message
+            log.log(level, what, extra={"node": node, "error": message, **extra})
 
 
 def with_foreign_usage(nodes: Mapping[str, GpuNode], view: CacheView) -> dict[str, GpuNode]:
@@ -400,7 +443,8 @@ def build_snapshot(
     for name, error in view.invalid(Kind.QUEUE).items():
         log.warning("skipping unreadable GPUQueue", extra={"queue": name, "error": error})
     pools = {name: PoolInfo(pool, pool_taints(pool)) for name, pool in view.parsed(Kind.POOL).items()}
-    core_nodes = with_foreign_usage((nodes or NodeConverter()).convert(view, pools), view)
+    converter = nodes or NodeConverter()
+    core_nodes = with_foreign_usage(converter.convert(view, pools), view)
     api_queues: dict[str, GPUQueue] = view.parsed(Kind.QUEUE)
     parsed_jobs, invalid = jobs_of(view)
     namespaces = {
@@ -487,4 +531,5 @@ def build_snapshot(
         gpu_readings=gpu_readings(view, now),
         gpu_uuids=gpu_uuids(view),
         budgets=budgets,
+        node_notes=dict(converter.notes),
     )

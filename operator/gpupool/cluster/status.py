@@ -284,8 +284,48 @@ def budget_events(old: GPUQueueStatus, new: GPUQueueStatus) -> tuple[EventNote, 
     )
 
 
+# The pool conditions about its nodes' inventory: nodes refused (MIG partitions, unknown GFD
+# product, ...) and nodes whose GPUs are shared replicas (shares only). Each is written once it
+# first holds and set False, not removed, when it stops holding.
+NODES_REFUSED = "NodesRefused"
+SHARED_GPU_NODES = "SharedGPUNodes"
+NOTES_SHOWN = 3
+"""Nodes a condition's message names; the rest are counted."""
+
+
+def _notes_sentence(notes: Sequence[str]) -> str:
+    shown = "; ".join(notes[:NOTES_SHOWN])
+    return shown + (f"; and {len(notes) - NOTES_SHOWN} more node(s)" if len(notes) > NOTES_SHOWN else "")
+
+
+def with_node_notes(
+    status: GPUNodePoolStatus, pool: str, snap: ClusterSnapshot, generation: int | None = None
+) -> GPUNodePoolStatus:
+    """`status` with its `NodesRefused` and `SharedGPUNodes` conditions from the snapshot's
+    node notes (`ClusterSnapshot.node_notes`): True with the nodes named while any node of
+    the pool has such a note, False once none has (absent while none ever had)."""
+    mine = sorted((name, note) for name, note in snap.node_notes.items() if note.pool == pool)
+    conditions = list(status.conditions)
+    present = {c.type for c in conditions}
+    now = snap.snapshot.now
+    for ctype, refused, idle_reason, idle_message in (
+        (NODES_REFUSED, True, "AllNodesUsable", "gpupool refuses none of the pool's nodes"),
+        (SHARED_GPU_NODES, False, "NoSharedGPUs", "no node of the pool shares its GPUs as replicas"),
+    ):
+        notes = [note for _name, note in mine if note.refused == refused]
+        if notes:
+            reasons = {note.reason for note in notes}
+            reason = reasons.pop() if len(reasons) == 1 else ctype
+            message = _notes_sentence([note.message for note in notes])
+            conditions = with_condition(conditions, ctype, True, reason, message, now, generation)
+        elif ctype in present:
+            conditions = with_condition(conditions, ctype, False, idle_reason, idle_message, now, generation)
+    return status.model_copy(update={"conditions": conditions})
+
+
 def pool_status(pool: GPUNodePool, snap: ClusterSnapshot, jobs: Mapping[str, GPUJob]) -> GPUNodePoolStatus:
-    """A pool's ready nodes, GPUs on them and GPUs held by admitted jobs (shares as fractions)."""
+    """A pool's ready nodes, GPUs on them and GPUs held by admitted jobs (shares as fractions),
+    and the conditions about its nodes' inventory (`with_node_notes`)."""
     name = str(pool.metadata.get("name"))
     nodes = [n for n in snap.nodes.values() if n.pool == name]
     names = {n.name for n in nodes}
@@ -296,7 +336,7 @@ def pool_status(pool: GPUNodePool, snap: ClusterSnapshot, jobs: Mapping[str, GPU
         for w in job.status.placement
         if w.node in names
     )
-    return pool.status.model_copy(
+    counts = pool.status.model_copy(
         update={
             "nodes_ready": sum(1 for n in nodes if n.ready),
             "nodes_provisioning": snap.scaling.in_flight_by_pool.get(name, 0),
@@ -304,6 +344,7 @@ def pool_status(pool: GPUNodePool, snap: ClusterSnapshot, jobs: Mapping[str, GPU
             "gpus_allocated": round(allocated, 3),
         }
     )
+    return with_node_notes(counts, name, snap, generation_of(pool.metadata))
 
 
 def queue_status_changed(old: GPUQueueStatus, new: GPUQueueStatus) -> bool:

@@ -14,7 +14,8 @@ Pool policy, widening from cheapest to dearest ("on-prem before cloud"):
   `allow_cloud` and `allow_spot`.
 
 Only `NoSchedule` and `NoExecute` taints keep a job off a node (`PreferNoSchedule` is a
-preference the core ignores).
+preference the core ignores). A job with whole-GPU workers never uses a `shares_only` node
+(time-slicing or MPS replicas: see `GpuNode`); its stages leave such nodes out.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class NodeEligibility:
         self.cloud_on_demand: Mask = cloud & ~spot
         self.cloud_spot: Mask = cloud & spot
         self.ready: Mask = np.array([x.ready for x in nodes], dtype=bool)
+        self.takes_whole_gpus: Mask = np.array([not x.shares_only for x in nodes], dtype=bool)
         self.gpus = np.array([x.gpus for x in nodes], dtype=np.int64)
         self.cpu = np.array([max(0, x.cpu_milli - x.reserved_cpu_milli) for x in nodes], dtype=np.int64)
         self.memory = np.array([max(0, x.memory_bytes - x.reserved_memory_bytes) for x in nodes], dtype=np.int64)
@@ -69,7 +71,7 @@ class NodeEligibility:
             groups.setdefault(blocking, []).append(i)
         self._taint_groups = [(k, np.array(v, dtype=np.int64)) for k, v in sorted(groups.items())]
         self._toleration_masks: dict[tuple[Toleration, ...], Mask] = {}
-        self._stage_masks: dict[tuple[tuple[Toleration, ...], int], Mask] = {}
+        self._stage_masks: dict[tuple[tuple[Toleration, ...], int, bool], Mask] = {}
         self._all: Mask = np.ones(n, dtype=bool)
 
     def model_mask(self, models: tuple[str, ...]) -> Mask:
@@ -99,7 +101,8 @@ class NodeEligibility:
 
     def stages(self, job: Job, queue: Queue) -> list[Mask]:
         """Cumulative pool masks to try in order (on-prem, then + cloud, then + spot),
-        already narrowed by taints and readiness; stages that add no node are left out."""
+        already narrowed by taints and readiness (and, for whole-GPU workers, to nodes that
+        are not `shares_only`); stages that add no node are left out."""
         top = 0
         if queue.allow_cloud and job.placement_policy in (
             PlacementPolicy.CLOUD_ALLOWED,
@@ -110,16 +113,17 @@ class NodeEligibility:
                 top = 2
         out: list[Mask] = []
         previous: Mask | None = None
+        whole = job.shape.whole_gpus > 0
         for stage in range(top + 1):
-            mask = self._stage_mask(job.tolerations, stage)
+            mask = self._stage_mask(job.tolerations, stage, whole)
             if previous is not None and np.array_equal(mask, previous):
                 continue
             out.append(mask)
             previous = mask
         return out
 
-    def _stage_mask(self, tolerations: tuple[Toleration, ...], stage: int) -> Mask:
-        key = (tolerations, stage)
+    def _stage_mask(self, tolerations: tuple[Toleration, ...], stage: int, whole: bool) -> Mask:
+        key = (tolerations, stage, whole)
         mask = self._stage_masks.get(key)
         if mask is None:
             pools = self.on_prem.copy()
@@ -128,6 +132,8 @@ class NodeEligibility:
             if stage >= 2:
                 pools |= self.cloud_spot
             mask = pools & self.ready & self.toleration_mask(tolerations)
+            if whole:
+                mask = mask & self.takes_whole_gpus
             self._stage_masks[key] = mask
         return mask
 
@@ -138,7 +144,7 @@ class NodeEligibility:
         elif shape.gpu_milli < MILLI_PER_GPU:
             by_gpu = self.gpus * (MILLI_PER_GPU // shape.gpu_milli)
         else:
-            by_gpu = self.gpus // max(1, shape.gpu_milli // MILLI_PER_GPU)
+            by_gpu = np.where(self.takes_whole_gpus, self.gpus // max(1, shape.gpu_milli // MILLI_PER_GPU), 0)
         by_cpu = self.cpu // shape.cpu_milli if shape.cpu_milli > 0 else np.full_like(by_gpu, _MANY)
         by_mem = self.memory // shape.memory_bytes if shape.memory_bytes > 0 else np.full_like(by_gpu, _MANY)
         result: npt.NDArray[np.int64] = np.minimum(np.minimum(np.minimum(by_gpu, by_cpu), by_mem), self.pods)

@@ -107,7 +107,10 @@ class GpuNode:
     snapshot (plus `reserved_*` for capacity held by pods gpupool does not manage), so a
     snapshot can never disagree with itself. `max_pods` is the node's allocatable pod
     count (each worker is one pod); the trace simulator, whose nodes have no pod limit,
-    keeps the default `NO_POD_LIMIT`.
+    keeps the default `NO_POD_LIMIT`. `shares_only` marks a node whose GPUs the device
+    plugin hands out as time-slicing or MPS replicas: only GPU shares (which gpupool pins
+    to a GPU index itself) are placed there, never a whole-GPU worker, since a request for
+    whole GPUs would get replicas the device plugin may put on one physical GPU.
     """
 
     name: str
@@ -125,6 +128,7 @@ class GpuNode:
     reserved_gpus: int = 0
     max_pods: int = NO_POD_LIMIT
     reserved_pods: int = 0
+    shares_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -267,7 +267,7 @@ class _Cycle:
 
     def _options_for(self, job: Job, queue: Queue) -> list[_Option]:
         """(stage, flavor) options in the order to try them, cached per distinct input."""
-        key = (job.tolerations, job.placement_policy, queue.name)
+        key = (job.tolerations, job.placement_policy, queue.name, job.shape.whole_gpus > 0)
         found = self._options.get(key)
         if found is not None:
             return found
@@ -429,13 +429,14 @@ class _Cycle:
 
     def _free_on_scalable_nodes(self) -> list[GpuNode]:
         """Ready nodes of the offered pools, not held for anyone this cycle, as nodes whose
-        `reserved_*` hold everything but what is free on them now (whole idle GPUs)."""
+        `reserved_*` hold everything but what is free on them now (whole idle GPUs).
+        `shares_only` nodes are left out: the plan would put whole-GPU workers there."""
         pools = {offer.pool for offer in self.snapshot.offers}
         state = self.state
         out = []
         for row in np.flatnonzero(state.ready & ~self.reserved):
             node = state.nodes[row]
-            if node.pool not in pools or state.idle[row] == 0:
+            if node.pool not in pools or state.idle[row] == 0 or node.shares_only:
                 continue
             out.append(
                 replace(
@@ -549,7 +550,7 @@ class _Cycle:
     def _candidates_for(self, job: Job, queue: Queue) -> list[tuple[PoolCandidate, Mask]]:
         """The (pool, GPU model, capacity type) groups of nodes a profiled job may use, each
         with its node mask, cached per distinct input."""
-        key = (job.tolerations, job.placement_policy, queue.name, job.gpu_models)
+        key = (job.tolerations, job.placement_policy, queue.name, job.gpu_models, job.shape.whole_gpus > 0)
         found = self._pool_candidates.get(key)
         if found is not None:
             return found

@@ -87,3 +87,15 @@ def test_fit_counter_matches_a_full_count(running: list[int], ask: int, workers:
         total = workers_fitting_now(state, job, allowed)
         assert counter.fits() == (total >= workers)
         assert (state.place(job, allowed=allowed, scoring_policy="bestfit") is not None) == (total >= workers)
+
+
+def test_whole_gpu_jobs_skip_shares_only_nodes_and_shares_do_not() -> None:
+    nodes = [make_node("sliced", gpus=4, shares_only=True), make_node("whole", gpus=4)]
+    elig = NodeEligibility(nodes)
+    queue = make_queue()
+    whole, share = make_job("w", gpus=1), make_job("s", gpus=0.5)
+    assert [m.tolist() for m in elig.stages(whole, queue)] == [[False, True]]
+    assert [m.tolist() for m in elig.stages(share, queue)] == [[True, True]]
+    assert elig.workers_per_node(whole.shape).tolist()[0] == 0
+    assert elig.workers_per_node(share.shape).tolist()[0] == 8
+    assert not elig.could_ever_fit(make_job("big", gpus=4, workers=2), elig.stages(whole, queue)[-1])

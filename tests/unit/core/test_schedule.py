@@ -134,6 +134,31 @@ PLACEMENT = {
         [make_job("j", gpus=2)],
         {"j": "@up"},
     ),
+    "a shares-only node takes shares": Case(
+        [make_node("sliced", gpus=2, shares_only=True)],
+        [make_queue()],
+        [make_job("a", gpus=0.5), make_job("b", gpus=0.5, submitted_at=1)],
+        {"a": "@sliced", "b": "@sliced"},
+    ),
+    "a shares-only node takes no whole GPU, even one": Case(
+        [make_node("sliced", gpus=2, shares_only=True)],
+        [make_queue()],
+        [make_job("one", gpus=1), make_job("two", gpus=2, submitted_at=1)],
+        {"one": W.NO_FITTING_NODE, "two": W.NO_FITTING_NODE},
+    ),
+    "whole GPUs go past a shares-only node": Case(
+        [make_node("a-sliced", gpus=8, shares_only=True), make_node("b-whole", gpus=1)],
+        [make_queue()],
+        [make_job("one", gpus=1), make_job("share", gpus=0.25, submitted_at=1)],
+        {"one": "@b-whole", "share": "admitted"},
+    ),
+    "a whole-GPU job waits for a whole-GPU node, not a shares-only one": Case(
+        [make_node("sliced", gpus=1, shares_only=True), make_node("whole", gpus=1)],
+        [make_queue()],
+        [make_job("one", gpus=1, submitted_at=1)],
+        {"one": W.INSUFFICIENT_CAPACITY},
+        running=[make_job("r", gpus=1, on=("whole",))],
+    ),
 }
 
 POOLS = {
