@@ -32,6 +32,7 @@ from typing import Any
 from gpupool.api import API_VERSION, AttemptOutcome, GPUJob, GPUJobStatus, IdleSpec, JobPhase
 from gpupool.cluster import pods as podlib
 from gpupool.cluster.convert import HOLDING_PHASES, parse_duration_seconds, parse_timestamp, placement_status
+from gpupool.cluster.devices import judged_gpus
 from gpupool.cluster.lifecycle import LifecycleStep, Step, next_step, pods_of_attempt
 from gpupool.cluster.ports import EventNote, ObjectRef
 from gpupool.cluster.provenance import attempt_record, expired, log_record, recorded, stored_record
@@ -68,6 +69,7 @@ class ChangeKind(StrEnum):
     WAIT = "Wait"
     IDLE = "Idle"
     PROVENANCE = "Provenance"
+    DEVICES = "Devices"
     EXPIRE = "Expire"
 
 
@@ -206,21 +208,24 @@ class Planner:
         nodes; a status write of its own when only the record (or its digest check) changed."""
         if not pods and stored_record(job.status, job.status.attempts) is None:
             return change  # admitted without a record (by an older operator): begun once a pod shows
-        base = change.status if change is not None and change.status is not None else job.status
+        written = change.status if change is not None and change.status is not None else job.status
+        placement = snap.placement_of(job)
+        base = written if placement == written.placement else written.model_copy(update={"placement": placement})
         record = attempt_record(
             job,
             attempt=job.status.attempts,
-            placement=job.status.placement,
+            placement=placement,
             pods_by_worker=pods,
             facts=snap,
             admitted_at=base.admitted_at,
             started_at=base.started_at,
         )
         status, events = recorded(job, base, record, now, generation_of(job.metadata))
-        if status == base:
+        if status == written:
             return change
         if change is None:
-            return _change(job, ChangeKind.PROVENANCE, status=status, events=events)
+            kind = ChangeKind.DEVICES if base is not written else ChangeKind.PROVENANCE
+            return _change(job, kind, status=status, events=events)
         return replace(change, status=status, events=(*change.events, *events))
 
     def idle_check(self, job: GPUJob, snap: ClusterSnapshot, now: float) -> JobChange | None:
@@ -234,10 +239,11 @@ class Planner:
             after_seconds=parse_duration_seconds(spec.after, what="spec.idle.after"),
             action=IdleAction(spec.action.value),
         )
-        gpus = [(w.node, i) for w in job.status.placement for i in w.gpu_indices]
-        verdict = judge_idle(
-            job_utilization(gpus, snap.gpu_readings), policy, parse_timestamp(job.status.idle_since), now
-        )
+        # The GPUs the job's pods really hold (device truth); unknown while a reporting node
+        # has not shown them yet, which leaves the verdict as it was.
+        gpus = judged_gpus(snap.placement_of(job), snap.node_devices)
+        utilization = job_utilization(gpus, snap.gpu_readings) if gpus is not None else None
+        verdict = judge_idle(utilization, policy, parse_timestamp(job.status.idle_since), now)
         was_idle = any(c.type == "GPUIdle" and c.status.value == "True" for c in job.status.conditions)
         since = timestamp(verdict.since) if verdict.since is not None else None
         if verdict.idle and not was_idle:
@@ -306,10 +312,13 @@ class Planner:
         """`status` with the ending attempt's record closed (outcome, end, the last the pods
         showed), the events that go with it, and the record's log line."""
         key = f"{job.metadata['namespace']}/{job.metadata['name']}"
+        placement = snap.placement_of(job)
+        if status.placement == job.status.placement and placement != status.placement:
+            status = status.model_copy(update={"placement": placement})  # ends with the devices it held
         record = attempt_record(
             job,
             attempt=job.status.attempts,
-            placement=job.status.placement,
+            placement=placement,
             pods_by_worker=pods_of_attempt(snap.pods_by_job.get(key, []), job.status.attempts),
             facts=snap,
             admitted_at=job.status.admitted_at,

@@ -80,6 +80,11 @@ def worker_pod(
     a CPU-only node, `status.device` CPU) requests no GPU at all; a job with
     `spec.cpuFallback` other than Never tells its containers where they run in
     `GPUPOOL_DEVICE` (`cpu` or `gpu`).
+
+    The template's own environment wins: a variable a container already sets is never
+    replaced by gpupool's, `NVIDIA_VISIBLE_DEVICES` included. gpupool does not fight a
+    template here; the chart's admission policy refuses tenant `NVIDIA_*` variables, and for
+    whole GPUs the device plugin replaces the value at container creation anyway.
     """
     metadata: Mapping[str, Any] = job.metadata
     job_name = str(metadata["name"])

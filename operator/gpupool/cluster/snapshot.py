@@ -38,11 +38,9 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
-from gpupool.agent.gpu_uuids import parse_uuids
 from gpupool.agent.summary import ANNOTATION as SUMMARY_ANNOTATION
 from gpupool.agent.summary import parse_summary
-from gpupool.api import GPUJob, GPUNodeClaim, GPUNodePool, GPUQueue, JobPhase, PoolClass
+from gpupool.api import GPUJob, GPUNodeClaim, GPUNodePool, GPUQueue, JobPhase, PoolClass, WorkerPlacementStatus
 from gpupool.catalogue import gpu_catalogue
 from gpupool.cluster.cache import CachedObject, CacheView, Kind
 from gpupool.cluster.convert import (
@@ -52,8 +50,10 @@ from gpupool.cluster.convert import (
     gpu_spec_of_pool,
     parse_cpu_milli,
     parse_timestamp,
+    placements_of,
     queue_from_api,
 )
+from gpupool.cluster.devices import NO_DEVICES, NodeDevices, resolved_placement
 from gpupool.cluster.parsing import ForeignUsage, ParsedJob
 from gpupool.cluster.pods import LABEL_JOB
 from gpupool.cluster.scaling import ScalingInputs, scaling_inputs
@@ -203,6 +203,11 @@ class ClusterSnapshot:
     # (nodes without a readable one are absent), for the jobs' provenance records.
     gpu_uuids: dict[str, dict[int, str]] = field(default_factory=dict)
     budgets: dict[str, BudgetStanding] = field(default_factory=dict)
+    # Each node's device report, parsed when the node entered the cache (`gpupool.cluster.devices`).
+    node_devices: dict[str, NodeDevices] = field(default_factory=dict)
+    # Each job holding GPUs: its `status.placement` with the devices its nodes report
+    # (`devices.resolved_placement`; the status list itself when nothing new is reported).
+    placements: dict[str, list[WorkerPlacementStatus]] = field(default_factory=dict)
 
     @property
     def pool_taints(self) -> dict[str, tuple[Taint, ...]]:
@@ -228,6 +233,22 @@ class ClusterSnapshot:
             return True
         since = self.unready_since.get(name)
         return since is not None and now - since > NODE_LOST_GRACE_SECONDS
+
+    def devices_of(self, node: str) -> NodeDevices:
+        """What node `node` reports about its GPUs (nothing, the fallback, when unknown)."""
+        return self.node_devices.get(node, NO_DEVICES)
+
+    def reports_devices(self, node: str) -> bool:
+        """True when node `node` reports which pod holds which GPU (`NodeDevices.reports`)."""
+        return self.devices_of(node).reports
+
+    def placement_of(self, job: GPUJob) -> list[WorkerPlacementStatus]:
+        """The job's placement with the devices its nodes report (its status' own otherwise)."""
+        key = f"{job.metadata.get('namespace')}/{job.metadata.get('name')}"
+        found = self.placements.get(key)
+        if found is not None:
+            return found
+        return resolved_placement(job.status.placement, str(job.metadata.get("namespace", "")), self.node_devices)
 
     def gpu_hour_price(self, pool: str, node: str) -> float:
         """Price of one GPU-hour on `node` of `pool` (spot when the node is spot); 0 if unknown."""
@@ -343,15 +364,25 @@ def gpu_readings(view: CacheView, now: float) -> dict[tuple[str, int], float]:
     return out
 
 
+def devices_by_node(view: CacheView) -> dict[str, NodeDevices]:
+    """Each node's `NodeDevices`, as the cache parsed it when the node entered it."""
+    return {name: parsed for name, parsed in view.parsed(Kind.NODE).items() if isinstance(parsed, NodeDevices)}
+
+
 def gpu_uuids(view: CacheView) -> dict[str, dict[int, str]]:
     """Per node, the GPU index -> UUID map its agent published; nodes without one are left out."""
-    out: dict[str, dict[int, str]] = {}
-    for name, entry in view.entries(Kind.NODE).items():
-        annotations = (entry.raw.get("metadata") or {}).get("annotations") or {}
-        uuids = parse_uuids(annotations.get(UUIDS_ANNOTATION))
-        if uuids:
-            out[name] = uuids
-    return out
+    return {name: dict(d.uuids) for name, d in devices_by_node(view).items() if d.uuids}
+
+
+def with_reported_devices(
+    job: Job, placement: list[WorkerPlacementStatus], recorded: list[WorkerPlacementStatus]
+) -> Job:
+    """The core job holding the GPUs its nodes report (`placement`) rather than the ones its
+    status still records (`recorded`), until the status is patched: so no GPU a report
+    names is counted for two holders (the job itself unchanged when they agree)."""
+    if placement is recorded:
+        return job
+    return replace(job, placements=placements_of(placement))
 
 
 def unready_since(view: CacheView) -> dict[str, float]:
@@ -399,8 +430,10 @@ def build_snapshot(
         except (ConversionError, ValueError) as error:
             log.warning("skipping unreadable GPUQueue", extra={"queue": name, "error": str(error)})
 
+    devices = devices_by_node(view)
     running: list[Job] = []
     pending: list[Job] = []
+    placements: dict[str, list[WorkerPlacementStatus]] = {}
     unschedulable: dict[str, Unschedulable] = {}
     for key, parsed in sorted(parsed_jobs.items()):
         job = parsed.api
@@ -413,7 +446,10 @@ def build_snapshot(
             invalid[key] = parsed.core_error or "cannot be converted"
             continue
         if phase in HOLDING_PHASES:
-            running.append(parsed.core)
+            recorded = job.status.placement
+            placement = resolved_placement(recorded, str(job.metadata.get("namespace", "")), devices)
+            placements[key] = placement
+            running.append(with_reported_devices(parsed.core, placement, recorded))
             continue
         target = api_queues.get(job.spec.queue)
         namespace = str(job.metadata.get("namespace", ""))
@@ -463,6 +499,8 @@ def build_snapshot(
         node_names=frozenset(view.entries(Kind.NODE)),
         unready_since=unready_since(view),
         gpu_readings=gpu_readings(view, now),
-        gpu_uuids=gpu_uuids(view),
+        gpu_uuids={name: dict(d.uuids) for name, d in devices.items() if d.uuids},
         budgets=budgets,
+        node_devices=devices,
+        placements=placements,
     )

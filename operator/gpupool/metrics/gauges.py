@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from gpupool.api import ClaimPhase, GPUJob, GPUNodeClaim, JobPhase, PoolClass
 from gpupool.cluster.cache import CacheView, Kind
 from gpupool.cluster.convert import HOLDING_PHASES
+from gpupool.cluster.devices import gpu_uuid_of
 from gpupool.cluster.scaling import claim_in_flight
 from gpupool.cluster.snapshot import ClusterSnapshot
 from gpupool.cluster.status import flavor_usage, pool_status
@@ -91,7 +92,7 @@ def cycle_samples(inputs: GaugeInputs, *, opencost: bool) -> Samples:
     samples: Samples = {}
     samples.update(queue_samples(inputs))
     samples.update(pool_samples(inputs))
-    samples.update(allocation_samples(inputs.jobs, opencost=opencost))
+    samples.update(allocation_samples(inputs.jobs, inputs.snap, opencost=opencost))
     if opencost:
         samples.update(opencost_node_samples(inputs))
     return samples
@@ -274,10 +275,12 @@ def _waits(job: Job, waiting: set[str]) -> bool:
 # --------------------------------------------------------------------------- workers
 
 
-def allocation_samples(jobs: Mapping[str, GPUJob], *, opencost: bool) -> Samples:
+def allocation_samples(jobs: Mapping[str, GPUJob], snap: ClusterSnapshot, *, opencost: bool) -> Samples:
     """One `gpupool_gpu_allocation_info` series per GPU each worker of a job holding GPUs has
     (value: the share), `gpupool_job_gpu_idle` for each job found idle, and with `opencost`
-    one `container_gpu_allocation` per worker pod."""
+    one `container_gpu_allocation` per worker pod. A GPU's `uuid` is the one its node reports
+    the worker holds; on a node that reports no devices (kwok, the fallback) the one its
+    UUID map gives the planned index; empty while a reporting node has not shown the pod."""
     info: Series = {}
     containers: Series = {}
     idle: Series = {}
@@ -290,8 +293,19 @@ def allocation_samples(jobs: Mapping[str, GPUJob], *, opencost: bool) -> Samples
             idle[(namespace, name, job.spec.queue)] = 1.0
         container = first_container(job)
         for worker in job.status.placement:
-            for index in worker.gpu_indices:
-                labels = (worker.node, str(index), namespace, name, job.spec.queue, worker.pool, str(worker.worker))
+            devices = snap.devices_of(worker.node)
+            for position, index in enumerate(worker.gpu_indices):
+                uuid = gpu_uuid_of(worker, position, devices) or ""
+                labels = (
+                    worker.node,
+                    str(index),
+                    uuid,
+                    namespace,
+                    name,
+                    job.spec.queue,
+                    worker.pool,
+                    str(worker.worker),
+                )
                 info[labels] = worker.gpu_share
             held = len(worker.gpu_indices) * worker.gpu_share
             containers[(namespace, worker.pod, container, worker.node, worker.node)] = held

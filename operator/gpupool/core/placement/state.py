@@ -103,9 +103,36 @@ class PlacementState:
         for job in running:
             known = tuple(p for p in job.placements if p.node in state._index)
             if known:
-                state.allocate(known, job.shape)
+                try:
+                    state.allocate(known, job.shape)
+                except PlacementError:
+                    state._hold_over_committed(known, job.shape)
         state._hold_reserved_gpus()
         return state
+
+    def _hold_over_committed(self, placements: Sequence[WorkerPlacement], shape: WorkerShape) -> None:
+        """Count placements that no longer fit where they say (a node's device report put
+        another holder on a GPU a not yet reported worker was planned on): each slice that
+        does not fit its index is held on another GPU with room (a whole GPU on the first
+        idle one), so the node's free GPUs still count what is held; only when none has room
+        is it taken down to nothing left (never below). The cycle never fails on it, and the
+        next report, or the status patched from it, settles the indices."""
+        for p in placements:
+            i = self._index[p.node]
+            count = int(self.gpu_count[i])
+            row = self.gpu_free[i]
+            for s in p.gpus:
+                index = s.index if 0 <= s.index < count and row[s.index] >= s.milli else None
+                if index is None:
+                    whole = np.flatnonzero(row[:count] == MILLI_PER_GPU)
+                    room = whole if s.milli >= MILLI_PER_GPU and len(whole) else np.flatnonzero(row[:count] >= s.milli)
+                    index = int(room[0]) if len(room) else (s.index if 0 <= s.index < count else None)
+                if index is not None:
+                    row[index] = max(0, int(row[index]) - s.milli)
+            self.cpu_free[i] = max(0, int(self.cpu_free[i]) - shape.cpu_milli)
+            self.memory_free[i] = max(0, int(self.memory_free[i]) - shape.memory_bytes)
+            self.pods_free[i] = max(0, int(self.pods_free[i]) - 1)
+            self._refresh(np.array([i]))
 
     def _hold_reserved_gpus(self) -> None:
         """Take each node's `reserved_gpus` (whole GPUs held by pods gpupool does not manage,
