@@ -17,7 +17,7 @@ from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
 from gpupool.agent.pod_devices import format_pod_devices
 from gpupool.api import GPUJob, parse_gpujob
 from gpupool.cluster.cache import CacheView, ClusterCache, Kind
-from gpupool.cluster.parsing import parse_object_of
+from gpupool.cluster.parsing import compact_foreign_pod, parse_object_of
 from gpupool.cluster.pods import LABEL_ATTEMPT, LABEL_JOB, LABEL_WORKER
 
 RawObject = dict[str, Any]
@@ -276,9 +276,11 @@ def cache_of(objects: Iterable[RawObject]) -> ClusterCache:
 
 
 def view_of(**kinds: Mapping[str, RawObject]) -> CacheView:
-    """A cache view from raw objects grouped by kind plural (`gpujobs={key: obj}`, ...)."""
+    """A cache view from raw objects grouped by kind plural (`gpujobs={key: obj}`, ...);
+    `foreignpods` are stored compact, as their reflector stores them."""
     cache = ClusterCache(parse_object_of)
     for plural, objects in kinds.items():
         for obj in objects.values():
-            cache.upsert(Kind(plural), obj)
+            kind = Kind(plural)
+            cache.upsert(kind, compact_foreign_pod(obj) if kind == Kind.FOREIGN_POD else obj)
     return cache.view()

@@ -58,8 +58,11 @@ def make_node(
     reserved_memory: int = 0,
     max_pods: int = NO_POD_LIMIT,
     reserved_pods: int = 0,
+    reserved_gpu_indices: tuple[int, ...] = (),
+    accepts_shares: bool = True,
 ) -> GpuNode:
-    """A GPU node; `reserved_*` is what pods gpupool does not manage hold on it."""
+    """A GPU node; `reserved_*` is what pods gpupool does not manage hold on it
+    (`reserved_gpu_indices`: those of its `reserved_gpus` the node reports)."""
     return GpuNode(
         name=name,
         gpu_model=model,
@@ -76,6 +79,8 @@ def make_node(
         reserved_memory_bytes=reserved_memory,
         max_pods=max_pods,
         reserved_pods=reserved_pods,
+        reserved_gpu_indices=reserved_gpu_indices,
+        accepts_shares=accepts_shares,
     )
 
 

@@ -20,9 +20,11 @@ until the node or the set of pools changes, so a cycle converts only what change
 What pods gpupool did not create hold on a node (DaemonSets, system pods, another
 scheduler's or a tenant's pods; `Kind.FOREIGN_POD`) is summed per node into the node's
 `reserved_gpus`, `reserved_cpu_milli`, `reserved_memory_bytes` and `reserved_pods` (one
-each), as the kube-scheduler counts every non-terminal pod bound to a node. Their GPUs are whole GPUs whose indices
-gpupool cannot know: the core takes them from the node's first idle GPUs
-(`PlacementState.build`). gpupool's own workers count through their recorded placements.
+each), as the kube-scheduler counts every non-terminal pod bound to a node. Their GPUs are the
+ones the node's device report gives them (`reserved_gpu_indices`, through its UUID map); only
+where the node reports nothing (kwok nodes: the fallback) are they GPUs whose indices gpupool
+cannot know, which the core takes from the node's first idle GPUs (`PlacementState.build`).
+gpupool's own workers count through their placements, resolved against the same report.
 
 Each queue with a budget gets its standing here (`gpupool.cluster.spend`: what its jobs
 accrued in the current period, at the pools' prices): it fills the core queue's
@@ -53,7 +55,7 @@ from gpupool.cluster.convert import (
     placements_of,
     queue_from_api,
 )
-from gpupool.cluster.devices import NO_DEVICES, NodeDevices, resolved_placement
+from gpupool.cluster.devices import NO_DEVICES, NodeDevices, foreign_indices, resolved_placement
 from gpupool.cluster.parsing import ForeignUsage, ParsedJob
 from gpupool.cluster.pods import LABEL_JOB
 from gpupool.cluster.scaling import ScalingInputs, scaling_inputs
@@ -323,16 +325,26 @@ class NodeConverter:
 
 
 def with_foreign_usage(nodes: Mapping[str, GpuNode], view: CacheView) -> dict[str, GpuNode]:
-    """`nodes` with what foreign pods hold on each added to its `reserved_*` fields."""
+    """`nodes` with what foreign pods hold on each added to its `reserved_*` fields; the
+    GPUs a node reports a foreign pod holds (its device report, `devices.foreign_indices`)
+    also go to `reserved_gpu_indices`, so the core holds exactly those. Where the node
+    reports nothing (kwok, or a pod the report does not show yet), only the count is known:
+    the fallback, the core takes the node's first idle GPUs."""
+    devices = devices_by_node(view)
     held: dict[str, list[int]] = {}
-    for usage in view.parsed(Kind.FOREIGN_POD).values():
+    indices: dict[str, list[int]] = {}
+    for key, usage in view.parsed(Kind.FOREIGN_POD).items():
         assert isinstance(usage, ForeignUsage)
         if usage.node in nodes:
+            namespace, _, name = key.partition("/")
+            reported = foreign_indices(devices.get(usage.node, NO_DEVICES), namespace, name)
             total = held.setdefault(usage.node, [0, 0, 0, 0])
-            total[0] += usage.gpus
+            total[0] += max(usage.gpus, len(reported))
             total[1] += usage.cpu_milli
             total[2] += usage.memory_bytes
             total[3] += 1
+            if reported:
+                indices.setdefault(usage.node, []).extend(reported)
     result = dict(nodes)
     for name, (gpus, cpu, memory, pods) in held.items():
         result[name] = replace(
@@ -341,6 +353,7 @@ def with_foreign_usage(nodes: Mapping[str, GpuNode], view: CacheView) -> dict[st
             reserved_cpu_milli=cpu,
             reserved_memory_bytes=memory,
             reserved_pods=pods,
+            reserved_gpu_indices=tuple(sorted(set(indices.get(name, ())))),
         )
     return result
 

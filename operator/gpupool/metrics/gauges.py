@@ -217,8 +217,8 @@ def pool_price_samples(snap: ClusterSnapshot) -> Samples:
 
 def free_milli(snap: ClusterSnapshot, decisions: Decisions) -> dict[str, list[int]]:
     """Free milli-GPU of each GPU of each node after this cycle's admissions: whole GPUs minus
-    what running and just-admitted workers hold, foreign pods' GPUs taken from the first idle
-    ones (as the core takes them)."""
+    what running and just-admitted workers hold, foreign pods' GPUs where their node reports
+    them, the rest taken from the first idle ones (as the core takes them)."""
     free = {name: [MILLI] * node.gpus for name, node in snap.nodes.items()}
     placed: list[WorkerPlacement] = [p for job in snap.snapshot.running for p in job.placements]
     placed += [p for admission in decisions.admissions for p in admission.placements]
@@ -230,6 +230,10 @@ def free_milli(snap: ClusterSnapshot, decisions: Decisions) -> dict[str, list[in
     for name, node in snap.nodes.items():
         reserved = node.reserved_gpus
         gpus = free[name]
+        for index in sorted(set(node.reserved_gpu_indices)):  # the ones the node reports
+            if 0 <= index < len(gpus):
+                gpus[index] = 0
+                reserved -= 1
         for index, milli in enumerate(gpus):
             if reserved <= 0:
                 break

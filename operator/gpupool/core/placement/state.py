@@ -135,17 +135,23 @@ class PlacementState:
             self._refresh(np.array([i]))
 
     def _hold_reserved_gpus(self) -> None:
-        """Take each node's `reserved_gpus` (whole GPUs held by pods gpupool does not manage,
-        whose indices it cannot know) out of the free vector: the first fully idle GPUs, then,
-        if the node is over-committed already, the first GPUs with anything free left."""
+        """Take each node's `reserved_gpus` (whole GPUs held by pods gpupool does not manage)
+        out of the free vector. Those the node reports (`reserved_gpu_indices`, from its
+        device report) are held where the report says; the rest, whose indices gpupool
+        cannot know, by the fallback rule: the first fully idle GPUs, then, if the node is
+        over-committed already, the first GPUs with anything free left."""
         touched = []
         for i, node in enumerate(self.nodes):
             left = min(node.reserved_gpus, node.gpus)
-            if left <= 0:
+            if left <= 0 and not node.reserved_gpu_indices:
                 continue
             row = self.gpu_free[i, : node.gpus]
+            for index in sorted(set(node.reserved_gpu_indices)):
+                if 0 <= index < node.gpus:
+                    row[index] = 0
+                    left -= 1
             order = [*np.flatnonzero(row == MILLI_PER_GPU), *np.flatnonzero((row > 0) & (row < MILLI_PER_GPU))]
-            for index in order[:left]:
+            for index in order[: max(0, left)]:
                 row[index] = 0
             touched.append(i)
         if touched:
