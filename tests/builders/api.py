@@ -19,6 +19,7 @@ from gpupool.api import GPUJob, parse_gpujob
 from gpupool.cluster.cache import CacheView, ClusterCache, Kind
 from gpupool.cluster.parsing import compact_foreign_pod, parse_object_of
 from gpupool.cluster.pods import LABEL_ATTEMPT, LABEL_JOB, LABEL_WORKER
+from gpupool.cluster.reservations import LABEL_RESERVATION, ReservationSettings, reservation_manifest
 
 RawObject = dict[str, Any]
 CREATED = "2026-01-01T00:00:00Z"
@@ -243,6 +244,16 @@ def worker_pod_object(
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec, "status": {"phase": phase}}
 
 
+def reservation_pod_object(
+    node: str = "n1", slot: int = 0, *, phase: str = "Running", namespace: str = "default", **status: Any
+) -> RawObject:
+    """A share reservation pod as the API server returns it (`reservation_manifest`), in `phase`."""
+    pod = reservation_manifest(ReservationSettings(namespace=namespace), node, slot)
+    pod["metadata"]["resourceVersion"] = str(next(_versions))
+    pod["status"] = {"phase": phase, **status}
+    return pod
+
+
 def foreign_pod_object(
     name: str = "tenant", *, namespace: str = "other", node: str = "n1", gpus: int = 1, phase: str = "Running"
 ) -> RawObject:
@@ -260,7 +271,8 @@ def foreign_pod_object(
 
 
 def cache_of(objects: Iterable[RawObject]) -> ClusterCache:
-    """A cache (parsing as the operator's does) holding `objects`, each by its `kind`."""
+    """A cache (parsing as the operator's does) holding `objects`, each by its `kind` (a
+    share reservation pod in its own map, as its reflector stores it)."""
     kinds = {
         "GPUJob": Kind.JOB,
         "GPUQueue": Kind.QUEUE,
@@ -271,7 +283,8 @@ def cache_of(objects: Iterable[RawObject]) -> ClusterCache:
     }
     cache = ClusterCache(parse_object_of)
     for obj in objects:
-        cache.upsert(kinds[str(obj["kind"])], obj)
+        reservation = LABEL_RESERVATION in ((obj.get("metadata") or {}).get("labels") or {})
+        cache.upsert(Kind.RESERVATION if reservation else kinds[str(obj["kind"])], obj)
     return cache
 
 

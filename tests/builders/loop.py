@@ -58,11 +58,13 @@ def rig(
     *,
     clock: float | Callable[[], float],
     provider: RecordingProvider | None = None,
+    settings: OperatorSettings | None = None,
 ) -> Rig:
     """A rig whose cache holds `objects` and whose writer knows the gpupool ones (so their
     status writes succeed); `clock` is the loop's time, fixed or a callable a test advances.
     With `provider`, the loop scales Kwok pools through it (claims go through the writer).
-    The loop collects metrics into the rig's own registry (`Rig.metric`)."""
+    The loop collects metrics into the rig's own registry (`Rig.metric`); `settings` are the
+    operator's (default: every default)."""
     objects = list(objects)
     cache = cache_of(objects)
     writer = RecordingWriter()
@@ -75,7 +77,7 @@ def rig(
     loop = SchedulingLoop(
         cache,
         applier,
-        OperatorSettings(),
+        settings or OperatorSettings(),
         clock=clock if callable(clock) else lambda: clock,
         claims=claims,
         metrics=OperatorMetrics(registry),

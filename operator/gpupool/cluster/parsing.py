@@ -14,6 +14,8 @@ the parsed value from the cache and never parses again.
   together with the pools (`gpupool.cluster.snapshot`), from the raw object.
 - Pod, Namespace -> the raw object itself (read-only): pods are read by the pure
   lifecycle rules as they are.
+- A share reservation pod (`Kind.RESERVATION`) -> `Reservation`
+  (`gpupool.cluster.reservations`): its node, slot and phase.
 - A pod gpupool did not create (`Kind.FOREIGN_POD`) -> `ForeignUsage`, what it holds on its
   node. Its reflector stores only `compact_foreign_pod(raw)`, so thousands of such pods
   cost the cache little.
@@ -45,6 +47,7 @@ from gpupool.cluster.convert import (
     parse_quantity,
 )
 from gpupool.cluster.devices import node_devices
+from gpupool.cluster.reservations import reservation_of
 from gpupool.core.models import Job
 
 _PARSE_ERRORS = (InvalidObjectError, ValidationError, ConversionError, ValueError)
@@ -143,6 +146,8 @@ def parse_object_of(kind: Kind, raw: Mapping[str, Any]) -> tuple[Any, str | None
             return foreign_usage(raw), None
         if kind == Kind.NODE:
             return node_devices(raw), None
+        if kind == Kind.RESERVATION:
+            return reservation_of(raw), None
         if kind == Kind.JOB:
             return parse_job(raw), None
         if kind == Kind.QUEUE:

@@ -58,6 +58,7 @@ from gpupool.cluster.convert import (
 from gpupool.cluster.devices import NO_DEVICES, NodeDevices, foreign_indices, resolved_placement
 from gpupool.cluster.parsing import ForeignUsage, ParsedJob
 from gpupool.cluster.pods import LABEL_JOB
+from gpupool.cluster.reservations import ReservationBook, ReservationSettings, book_of
 from gpupool.cluster.scaling import ScalingInputs, scaling_inputs
 from gpupool.cluster.spend import budget_standings
 from gpupool.core.budget import BudgetStanding
@@ -210,6 +211,8 @@ class ClusterSnapshot:
     # Each job holding GPUs: its `status.placement` with the devices its nodes report
     # (`devices.resolved_placement`; the status list itself when nothing new is reported).
     placements: dict[str, list[WorkerPlacementStatus]] = field(default_factory=dict)
+    # The share reservation pods and what names them (`gpupool.cluster.reservations`).
+    reservations: ReservationBook = field(default_factory=lambda: ReservationBook(ReservationSettings()))
 
     @property
     def pool_taints(self) -> dict[str, tuple[Taint, ...]]:
@@ -316,6 +319,8 @@ class NodeConverter:
             except (ConversionError, ValueError) as error:
                 log.warning("skipping unreadable node", extra={"node": name, "error": str(error)})
                 node = None
+            if node is not None and isinstance(entry.parsed, NodeDevices) and not entry.parsed.accepts_shares:
+                node = replace(node, accepts_shares=False)  # labelled gpupool.io/share-envvar=false
             if node is not None and node.pool in pools and pools[node.pool].taints:
                 tolerated = pools[node.pool].taints
                 node = replace(node, taints=tuple(t for t in node.taints if t not in tolerated))
@@ -354,6 +359,36 @@ def with_foreign_usage(nodes: Mapping[str, GpuNode], view: CacheView) -> dict[st
             reserved_memory_bytes=memory,
             reserved_pods=pods,
             reserved_gpu_indices=tuple(sorted(set(indices.get(name, ())))),
+        )
+    return result
+
+
+def with_reservation_pods(
+    nodes: Mapping[str, GpuNode], book: ReservationBook, devices: Mapping[str, NodeDevices]
+) -> dict[str, GpuNode]:
+    """`nodes` with gpupool's reservation pods: each takes a pod slot; one that nothing names
+    any more (it is about to be deleted) still holds its GPU until it is gone, so it counts
+    as a reserved GPU (where the node reports it). A named one's GPU is its shares' GPU:
+    they hold it in the core already (a GPU carrying shares is never idle)."""
+    extra: dict[str, list[int]] = {}
+    indices: dict[str, list[int]] = {}
+    for key, pod in book.pods.items():
+        if pod.node not in nodes or pod.failed:
+            continue
+        counts = extra.setdefault(pod.node, [0, 0])
+        counts[0] += 1
+        if key not in book.named and key not in book.live_shares:
+            counts[1] += 1
+            namespace, _, name = key.partition("/")
+            indices.setdefault(pod.node, []).extend(foreign_indices(devices.get(pod.node, NO_DEVICES), namespace, name))
+    result = dict(nodes)
+    for name, (pods, gpus) in extra.items():
+        node = nodes[name]
+        result[name] = replace(
+            node,
+            reserved_pods=node.reserved_pods + pods,
+            reserved_gpus=node.reserved_gpus + gpus,
+            reserved_gpu_indices=tuple(sorted({*node.reserved_gpu_indices, *indices.get(name, ())})),
         )
     return result
 
@@ -417,8 +452,11 @@ def build_snapshot(
     decayed_usage: Mapping[str, float],
     seed: int = 0,
     nodes: NodeConverter | None = None,
+    reservations: ReservationSettings | None = None,
 ) -> ClusterSnapshot:
-    """Build the cycle's snapshot from a cache view (see the module docstring)."""
+    """Build the cycle's snapshot from a cache view (see the module docstring); `reservations`
+    says how share reservation pods are made (the operator's settings; default: on, in
+    namespace `default`)."""
     for name, error in view.invalid(Kind.POOL).items():
         log.warning("skipping unreadable GPUNodePool", extra={"pool": name, "error": error})
     for name, error in view.invalid(Kind.QUEUE).items():
@@ -481,6 +519,9 @@ def build_snapshot(
         else:
             pending.append(parsed.core)
 
+    grouped = pods_by_job(view)
+    book = book_of(reservations or ReservationSettings(), view.parsed(Kind.RESERVATION).values(), placements, grouped)
+    core_nodes = with_reservation_pods(core_nodes, book, devices)
     claims: dict[str, GPUNodeClaim] = view.parsed(Kind.CLAIM)
     scaling = scaling_inputs(
         {name: info.pool for name, info in pools.items()}, claims, core_nodes, {j.key for j in pending}, now
@@ -504,7 +545,7 @@ def build_snapshot(
         pools=pools,
         queues=api_queues,
         core_queues=core_queues,
-        pods_by_job=pods_by_job(view),
+        pods_by_job=grouped,
         unschedulable=unschedulable,
         invalid_jobs=invalid,
         claims=claims,
@@ -516,4 +557,5 @@ def build_snapshot(
         budgets=budgets,
         node_devices=devices,
         placements=placements,
+        reservations=book,
     )

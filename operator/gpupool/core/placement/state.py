@@ -67,6 +67,8 @@ class PlacementState:
         # Pods each node can still take (every worker is one pod; foreign pods hold theirs).
         self.pods_free: IntArray = np.array([node.max_pods - node.reserved_pods for node in self.nodes], dtype=np.int64)
         self.ready: BoolArray = np.array([node.ready for node in self.nodes], dtype=np.bool_)
+        # Nodes that can give a share its GPU (`GpuNode.accepts_shares`); shares go nowhere else.
+        self.accepts_shares: BoolArray = np.array([node.accepts_shares for node in self.nodes], dtype=np.bool_)
         self.models: tuple[str, ...] = tuple(sorted({node.gpu_model for node in self.nodes}))
         model_pos = {m: k for k, m in enumerate(self.models)}
         self.model_id: IntArray = np.array([model_pos[node.gpu_model] for node in self.nodes], dtype=np.int64)
@@ -205,6 +207,8 @@ class PlacementState:
         mask &= self.memory_capacity >= shape.memory_bytes
         if shape.gpu_milli > 0:
             mask &= self.gpu_count >= max(shape.whole_gpus, 1)
+        if shape.is_fractional:
+            mask &= self.accepts_shares
         return bool(mask.any())
 
     # ---------------------------------------------------------------- placement
@@ -215,7 +219,7 @@ class PlacementState:
         if shape.gpu_milli >= MILLI_PER_GPU:
             mask &= self.idle >= shape.whole_gpus
         elif shape.gpu_milli > 0:
-            mask &= self.max_free >= shape.gpu_milli
+            mask &= (self.max_free >= shape.gpu_milli) & self.accepts_shares
         return np.flatnonzero(mask)
 
     def place(
