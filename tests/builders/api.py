@@ -97,6 +97,22 @@ def reporting_node(
     return node_object(name, gpus=str(gpus), annotations=device_annotations(name, gpus, pods or {}), **fields)
 
 
+def pool_node_object(
+    report: Mapping[str, Sequence[int]] | None,
+    *,
+    version: int = 1,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> RawObject:
+    """Node n1 of pool `gpu` (8 A100s) whose agent publishes its UUID map and, unless `report`
+    is None (kwok: the fallback), which pod holds which GPU; `version` orders republished
+    copies (a higher one replaces a lower one in the cache)."""
+    merged = {**device_annotations("n1", 8, report), **dict(annotations or {})}
+    raw = node_object("n1", labels={"gpupool.io/pool": "gpu", **dict(labels or {})}, annotations=merged)
+    raw["metadata"]["resourceVersion"] = str(10_000 + version)
+    return raw
+
+
 def placement_entry(
     worker: int = 0,
     *,

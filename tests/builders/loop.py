@@ -12,8 +12,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from builders.api import cache_of
-from gpupool.api import JobPhase, Provider
+from builders.api import cache_of, gpunodepool_object, gpuqueue_object, namespace_object, pool_node_object
+from gpupool.api import GPUJob, JobPhase, Provider
 from gpupool.cluster.apply import Applier
 from gpupool.cluster.cache import ClusterCache, Kind
 from gpupool.cluster.claims import ClaimReconciler
@@ -48,9 +48,38 @@ class Rig:
         ]
 
     def phase(self, name: str = "train") -> JobPhase | None:
+        return self.job(name).status.phase
+
+    def job(self, name: str = "train") -> GPUJob:
+        """The GPUJob `ns/<name>` as the cache holds it now (parsed)."""
         entry = self.cache.get(Kind.JOB, f"ns/{name}")
         assert entry is not None
-        return entry.parsed.api.status.phase  # type: ignore[no-any-return]
+        return entry.parsed.api  # type: ignore[no-any-return]
+
+    def pod(self, name: str = "train", worker: int = 0, attempt: int = 1) -> dict[str, Any] | None:
+        """The worker pod of `ns/<name>` as the cache holds it, None when there is none."""
+        entry = self.cache.get(Kind.POD, f"ns/{name}-a{attempt}-w{worker}")
+        return dict(entry.raw) if entry is not None else None
+
+    def writes(self, *verbs: str) -> list[tuple[str, str]]:
+        """(verb, target) of every write of `verbs` (default: status patches, pod creations
+        and deletions), in order."""
+        wanted = verbs or ("patch_job_status", "create_pod", "delete_pod")
+        return [(c.verb, c.target) for c in self.writer.calls if c.verb in wanted]
+
+
+def device_world(
+    report: dict[str, list[int]] | None,
+    *objects: dict[str, Any],
+    clock: float | Callable[[], float],
+    settings: OperatorSettings | None = None,
+    queue: dict[str, Any] | None = None,
+    node: dict[str, Any] | None = None,
+) -> Rig:
+    """A rig of namespace `ns`, pool `gpu`, queue `q` (or `queue`) and node n1 whose agent
+    reports `report` (`pool_node_object`; or `node` itself), plus `objects`."""
+    base = [namespace_object("ns"), gpunodepool_object("gpu"), queue or gpuqueue_object("q")]
+    return rig([*base, node or pool_node_object(report), *objects], clock=clock, settings=settings)
 
 
 def rig(

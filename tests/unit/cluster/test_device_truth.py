@@ -19,18 +19,18 @@ from builders.api import (
     gpujob_object,
     gpunodepool_object,
     gpuqueue_object,
-    namespace_object,
     node_object,
     placement_entry,
+    pool_node_object,
     reporting_node,
     running_gpujob_object,
     view_of,
     worker_pod_object,
 )
-from builders.loop import Rig, rig
+from builders.loop import Rig, device_world
 from gpupool.agent.summary import ANNOTATION as SUMMARY_ANNOTATION
 from gpupool.agent.summary import UtilizationSummary, format_summary
-from gpupool.api import DeviceSource, GPUJob, JobPhase, WorkerPlacementStatus
+from gpupool.api import DeviceSource, JobPhase, WorkerPlacementStatus
 from gpupool.cluster.cache import Kind
 from gpupool.cluster.devices import (
     NO_DEVICES,
@@ -227,17 +227,15 @@ def test_no_gpu_is_counted_twice_whatever_was_planned(data: st.DataObject) -> No
 START = NOW
 
 
-def summary(values: dict[int, float], at: float) -> str:
+def summary_at(values: dict[int, float], at: float) -> str:
     return format_summary(UtilizationSummary(300, 300, datetime.fromtimestamp(at, UTC), values))
 
 
 def node_at(pods: dict[str, list[int]] | None, at: float, readings: dict[int, float] | None = None) -> dict[str, Any]:
-    annotations = device_annotations("n1", 8, pods)
-    if readings is not None:
-        annotations[SUMMARY_ANNOTATION] = summary(readings, at)
-    node = node_object("n1", model="A100", labels={"gpupool.io/pool": "gpu"}, annotations=annotations)
-    node["metadata"]["resourceVersion"] = str(int(at))
-    return node
+    """n1 as its agent last published it at `at`: the device report and, with `readings`,
+    a full-window utilisation summary."""
+    summary = {SUMMARY_ANNOTATION: summary_at(readings, at)} if readings is not None else {}
+    return pool_node_object(pods, version=int(at), annotations=summary)
 
 
 class Clock:
@@ -254,25 +252,16 @@ def world(
     idle: dict[str, str] | None = None,
     readings: dict[int, float] | None = None,
 ) -> tuple[Rig, Clock]:
+    """n1 reporting `pods`, and each job with its worker pods."""
     clock = Clock()
     queue = gpuqueue_object("q", **({"idle": idle} if idle else {}))
-    objects: list[dict[str, Any]] = [namespace_object("ns"), gpunodepool_object("gpu"), queue]
-    objects.append(node_at(pods, START, readings))
-    for job in jobs:
-        objects.append(job)
-        for entry in job["status"]["placement"]:
-            objects.append(worker_pod_object(job["metadata"]["name"], entry["worker"]))
-    return rig(objects, clock=clock), clock
-
-
-def job_of(r: Rig, name: str = "train") -> GPUJob:
-    entry = r.cache.get(Kind.JOB, f"ns/{name}")
-    assert entry is not None
-    return entry.parsed.api  # type: ignore[no-any-return]
+    workers = [worker_pod_object(j["metadata"]["name"], e["worker"]) for j in jobs for e in j["status"]["placement"]]
+    node = node_at(pods, START, readings)
+    return device_world(pods, *jobs, *workers, clock=clock, queue=queue, node=node), clock
 
 
 def status_writes(r: Rig, name: str = "train") -> int:
-    return sum(1 for c in r.writer.calls if c.verb == "patch_job_status" and c.target.endswith(f"/ns/{name}"))
+    return sum(1 for verb, target in r.writes("patch_job_status") if target.endswith(f"/ns/{name}"))
 
 
 def running(name: str = "train", indices: tuple[int, ...] = (0, 1)) -> dict[str, Any]:
@@ -282,13 +271,13 @@ def running(name: str = "train", indices: tuple[int, ...] = (0, 1)) -> dict[str,
 def test_the_status_takes_the_reported_gpus_once_and_again_only_when_they_change() -> None:
     r, clock = world({"ns/train-a1-w0": [5, 2]}, running())
     r.loop.cycle()
-    placed = job_of(r).status.placement[0]
+    placed = r.job().status.placement[0]
     assert (placed.gpu_indices, placed.gpu_uuids, placed.devices) == (
         [2, 5],
         [U("n1", 2), U("n1", 5)],
         DeviceSource.REPORTED,
     )
-    record = job_of(r).status.provenance
+    record = r.job().status.provenance
     assert record is not None
     assert [(g.index, g.uuid) for g in record.attempts[-1].workers[0].gpus] == [(2, U("n1", 2)), (5, U("n1", 5))]
     writes = status_writes(r)
@@ -299,14 +288,14 @@ def test_the_status_takes_the_reported_gpus_once_and_again_only_when_they_change
     clock.now += 5
     r.cache.upsert(Kind.NODE, node_at({"ns/train-a1-w0": [5, 7]}, clock.now))
     r.loop.cycle()
-    assert job_of(r).status.placement[0].gpu_indices == [5, 7]
+    assert r.job().status.placement[0].gpu_indices == [5, 7]
     assert status_writes(r) == writes + 1
 
 
 def test_on_a_reporting_node_no_uuid_is_recorded_for_a_planned_index() -> None:
     r, _ = world({}, running())  # the node reports, but not this pod (yet)
     r.loop.cycle()
-    status = job_of(r).status
+    status = r.job().status
     assert status.placement[0].devices == DeviceSource.PLANNED
     record = status.provenance
     assert record is None or all(g.uuid is None for w in record.attempts[-1].workers for g in w.gpus)
@@ -315,7 +304,7 @@ def test_on_a_reporting_node_no_uuid_is_recorded_for_a_planned_index() -> None:
 def test_kwok_nodes_keep_the_planned_indices_and_their_map_uuids() -> None:
     r, _ = world(None, running())  # the UUID map only: a kwok node with the simulated agent
     r.loop.cycle()
-    status = job_of(r).status
+    status = r.job().status
     assert (status.placement[0].gpu_indices, status.placement[0].devices) == ([0, 1], DeviceSource.PLANNED)
     assert status.provenance is not None
     assert [g.uuid for g in status.provenance.attempts[-1].workers[0].gpus] == [U("n1", 0), U("n1", 1)]
@@ -351,7 +340,7 @@ def test_idle_stop_judges_the_gpus_the_pod_really_holds(report: dict[str, list[i
     clock.now += 601
     r.cache.upsert(Kind.NODE, node_at(report, clock.now, readings))
     r.loop.cycle()
-    assert job_of(r).status.phase == phase
+    assert r.job().status.phase == phase
 
 
 def test_a_cpu_run_and_a_pending_job_are_untouched() -> None:
@@ -360,4 +349,4 @@ def test_a_cpu_run_and_a_pending_job_are_untouched() -> None:
     r, _ = world({"ns/cpu-a1-w0": []}, cpu)
     r.cache.upsert(Kind.JOB, pending)
     r.loop.cycle()
-    assert job_of(r, "cpu").status.placement[0].devices == DeviceSource.PLANNED
+    assert r.job("cpu").status.placement[0].devices == DeviceSource.PLANNED

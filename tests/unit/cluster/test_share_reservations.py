@@ -15,22 +15,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builders.api import (
-    device_annotations,
     gpu_uuid,
     gpujob_object,
     gpunodepool_object,
-    gpuqueue_object,
-    namespace_object,
-    node_object,
     placement_entry,
+    pool_node_object,
     reporting_node,
     reservation_pod_object,
     running_gpujob_object,
     view_of,
     worker_pod_object,
 )
-from builders.loop import Rig, rig
-from gpupool.api import DeviceSource, GPUJob, JobPhase
+from builders.loop import Rig, device_world
+from gpupool.api import DeviceSource, JobPhase
 from gpupool.cluster.cache import Kind
 from gpupool.cluster.reservations import (
     ReservationBook,
@@ -47,43 +44,30 @@ RESERVE_0 = "default/gpupool-reserve-n1-g0"
 POOL = {"gpupool.io/pool": "gpu"}
 
 
-def node(pods: dict[str, list[int]] | None, *, version: int = 1, labels: dict[str, str] | None = None) -> Any:
-    raw = node_object("n1", labels={**POOL, **(labels or {})}, annotations=device_annotations("n1", 8, pods))
-    raw["metadata"]["resourceVersion"] = str(10_000 + version)
-    return raw
-
-
 def world(
-    pods: dict[str, list[int]] | None,
+    report: dict[str, list[int]] | None,
     *objects: dict[str, Any],
     operator: OperatorSettings | None = None,
-    **node_kw: Any,
+    labels: dict[str, str] | None = None,
 ) -> Rig:
-    base = [namespace_object("ns"), gpunodepool_object("gpu"), gpuqueue_object("q"), node(pods, **node_kw)]
-    return rig([*base, *objects], clock=NOW, settings=operator)
+    return device_world(report, *objects, clock=NOW, settings=operator, node=pool_node_object(report, labels=labels))
 
 
-def job_of(r: Rig, name: str = "half") -> GPUJob:
-    entry = r.cache.get(Kind.JOB, f"ns/{name}")
-    assert entry is not None
-    return entry.parsed.api  # type: ignore[no-any-return]
-
-
-def writes(r: Rig) -> list[tuple[str, str]]:
-    return [(c.verb, c.target) for c in r.writer.calls if c.verb in ("patch_job_status", "create_pod", "delete_pod")]
-
-
-def share_pod(r: Rig, name: str = "half") -> dict[str, Any] | None:
-    entry = r.cache.get(Kind.POD, f"ns/{name}-a1-w0")
-    return dict(entry.raw) if entry is not None else None
-
-
-def env_of(pod: dict[str, Any]) -> dict[str, str]:
+def env_of(pod: dict[str, Any] | None) -> dict[str, str]:
+    assert pod is not None
     return {e["name"]: e["value"] for e in pod["spec"]["containers"][0].get("env") or []}
 
 
 def report(r: Rig, pods: dict[str, list[int]], version: int) -> None:
-    r.cache.upsert(Kind.NODE, node(pods, version=version))
+    r.cache.upsert(Kind.NODE, pool_node_object(pods, version=version))
+
+
+def finish(r: Rig, name: str, version: int) -> None:
+    """The share pod of `name` succeeded (as its watch event would say)."""
+    pod = r.pod(name)
+    assert pod is not None
+    done = {**pod, "status": {"phase": "Succeeded"}, "metadata": {**pod["metadata"], "resourceVersion": str(version)}}
+    r.cache.upsert(Kind.POD, done)
 
 
 # --------------------------------------------------------------------------- the life of one
@@ -92,28 +76,28 @@ def report(r: Rig, pods: dict[str, list[int]], version: int) -> None:
 def test_a_share_is_held_by_its_reservation_from_before_its_pod_to_after_it_leaves() -> None:
     r = world({}, gpujob_object("half", gpus=0.5))
     r.loop.cycle()
-    placed = job_of(r).status.placement[0]
+    placed = r.job("half").status.placement[0]
     assert placed.reservation == RESERVE_0 and placed.devices == DeviceSource.PLANNED
     # The status names the reservation first, then its pod is created; no share pod yet.
-    order = writes(r)
+    order = r.writes()
     assert order.index(("patch_job_status", "gpujobs/ns/half")) < order.index(("create_pod", f"pods/{RESERVE_0}"))
-    assert share_pod(r) is None
+    assert r.pod("half") is None
     reserve = r.cache.get(Kind.RESERVATION, RESERVE_0)
     assert reserve is not None and reserve.raw["spec"]["nodeName"] == "n1"
 
     r.loop.cycle()  # the agent has not reported the reservation yet: still no share pod
-    assert share_pod(r) is None and "waiting for the node agent" in (job_of(r).status.message or "")
+    assert r.pod("half") is None and "waiting for the node agent" in (r.job("half").status.message or "")
 
     report(r, {RESERVE_0: [5]}, 2)  # the kubelet gave the reservation pod GPU 5
     r.loop.cycle()
-    pod = share_pod(r)
+    pod = r.pod("half")
     assert pod is not None
     assert env_of(pod)["NVIDIA_VISIBLE_DEVICES"] == gpu_uuid("n1", 5)
     assert env_of(pod)["GPUPOOL_GPU_SHARE"] == "0.5"
     assert pod["metadata"]["annotations"]["gpupool.io/reservation"] == RESERVE_0
     assert "nvidia.com/gpu" not in (pod["spec"]["containers"][0].get("resources") or {}).get("requests", {})
     r.loop.cycle()
-    placed = job_of(r).status.placement[0]
+    placed = r.job("half").status.placement[0]
     assert (placed.gpu_indices, placed.gpu_uuids, placed.devices) == ([5], [gpu_uuid("n1", 5)], DeviceSource.REPORTED)
 
     # The share ends: its reservation goes after it.
@@ -121,34 +105,32 @@ def test_a_share_is_held_by_its_reservation_from_before_its_pod_to_after_it_leav
         Kind.POD, {**pod, "status": {"phase": "Succeeded"}, "metadata": {**pod["metadata"], "resourceVersion": "99999"}}
     )
     r.loop.cycle()
-    assert job_of(r).status.phase == JobPhase.SUCCEEDED
+    assert r.job("half").status.phase == JobPhase.SUCCEEDED
     r.loop.cycle()
-    assert ("delete_pod", f"pods/{RESERVE_0}") in writes(r)
+    assert ("delete_pod", f"pods/{RESERVE_0}") in r.writes()
     assert r.cache.get(Kind.RESERVATION, RESERVE_0) is None
 
 
 def test_shares_packed_on_one_gpu_share_one_reservation_until_the_last_leaves() -> None:
     r = world({}, gpujob_object("a", gpus=0.5), gpujob_object("b", gpus=0.5), gpujob_object("c", gpus=0.25))
     r.loop.cycle()
-    named = {n: job_of(r, n).status.placement[0].reservation for n in "abc"}
+    named = {n: r.job(n).status.placement[0].reservation for n in "abc"}
     assert named == {"a": RESERVE_0, "b": RESERVE_0, "c": "default/gpupool-reserve-n1-g1"}
-    assert [t for v, t in writes(r) if v == "create_pod"] == [f"pods/{RESERVE_0}", "pods/default/gpupool-reserve-n1-g1"]
+    assert [t for v, t in r.writes() if v == "create_pod"] == [
+        f"pods/{RESERVE_0}",
+        "pods/default/gpupool-reserve-n1-g1",
+    ]
     report(r, {RESERVE_0: [3], "default/gpupool-reserve-n1-g1": [4]}, 2)
     r.loop.cycle()
-    told = {n: env_of(share_pod(r, n) or {})["NVIDIA_VISIBLE_DEVICES"] for n in "abc"}
+    told = {n: env_of(r.pod(n))["NVIDIA_VISIBLE_DEVICES"] for n in "abc"}
     assert told == {"a": gpu_uuid("n1", 3), "b": gpu_uuid("n1", 3), "c": gpu_uuid("n1", 4)}
     for name, version in (("a", 99998), ("b", 99999)):
-        pod = share_pod(r, name)
-        assert pod is not None
-        r.cache.upsert(
-            Kind.POD,
-            {**pod, "status": {"phase": "Succeeded"}, "metadata": {**pod["metadata"], "resourceVersion": str(version)}},
-        )
+        finish(r, name, version)
         r.loop.cycle()
         r.loop.cycle()
-        gone = ("delete_pod", f"pods/{RESERVE_0}") in writes(r)
+        gone = ("delete_pod", f"pods/{RESERVE_0}") in r.writes()
         assert gone == (name == "b"), name  # kept while a share is left on the GPU
-    assert ("delete_pod", "pods/default/gpupool-reserve-n1-g1") not in writes(r)
+    assert ("delete_pod", "pods/default/gpupool-reserve-n1-g1") not in r.writes()
 
 
 def running_share(
@@ -169,7 +151,7 @@ REPORTED_5 = {"devices": "Reported", "gpuUUIDs": [gpu_uuid("n1", 5)]}
 
 def interrupted(r: Rig, saying: str, name: str = "half") -> bool:
     """The job's attempt 1 ended Interrupted, without a failure counted, with an event `saying`."""
-    status = job_of(r, name).status
+    status = r.job(name).status
     assert status.provenance is not None
     first = next(a for a in status.provenance.attempts if a.attempt == 1)
     said = [m for t, reason, m in r.writer.events if t == f"GPUJob/ns/{name}" and reason == "Interrupted"]
@@ -179,7 +161,7 @@ def interrupted(r: Rig, saying: str, name: str = "half") -> bool:
 def test_a_deleted_reservation_is_created_again_and_a_share_it_moved_restarts() -> None:
     r = world({RESERVE_0: [5]}, running_share(**REPORTED_5), share_pod_object())
     r.loop.cycle()
-    assert ("create_pod", f"pods/{RESERVE_0}") in writes(r)  # it was missing: created again
+    assert ("create_pod", f"pods/{RESERVE_0}") in r.writes()  # it was missing: created again
     report(r, {RESERVE_0: [6]}, 2)  # ... and the kubelet gave it another GPU
     r.loop.cycle()
     assert interrupted(r, "now holds GPU GPU-n1-6, not GPU-n1-5")
@@ -190,7 +172,7 @@ def test_a_failed_reservation_queues_its_shares_again_and_is_deleted() -> None:
     r = world({}, running_share(phase="Admitted"), failed)
     r.loop.cycle()
     assert interrupted(r, "ended Failed (UnexpectedAdmissionError no GPU left)")
-    assert ("delete_pod", f"pods/{RESERVE_0}") in writes(r)
+    assert ("delete_pod", f"pods/{RESERVE_0}") in r.writes()
 
 
 def test_a_reservation_nothing_names_is_deleted_and_one_named_is_kept() -> None:
@@ -198,9 +180,9 @@ def test_a_reservation_nothing_names_is_deleted_and_one_named_is_kept() -> None:
     kept = reservation_pod_object("n1", 0)
     r = world({RESERVE_0: [5]}, running_share(**REPORTED_5), share_pod_object(), orphan, kept)
     r.loop.cycle()
-    assert ("delete_pod", "pods/default/gpupool-reserve-n1-g3") in writes(r)
-    assert ("delete_pod", f"pods/{RESERVE_0}") not in writes(r)
-    assert ("create_pod", f"pods/{RESERVE_0}") not in writes(r)
+    assert ("delete_pod", "pods/default/gpupool-reserve-n1-g3") in r.writes()
+    assert ("delete_pod", f"pods/{RESERVE_0}") not in r.writes()
+    assert ("create_pod", f"pods/{RESERVE_0}") not in r.writes()
 
 
 def test_a_restart_after_the_admission_but_before_the_reservation_finishes_the_job() -> None:
@@ -208,9 +190,9 @@ def test_a_restart_after_the_admission_but_before_the_reservation_finishes_the_j
     admitted = running_share(phase="Admitted", index=0)
     r = world({}, admitted)
     r.loop.cycle()
-    assert [t for v, t in writes(r) if v == "create_pod"] == [f"pods/{RESERVE_0}"]  # one, and no share pod
+    assert [t for v, t in r.writes() if v == "create_pod"] == [f"pods/{RESERVE_0}"]  # one, and no share pod
     r.loop.cycle()
-    assert [t for v, t in writes(r) if v == "create_pod"] == [f"pods/{RESERVE_0}"]  # not twice
+    assert [t for v, t in r.writes() if v == "create_pod"] == [f"pods/{RESERVE_0}"]  # not twice
 
 
 def test_a_second_share_on_the_same_gpu_joins_its_reservation() -> None:
@@ -256,10 +238,10 @@ def test_without_a_reservation_a_share_is_told_its_index_as_before(
 ) -> None:
     r = world(pods, gpujob_object("half", gpus=0.5), operator=operator)
     r.loop.cycle()
-    assert job_of(r).status.placement[0].reservation is None
-    pod = share_pod(r)
+    assert r.job("half").status.placement[0].reservation is None
+    pod = r.pod("half")
     assert pod is not None and env_of(pod)["NVIDIA_VISIBLE_DEVICES"] == "0"
-    assert not [t for v, t in writes(r) if v == "create_pod" and "reserve" in t]
+    assert not [t for v, t in r.writes() if v == "create_pod" and "reserve" in t]
 
 
 # --------------------------------------------------------------------------- nodes that refuse
@@ -269,8 +251,8 @@ def test_a_node_that_refuses_env_var_devices_gets_no_share_and_the_share_says_wh
     refusing = {"gpupool.io/share-envvar": "false"}
     r = world({}, gpujob_object("half", gpus=0.5), gpujob_object("whole", gpus=1), labels=refusing)
     r.loop.cycle()
-    assert job_of(r, "whole").status.phase == JobPhase.ADMITTED  # whole GPUs still go there
-    status = job_of(r).status
+    assert r.job("whole").status.phase == JobPhase.ADMITTED  # whole GPUs still go there
+    status = r.job("half").status
     assert status.phase == JobPhase.QUEUED
     condition = next(c for c in status.conditions if c.type == "ShareDeviceSelection")
     assert (condition.status.value, condition.reason) == ("False", "EnvVarRefused")
@@ -284,7 +266,7 @@ def test_an_admitted_share_whose_node_starts_refusing_is_queued_again() -> None:
     r = world({}, running_share(phase="Admitted"), labels={"gpupool.io/share-envvar": "false"})
     r.loop.cycle()
     assert interrupted(r, "refuse NVIDIA_VISIBLE_DEVICES from unprivileged containers")
-    assert job_of(r).status.phase == JobPhase.QUEUED  # and no other node to go to
+    assert r.job("half").status.phase == JobPhase.QUEUED  # and no other node to go to
 
 
 # --------------------------------------------------------------------------- the core's view
