@@ -125,11 +125,21 @@ def resolved_placement(
     placement: Sequence[WorkerPlacementStatus], namespace: str, nodes: Mapping[str, NodeDevices]
 ) -> list[WorkerPlacementStatus]:
     """A job's `status.placement` with each worker's reported devices (see `resolved_worker`);
-    the same list object when nothing changed."""
-    resolved = [resolved_worker(w, namespace, nodes.get(w.node, NO_DEVICES)) for w in placement]
-    if all(new is old for new, old in zip(resolved, placement, strict=True)):
-        return placement if isinstance(placement, list) else list(placement)
-    return resolved
+    the same list object when nothing changed (every worker on a node that reports nothing,
+    the fallback, costs one lookup)."""
+    resolved: list[WorkerPlacementStatus] | None = None
+    for position, where in enumerate(placement):
+        node = nodes.get(where.node)
+        if node is None or node.pods is None:
+            continue
+        new = resolved_worker(where, namespace, node)
+        if new is not where:
+            if resolved is None:
+                resolved = list(placement)
+            resolved[position] = new
+    if resolved is not None:
+        return resolved
+    return placement if isinstance(placement, list) else list(placement)
 
 
 def judged_gpus(

@@ -56,7 +56,7 @@ from gpupool.cluster.status import (
     timestamp,
 )
 from gpupool.core.idle import IdleAction, IdlePolicy, job_utilization, judge_idle
-from gpupool.core.models import Admission, Decisions, Device
+from gpupool.core.models import Admission, Decisions, Device, GpuNode
 
 log = logging.getLogger("gpupool.plan")
 
@@ -382,9 +382,10 @@ class Planner:
                 changes.append(self.admitted(job, admission, snap, now))
         waits = [(w.job_key, str(w.code), w.message) for w in decisions.waiting]
         waits += [(key, reason.code, reason.message) for key, reason in snap.unschedulable.items()]
+        refusing = [(name, node.gpu_model) for name, node in sorted(snap.nodes.items()) if refuses_shares(node)]
         for key, code, message in waits:
             job = snap.jobs.get(key)
-            refused = refusing_nodes(job, snap) if job is not None else []
+            refused = refusing_nodes(job, refusing) if job is not None and refusing else []
             change = self.waiting(job, code, message, now, refused) if job is not None else None
             if change is not None:
                 changes.append(change)
@@ -652,17 +653,18 @@ class Planner:
         return ended_attempt_fields(job, snap.gpu_hour_rate, now)
 
 
-def refusing_nodes(job: GPUJob, snap: ClusterSnapshot) -> list[str]:
-    """The ready nodes of a share job's GPU models that refuse to give a share its GPU
-    (`GpuNode.accepts_shares`); none for a job that is not a share."""
+def refuses_shares(node: GpuNode) -> bool:
+    """A ready node that refuses to give a share its GPU (`GpuNode.accepts_shares`)."""
+    return node.ready and not node.accepts_shares
+
+
+def refusing_nodes(job: GPUJob, refusing: Sequence[tuple[str, str]]) -> list[str]:
+    """Of the `refusing` nodes (name, GPU model), those of a share job's GPU models; none for
+    a job that is not a share."""
     if not 0 < job.spec.gpus < 1:
         return []
     models = set(job.spec.gpu_models)
-    return sorted(
-        name
-        for name, node in snap.nodes.items()
-        if not node.accepts_shares and node.ready and (not models or node.gpu_model in models)
-    )
+    return [name for name, model in refusing if not models or model in models]
 
 
 def _is_stray(pod: RawObject, job: GPUJob | None) -> bool:

@@ -206,8 +206,11 @@ def book_of(
     pods_by_job: Mapping[str, list[Mapping[str, Any]]],
 ) -> ReservationBook:
     """The cycle's book from the reservation pods, the holding jobs' placements and the
-    worker pods (grouped by job)."""
-    book = ReservationBook(settings, pods={r.key: r for r in pods}, live_shares=share_pods_naming(pods_by_job))
+    worker pods (grouped by job; read only when some reservation pod exists: a live share pod
+    keeps its reservation from being deleted, but does not make a missing one)."""
+    book = ReservationBook(settings, pods={r.key: r for r in pods})
+    if book.pods:
+        book.live_shares = share_pods_naming(pods_by_job)
     for placement in placements.values():
         for where in placement:
             if where.reservation:
@@ -237,16 +240,15 @@ class ReservationWrites:
 
 
 def reservation_writes(book: ReservationBook) -> ReservationWrites:
-    """What makes the pods match what is named: a named reservation that is missing is
-    created (also one someone deleted); a finished one is deleted (its shares are queued
-    again by `share_trouble`, and the next cycle may create it afresh); one that no holding
-    job and no live share pod names is deleted; one being deleted is left to go."""
-    needed = dict(book.named)
-    for key, pods in book.live_shares.items():
-        needed.setdefault(key, str((pods[0].get("spec") or {}).get("nodeName") or ""))
+    """What makes the pods match what is named: a reservation a holding share names that is
+    missing is created (also one someone deleted); a finished one is deleted (its shares are
+    queued again by `share_trouble`, and the next cycle may create it afresh); one that no
+    holding job and no live share pod names is deleted (a share pod still running after its
+    job ended keeps its reservation, but never makes a new one); one being deleted is left
+    to go."""
     create = []
     delete = []
-    for key, node in sorted(needed.items()):
+    for key, node in sorted(book.named.items()):
         pod = book.pods.get(key)
         if pod is None:
             slot = slot_of(key)
@@ -255,7 +257,7 @@ def reservation_writes(book: ReservationBook) -> ReservationWrites:
         elif pod.failed and not pod.deleting:
             delete.append(key)
     for key, pod in sorted(book.pods.items()):
-        if key not in needed and not pod.deleting:
+        if key not in book.named and (key not in book.live_shares or pod.failed) and not pod.deleting:
             delete.append(key)
     return ReservationWrites(tuple(create), tuple(delete))
 

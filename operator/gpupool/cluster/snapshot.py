@@ -329,20 +329,26 @@ class NodeConverter:
         return {name: node for name, (_entry, node) in done.items() if node is not None}
 
 
-def with_foreign_usage(nodes: Mapping[str, GpuNode], view: CacheView) -> dict[str, GpuNode]:
+def with_foreign_usage(
+    nodes: Mapping[str, GpuNode], view: CacheView, devices: Mapping[str, NodeDevices] | None = None
+) -> dict[str, GpuNode]:
     """`nodes` with what foreign pods hold on each added to its `reserved_*` fields; the
     GPUs a node reports a foreign pod holds (its device report, `devices.foreign_indices`)
     also go to `reserved_gpu_indices`, so the core holds exactly those. Where the node
     reports nothing (kwok, or a pod the report does not show yet), only the count is known:
-    the fallback, the core takes the node's first idle GPUs."""
-    devices = devices_by_node(view)
+    the fallback, the core takes the node's first idle GPUs. `devices`: the nodes' reports
+    (read from `view` when not given)."""
+    devices = devices_by_node(view) if devices is None else devices
     held: dict[str, list[int]] = {}
     indices: dict[str, list[int]] = {}
     for key, usage in view.parsed(Kind.FOREIGN_POD).items():
         assert isinstance(usage, ForeignUsage)
         if usage.node in nodes:
-            namespace, _, name = key.partition("/")
-            reported = foreign_indices(devices.get(usage.node, NO_DEVICES), namespace, name)
+            node = devices.get(usage.node)
+            reported: tuple[int, ...] = ()
+            if node is not None and node.reports:
+                namespace, _, name = key.partition("/")
+                reported = foreign_indices(node, namespace, name)
             total = held.setdefault(usage.node, [0, 0, 0, 0])
             total[0] += max(usage.gpus, len(reported))
             total[1] += usage.cpu_milli
@@ -462,7 +468,8 @@ def build_snapshot(
     for name, error in view.invalid(Kind.QUEUE).items():
         log.warning("skipping unreadable GPUQueue", extra={"queue": name, "error": error})
     pools = {name: PoolInfo(pool, pool_taints(pool)) for name, pool in view.parsed(Kind.POOL).items()}
-    core_nodes = with_foreign_usage((nodes or NodeConverter()).convert(view, pools), view)
+    devices = devices_by_node(view)
+    core_nodes = with_foreign_usage((nodes or NodeConverter()).convert(view, pools), view, devices)
     api_queues: dict[str, GPUQueue] = view.parsed(Kind.QUEUE)
     parsed_jobs, invalid = jobs_of(view)
     namespaces = {
@@ -481,7 +488,7 @@ def build_snapshot(
         except (ConversionError, ValueError) as error:
             log.warning("skipping unreadable GPUQueue", extra={"queue": name, "error": str(error)})
 
-    devices = devices_by_node(view)
+    reporting = {name: d for name, d in devices.items() if d.reports}
     running: list[Job] = []
     pending: list[Job] = []
     placements: dict[str, list[WorkerPlacementStatus]] = {}
@@ -498,7 +505,7 @@ def build_snapshot(
             continue
         if phase in HOLDING_PHASES:
             recorded = job.status.placement
-            placement = resolved_placement(recorded, str(job.metadata.get("namespace", "")), devices)
+            placement = resolved_placement(recorded, str(job.metadata.get("namespace", "")), reporting)
             placements[key] = placement
             running.append(with_reported_devices(parsed.core, placement, recorded))
             continue
