@@ -149,7 +149,7 @@ def _prometheus_hint(url: str | None) -> str:
     queries = (
         "gpupool_queue_pending_jobs",
         "gpupool_queue_budget_spent",
-        "gpupool_gpu_utilization_ratio * on(node, gpu) group_right gpupool_gpu_allocation_info",
+        "gpupool_gpu_utilization_ratio * on(node, uuid) group_right gpupool_gpu_allocation_info",
         'up{job=~"gpupool-.*"}',
     )
     lines = [f"\nPrometheus (scraping the operator and the node agent every 2s): {url}/graph", "  queries to try:"]

@@ -14,6 +14,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gpupool.cluster.leader import LeaseTiming
+from gpupool.cluster.reservations import DEFAULT_IMAGE as DEFAULT_RESERVATION_IMAGE
+from gpupool.cluster.reservations import ReservationSettings
 from gpupool.core.placement.registry import SCORING_POLICY_NAMES
 
 ENV_PREFIX = "GPUPOOL_"
@@ -91,6 +93,39 @@ class OperatorSettings(BaseSettings):
     leader_election_retry_period_seconds: float = Field(
         default=2.0, gt=0, description="Seconds between two attempts to renew (leader) or acquire (standby)."
     )
+    share_reservations: bool = Field(
+        default=True,
+        description="On nodes that report their pods' devices, hold each GPU that carries shares with one "
+        "reservation pod requesting nvidia.com/gpu: 1, so the kubelet never hands it to another pod; the shares "
+        "get its UUID. false: shares are told their GPU by index and nothing protects it (for tests).",
+    )
+    share_reservation_namespace: str = Field(
+        default="",
+        description="Namespace of the reservation pods; empty: the operator's own (leaderElectionNamespace, which "
+        "the chart sets to the release namespace).",
+    )
+    share_reservation_image: str = Field(
+        default=DEFAULT_RESERVATION_IMAGE,
+        min_length=1,
+        description="Image of the reservation pods' one container: anything that runs and does nothing "
+        "(a pause image).",
+    )
+    share_reservation_command: str = Field(
+        default="",
+        description="Command of the reservation pods' container, as shell words (e.g. `sleep infinity`); empty: "
+        "the image's own.",
+    )
+
+    @property
+    def reservations(self) -> ReservationSettings:
+        """How share reservation pods are made (`gpupool.cluster.reservations`)."""
+        return ReservationSettings(
+            enabled=self.share_reservations,
+            namespace=self.share_reservation_namespace or self.leader_election_namespace,
+            image=self.share_reservation_image,
+            command=ReservationSettings.command_of(self.share_reservation_command),
+            scheduler_name=self.scheduler_name,
+        )
 
     @property
     def lease_timing(self) -> LeaseTiming:
@@ -106,6 +141,15 @@ class OperatorSettings(BaseSettings):
         if problems:
             raise ValueError("GPUPOOL_LEADER_ELECTION_*: " + "; ".join(problems))
         return self
+
+    @field_validator("share_reservation_command")
+    @classmethod
+    def _shell_words(cls, value: str) -> str:
+        try:
+            ReservationSettings.command_of(value)
+        except ValueError as error:
+            raise ValueError(f"not a command line ({error}); write it as shell words, e.g. sleep infinity") from None
+        return value
 
     @field_validator("placement_policy")
     @classmethod

@@ -59,8 +59,11 @@ def make_node(
     max_pods: int = NO_POD_LIMIT,
     reserved_pods: int = 0,
     shares_only: bool = False,
+    reserved_gpu_indices: tuple[int, ...] = (),
+    accepts_shares: bool = True,
 ) -> GpuNode:
-    """A GPU node; `reserved_*` is what pods gpupool does not manage hold on it;
+    """A GPU node; `reserved_*` is what pods gpupool does not manage hold on it
+    (`reserved_gpu_indices`: those of its `reserved_gpus` the node reports);
     `shares_only` for GPUs shared as time-slicing or MPS replicas."""
     return GpuNode(
         name=name,
@@ -79,6 +82,8 @@ def make_node(
         max_pods=max_pods,
         reserved_pods=reserved_pods,
         shares_only=shares_only,
+        reserved_gpu_indices=reserved_gpu_indices,
+        accepts_shares=accepts_shares,
     )
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from builders.api import cache_of
-from gpupool.api import JobPhase, Provider
+from builders.api import cache_of, gpunodepool_object, gpuqueue_object, namespace_object, pool_node_object
+from gpupool.api import GPUJob, JobPhase, Provider
 from gpupool.cluster.apply import Applier
 from gpupool.cluster.cache import ClusterCache, Kind
 from gpupool.cluster.claims import ClaimReconciler
@@ -59,9 +59,38 @@ class Rig:
         ]
 
     def phase(self, name: str = "train") -> JobPhase | None:
+        return self.job(name).status.phase
+
+    def job(self, name: str = "train") -> GPUJob:
+        """The GPUJob `ns/<name>` as the cache holds it now (parsed)."""
         entry = self.cache.get(Kind.JOB, f"ns/{name}")
         assert entry is not None
-        return entry.parsed.api.status.phase  # type: ignore[no-any-return]
+        return entry.parsed.api  # type: ignore[no-any-return]
+
+    def pod(self, name: str = "train", worker: int = 0, attempt: int = 1) -> dict[str, Any] | None:
+        """The worker pod of `ns/<name>` as the cache holds it, None when there is none."""
+        entry = self.cache.get(Kind.POD, f"ns/{name}-a{attempt}-w{worker}")
+        return dict(entry.raw) if entry is not None else None
+
+    def writes(self, *verbs: str) -> list[tuple[str, str]]:
+        """(verb, target) of every write of `verbs` (default: status patches, pod creations
+        and deletions), in order."""
+        wanted = verbs or ("patch_job_status", "create_pod", "delete_pod")
+        return [(c.verb, c.target) for c in self.writer.calls if c.verb in wanted]
+
+
+def device_world(
+    report: dict[str, list[int]] | None,
+    *objects: dict[str, Any],
+    clock: float | Callable[[], float],
+    settings: OperatorSettings | None = None,
+    queue: dict[str, Any] | None = None,
+    node: dict[str, Any] | None = None,
+) -> Rig:
+    """A rig of namespace `ns`, pool `gpu`, queue `q` (or `queue`) and node n1 whose agent
+    reports `report` (`pool_node_object`; or `node` itself), plus `objects`."""
+    base = [namespace_object("ns"), gpunodepool_object("gpu"), queue or gpuqueue_object("q")]
+    return rig([*base, node or pool_node_object(report), *objects], clock=clock, settings=settings)
 
 
 def rig(
@@ -69,11 +98,13 @@ def rig(
     *,
     clock: float | Callable[[], float],
     provider: RecordingProvider | None = None,
+    settings: OperatorSettings | None = None,
 ) -> Rig:
     """A rig whose cache holds `objects` and whose writer knows the gpupool ones (so their
     status writes succeed); `clock` is the loop's time, fixed or a callable a test advances.
     With `provider`, the loop scales Kwok pools through it (claims go through the writer).
-    The loop collects metrics into the rig's own registry (`Rig.metric`)."""
+    The loop collects metrics into the rig's own registry (`Rig.metric`); `settings` are the
+    operator's (default: every default)."""
     objects = list(objects)
     cache = cache_of(objects)
     writer = RecordingWriter()
@@ -86,7 +117,7 @@ def rig(
     loop = SchedulingLoop(
         cache,
         applier,
-        OperatorSettings(),
+        settings or OperatorSettings(),
         clock=clock if callable(clock) else lambda: clock,
         claims=claims,
         metrics=OperatorMetrics(registry),

@@ -56,7 +56,7 @@ def test_every_governance_family_reads_true_through_prometheus(
     assert value(prometheus, f"gpupool_pool_allocated_gpus{{{p}}}", lambda s: s and s[0][1] == 8) == 8
     # Per-job GPU utilisation: the agent's per-GPU series joined to jobs through allocation info.
     allocation = f'gpupool_gpu_allocation_info{{job="gang",namespace="{namespace}"}}'
-    joined = f"gpupool_gpu_utilization_ratio * on(node, gpu) group_right {allocation}"
+    joined = f"gpupool_gpu_utilization_ratio * on(node, uuid) group_right {allocation}"
     gang = wait_for_series(prometheus, joined, timeout=60, until=lambda s: len(s) == 4)
     assert {labels["worker"] for labels, _ in gang} == {"0", "1"}
     assert all(v == pytest.approx(0.8) for _, v in gang)

@@ -63,6 +63,17 @@ class JobPhase(StrEnum):
     PREEMPTED = "Preempted"
 
 
+class DeviceSource(StrEnum):
+    """Where a worker's `gpuIndices` come from (`status.placement[].devices`)."""
+
+    PLANNED = "Planned"
+    """gpupool's own choice: on nodes whose agent publishes no `gpupool.io/pod-devices` report
+    (kwok nodes: the fallback), and on a reporting node until the report shows the pod."""
+    REPORTED = "Reported"
+    """The node agent's report of the devices the kubelet gave the pod (for a share: its
+    reservation pod), through the node's `gpupool.io/gpu-uuids` map."""
+
+
 class PodTemplate(SpecModel):
     """The pod every worker runs (a Kubernetes PodTemplateSpec: metadata and spec).
 
@@ -369,6 +380,26 @@ class WorkerPlacementStatus(StatusModel):
         ge=0,
         le=1,
         description="Share of each listed GPU the worker holds (1 for whole GPUs, e.g. 0.5).",
+    )
+    gpu_uuids: list[Annotated[str, Field(max_length=128)]] = Field(
+        default_factory=list,
+        max_length=16,
+        validation_alias="gpuUUIDs",
+        serialization_alias="gpuUUIDs",
+        description="UUIDs of the GPUs the node reports the worker's pod holds (a share: its reservation pod's "
+        "GPU), in the order of gpuIndices; empty until reported.",
+    )
+    reservation: str | None = Field(
+        default=None,
+        max_length=317,
+        description="A share on a node that reports its devices: namespace/name of the reservation pod that "
+        "holds the share's whole GPU (requesting nvidia.com/gpu: 1); the share is given that GPU's UUID.",
+    )
+    devices: DeviceSource = Field(
+        default=DeviceSource.PLANNED,
+        description="Where gpuIndices come from: Planned (gpupool's choice; nodes without the agent's "
+        "gpupool.io/pod-devices report, or before the report shows the pod) or Reported (the kubelet's "
+        "allocation as the node agent reports it, indices through the node's gpupool.io/gpu-uuids map).",
     )
 
 

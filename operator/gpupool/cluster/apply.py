@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from gpupool.api import API_VERSION, GPUNodePoolStatus, GPUQueueStatus
 from gpupool.cluster.cache import ClusterCache, Kind
-from gpupool.cluster.plan import JobChange
+from gpupool.cluster.plan import ChangeKind, JobChange
 from gpupool.cluster.ports import ClusterWriter, EventNote, NotFound, ObjectRef, RawObject, WriteError
 from gpupool.cluster.provenance import LOG_NAME
 
@@ -100,13 +100,15 @@ class Applier:
                 record.get("outcome"),
                 extra={"provenance": record},
             )
+        # A share reservation pod (`gpupool.cluster.reservations`) lives in the cache's own map.
+        pods = Kind.RESERVATION if change.kind == ChangeKind.RESERVE else Kind.POD
         for pod in change.delete_pods:
             try:
                 self.writer.delete_pod(change.namespace, pod)
             except WriteError as error:
                 log.warning("pod delete failed", extra={"pod": f"{change.namespace}/{pod}", "error": str(error)})
                 continue
-            self.cache.delete(Kind.POD, f"{change.namespace}/{pod}")
+            self.cache.delete(pods, f"{change.namespace}/{pod}")
         for manifest in change.create_pods:
             try:
                 created = self.writer.create_pod(manifest)
@@ -117,7 +119,7 @@ class Applier:
                 self._post(change.about, note)
                 break
             if created is not None:
-                self.cache.upsert(Kind.POD, created)
+                self.cache.upsert(pods, created)
         return True
 
     def _delete_job(self, change: JobChange) -> bool:

@@ -45,6 +45,8 @@ class Kind(StrEnum):
     NAMESPACE = "namespaces"
     # Non-terminal pods bound to a node that gpupool did not create (kept in a compact form).
     FOREIGN_POD = "foreignpods"
+    # gpupool's share reservation pods (`gpupool.cluster.reservations`), in its own namespace.
+    RESERVATION = "reservations"
 
 
 def object_key(obj: Mapping[str, Any]) -> str:

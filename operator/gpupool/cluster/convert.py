@@ -276,8 +276,14 @@ def tolerations_from_pod_spec(pod_spec: Mapping[str, Any]) -> tuple[Toleration, 
 
 
 def _placements_from_status(job: GPUJob) -> tuple[WorkerPlacement, ...]:
+    return placements_of(job.status.placement)
+
+
+def placements_of(placement: Sequence[WorkerPlacementStatus]) -> tuple[WorkerPlacement, ...]:
+    """A `status.placement` list -> the core's placements (the snapshot passes one whose
+    devices its nodes report, `gpupool.cluster.devices`)."""
     result = []
-    for p in sorted(job.status.placement, key=lambda p: p.worker):
+    for p in sorted(placement, key=lambda p: p.worker):
         milli = round(p.gpu_share * MILLI_PER_GPU)
         result.append(
             WorkerPlacement(

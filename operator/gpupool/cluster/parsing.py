@@ -9,9 +9,13 @@ the parsed value from the cache and never parses again.
   the core `Job` (or why it cannot be converted: that job keeps its API model, so its
   status can still say what is wrong).
 - GPUQueue, GPUNodePool -> their API models.
-- Node, Pod, Namespace -> the raw object itself (read-only): nodes become core `GpuNode`s
-  only together with the pools (`gpupool.cluster.snapshot`), pods are read by the pure
+- Node -> `NodeDevices` (`gpupool.cluster.devices`): the node agent's report of which pod
+  holds which GPU and its index -> UUID map. The node becomes a core `GpuNode` only
+  together with the pools (`gpupool.cluster.snapshot`), from the raw object.
+- Pod, Namespace -> the raw object itself (read-only): pods are read by the pure
   lifecycle rules as they are.
+- A share reservation pod (`Kind.RESERVATION`) -> `Reservation`
+  (`gpupool.cluster.reservations`): its node, slot and phase.
 - A pod gpupool did not create (`Kind.FOREIGN_POD`) -> `ForeignUsage`, what it holds on its
   node. Its reflector stores only `compact_foreign_pod(raw)`, so thousands of such pods
   cost the cache little.
@@ -42,6 +46,8 @@ from gpupool.cluster.convert import (
     parse_memory_bytes,
     parse_quantity,
 )
+from gpupool.cluster.devices import node_devices
+from gpupool.cluster.reservations import reservation_of
 from gpupool.core.models import Job
 
 _PARSE_ERRORS = (InvalidObjectError, ValidationError, ConversionError, ValueError)
@@ -138,6 +144,10 @@ def parse_object_of(kind: Kind, raw: Mapping[str, Any]) -> tuple[Any, str | None
     try:
         if kind == Kind.FOREIGN_POD:
             return foreign_usage(raw), None
+        if kind == Kind.NODE:
+            return node_devices(raw), None
+        if kind == Kind.RESERVATION:
+            return reservation_of(raw), None
         if kind == Kind.JOB:
             return parse_job(raw), None
         if kind == Kind.QUEUE:

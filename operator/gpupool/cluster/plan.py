@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -37,12 +37,23 @@ from gpupool.api import (
     GPUJobStatus,
     IdleSpec,
     JobPhase,
+    WorkerPlacementStatus,
 )
 from gpupool.cluster import pods as podlib
 from gpupool.cluster.convert import HOLDING_PHASES, parse_duration_seconds, parse_timestamp, placement_status
+from gpupool.cluster.devices import judged_gpus
 from gpupool.cluster.lifecycle import LifecycleStep, Step, next_step, pods_of_attempt
 from gpupool.cluster.ports import EventNote, ObjectRef
 from gpupool.cluster.provenance import attempt_record, expired, log_record, recorded, stored_record
+from gpupool.cluster.reservations import (
+    ReservationSettings,
+    refused_message,
+    reservation_manifest,
+    reservation_writes,
+    reserved_uuid,
+    share_trouble,
+    slot_of,
+)
 from gpupool.cluster.snapshot import ClusterSnapshot
 from gpupool.cluster.spend import ended_attempt_fields
 from gpupool.cluster.status import (
@@ -54,7 +65,7 @@ from gpupool.cluster.status import (
     timestamp,
 )
 from gpupool.core.idle import IdleAction, IdlePolicy, job_utilization, judge_idle
-from gpupool.core.models import Admission, Decisions, Device
+from gpupool.core.models import Admission, Decisions, Device, GpuNode
 
 log = logging.getLogger("gpupool.plan")
 
@@ -76,6 +87,8 @@ class ChangeKind(StrEnum):
     WAIT = "Wait"
     IDLE = "Idle"
     PROVENANCE = "Provenance"
+    DEVICES = "Devices"
+    RESERVE = "Reserve"  # a share reservation pod created or deleted (`gpupool.cluster.reservations`)
     EXPIRE = "Expire"
 
 
@@ -127,11 +140,17 @@ def _change(job: GPUJob, kind: ChangeKind, **fields: Any) -> JobChange:
     )
 
 
+SHARE_CONDITION = "ShareDeviceSelection"
+"""A share job's condition: False while the nodes it could use refuse to give a share its GPU."""
+
+
 @dataclass(frozen=True)
 class Planner:
-    """Builds `JobChange`s; holds the only setting pods need (the scheduler name)."""
+    """Builds `JobChange`s; holds the settings pods need (the scheduler name, how share
+    reservation pods are made)."""
 
     scheduler_name: str = "gpupool"
+    reservations: ReservationSettings = field(default_factory=ReservationSettings)
 
     # ------------------------------------------------------------------ step 1: lifecycle
 
@@ -147,6 +166,7 @@ class Planner:
             elif expired(job, now):
                 changes.append(_change(job, ChangeKind.EXPIRE, delete_job=True))
         changes.extend(self.stray_pods(snap))
+        changes.extend(self.reservation_pods(snap))
         return changes
 
     @staticmethod
@@ -176,6 +196,9 @@ class Planner:
         )
         if step.step in (Step.SUCCEED, Step.FAIL, Step.RETRY, Step.INTERRUPT, Step.REQUEUE):
             return self.stop_attempt(job, step, snap, now)
+        trouble = share_trouble(job, snap.placement_of(job), pods, snap.reservations, snap.node_devices)
+        if trouble is not None:
+            return self.stop_attempt(job, LifecycleStep(Step.INTERRUPT, *trouble), snap, now)
         change = self._running_step(job, step, snap, now)
         if change is not None and change.kind in ENDING:
             return change
@@ -187,7 +210,9 @@ class Planner:
             placement = job.status.placement
             on_cpu = job.status.device == Device.CPU
             manifests = self.worker_pods(job, placement, job.status.attempts, snap, step.missing_workers, on_cpu=on_cpu)
-            return _change(job, ChangeKind.CREATE_PODS, create_pods=manifests) if manifests else None
+            if manifests:
+                return _change(job, ChangeKind.CREATE_PODS, create_pods=manifests)
+            return self._waiting_for_reservation(job, step.missing_workers, snap, now)
         if step.step == Step.MARK_RUNNING:
             nodes = sorted({p.node for p in job.status.placement})
             status = job_status(
@@ -217,21 +242,24 @@ class Planner:
         nodes; a status write of its own when only the record (or its digest check) changed."""
         if not pods and stored_record(job.status, job.status.attempts) is None:
             return change  # admitted without a record (by an older operator): begun once a pod shows
-        base = change.status if change is not None and change.status is not None else job.status
+        written = change.status if change is not None and change.status is not None else job.status
+        placement = snap.placement_of(job)
+        base = written if placement == written.placement else written.model_copy(update={"placement": placement})
         record = attempt_record(
             job,
             attempt=job.status.attempts,
-            placement=job.status.placement,
+            placement=placement,
             pods_by_worker=pods,
             facts=snap,
             admitted_at=base.admitted_at,
             started_at=base.started_at,
         )
         status, events = recorded(job, base, record, now, generation_of(job.metadata))
-        if status == base:
+        if status == written:
             return change
         if change is None:
-            return _change(job, ChangeKind.PROVENANCE, status=status, events=events)
+            kind = ChangeKind.DEVICES if base is not written else ChangeKind.PROVENANCE
+            return _change(job, kind, status=status, events=events)
         return replace(change, status=status, events=(*change.events, *events))
 
     def idle_check(self, job: GPUJob, snap: ClusterSnapshot, now: float) -> JobChange | None:
@@ -245,10 +273,11 @@ class Planner:
             after_seconds=parse_duration_seconds(spec.after, what="spec.idle.after"),
             action=IdleAction(spec.action.value),
         )
-        gpus = [(w.node, i) for w in job.status.placement for i in w.gpu_indices]
-        verdict = judge_idle(
-            job_utilization(gpus, snap.gpu_readings), policy, parse_timestamp(job.status.idle_since), now
-        )
+        # The GPUs the job's pods really hold (device truth); unknown while a reporting node
+        # has not shown them yet, which leaves the verdict as it was.
+        gpus = judged_gpus(snap.placement_of(job), snap.node_devices)
+        utilization = job_utilization(gpus, snap.gpu_readings) if gpus is not None else None
+        verdict = judge_idle(utilization, policy, parse_timestamp(job.status.idle_since), now)
         was_idle = any(c.type == "GPUIdle" and c.status.value == "True" for c in job.status.conditions)
         since = timestamp(verdict.since) if verdict.since is not None else None
         if verdict.idle and not was_idle:
@@ -327,10 +356,13 @@ class Planner:
         """`status` with the ending attempt's record closed (outcome, end, the last the pods
         showed), the events that go with it, and the record's log line."""
         key = f"{job.metadata['namespace']}/{job.metadata['name']}"
+        placement = snap.placement_of(job)
+        if status.placement == job.status.placement and placement != status.placement:
+            status = status.model_copy(update={"placement": placement})  # ends with the devices it held
         record = attempt_record(
             job,
             attempt=job.status.attempts,
-            placement=job.status.placement,
+            placement=placement,
             pods_by_worker=pods_of_attempt(snap.pods_by_job.get(key, []), job.status.attempts),
             facts=snap,
             admitted_at=job.status.admitted_at,
@@ -372,9 +404,11 @@ class Planner:
                 changes.append(self.admitted(job, admission, snap, now))
         waits = [(w.job_key, str(w.code), w.message) for w in decisions.waiting]
         waits += [(key, reason.code, reason.message) for key, reason in snap.unschedulable.items()]
+        refusing = [(name, node.gpu_model) for name, node in sorted(snap.nodes.items()) if refuses_shares(node)]
         for key, code, message in waits:
             job = snap.jobs.get(key)
-            change = self.waiting(job, code, message, now) if job is not None else None
+            refused = refusing_nodes(job, refusing) if job is not None and refusing else []
+            change = self.waiting(job, code, message, now, refused) if job is not None else None
             if change is not None:
                 changes.append(change)
         return changes
@@ -385,6 +419,8 @@ class Planner:
         job_name = str(job.metadata["name"])
         workers = placement_status(admission.placements, snap.nodes, lambda w: podlib.pod_name(job_name, attempt, w))
         on_cpu = admission.device == Device.CPU
+        if not on_cpu:
+            workers = self._reserved(workers, snap)
         where = ", ".join(
             f"{w.node} (CPU)" if on_cpu else f"{w.node} (GPU {','.join(map(str, w.gpu_indices)) or '-'})"
             for w in workers
@@ -395,6 +431,8 @@ class Planner:
         conditions = [("Admitted", True, "Admitted", message)]
         if has_condition(job.status, "Preempted"):
             conditions.append(("Preempted", False, "Readmitted", message))
+        if has_condition(job.status, SHARE_CONDITION):
+            conditions.append((SHARE_CONDITION, True, "Placed", message))
         queued_events, queued_fields = self.entering(job, now)
         choice_events: tuple[EventNote, ...] = ()
         if admission.model_choice is not None:
@@ -459,21 +497,35 @@ class Planner:
             log_records=logged,
         )
 
-    def waiting(self, job: GPUJob, code: str, message: str, now: float) -> JobChange | None:
-        """The reason a job waits, written only when it changed."""
+    def waiting(
+        self, job: GPUJob, code: str, message: str, now: float, refused: Sequence[str] = ()
+    ) -> JobChange | None:
+        """The reason a job waits, written only when it changed. A share that nodes of its
+        models refuse (`refused`, labelled `gpupool.io/share-envvar=false`) also gets the
+        `ShareDeviceSelection=False` condition and, when it is new, a Warning event."""
         pending = job.status.phase in (JobPhase.QUEUED, JobPhase.PREEMPTED)
-        if job.status.message == message and pending:
+        note = refused_message(refused) if refused else None
+        said = any(
+            c.type == SHARE_CONDITION and c.status.value == "False" and c.message == note for c in job.status.conditions
+        )
+        if job.status.message == message and pending and (note is None or said):
             return None
         queued_events, queued_fields = self.entering(job, now)
+        conditions = [("Admitted", False, code, message)]
+        events = queued_events
+        if note is not None:
+            conditions.append((SHARE_CONDITION, False, "EnvVarRefused", note))
+            if not said:
+                events = (*events, EventNote("ShareDeviceRefused", note, "Warning"))
         status = job_status(
             job,
             now,
-            [("Admitted", False, code, message)],
+            conditions,
             **queued_fields,
             message=message,
             phase=job.status.phase or JobPhase.QUEUED,
         )
-        return _change(job, ChangeKind.WAIT, status=status, events=queued_events)
+        return _change(job, ChangeKind.WAIT, status=status, events=events)
 
     @staticmethod
     def invalid(key: str, raw: RawObject, reason: str) -> JobChange:
@@ -512,6 +564,9 @@ class Planner:
                 if where is None:
                     continue
                 info = snap.pools.get(where.pool)
+                device = reserved_uuid(where, snap.node_devices) if not on_cpu else None
+                if where.reservation and device is None and not on_cpu:
+                    continue  # created once the node reports the GPU its reservation pod holds
                 manifests.append(
                     podlib.worker_pod(
                         job,
@@ -520,12 +575,87 @@ class Planner:
                         pool_taints=info.taints if info else (),
                         scheduler_name=self.scheduler_name,
                         on_cpu=on_cpu,
+                        share_device=device,
                     )
                 )
         except podlib.PodTemplateError as error:
             log.warning("cannot build worker pod", extra={"job": job.metadata.get("name"), "error": str(error)})
             return ()
         return tuple(manifests)
+
+    def _reserved(self, workers: list[WorkerPlacementStatus], snap: ClusterSnapshot) -> list[WorkerPlacementStatus]:
+        """A share's workers, each naming the reservation pod that holds its GPU (on nodes that
+        report their pods' devices, with reservations on): the one its GPU's shares already
+        name, else a new one (`ReservationBook.for_share`). Other workers as they are."""
+        if not self.reservations.enabled:
+            return workers
+        out = []
+        for where in workers:
+            node = snap.nodes.get(where.node)
+            if where.gpu_share < 1 and len(where.gpu_indices) == 1 and node and snap.reports_devices(where.node):
+                key = snap.reservations.for_share(where.node, where.gpu_indices[0], node.gpus)
+                where = where.model_copy(update={"reservation": key})
+            out.append(where)
+        return out
+
+    def _waiting_for_reservation(
+        self, job: GPUJob, missing: Sequence[int], snap: ClusterSnapshot, now: float
+    ) -> JobChange | None:
+        """The message of an admitted share whose pod waits for its reservation pod's GPU to
+        be reported, written when it changes; None when no worker waits for that."""
+        waiting = [
+            w
+            for w in snap.placement_of(job)
+            if w.worker in missing and w.reservation and reserved_uuid(w, snap.node_devices) is None
+        ]
+        if not waiting:
+            return None
+        first = waiting[0]
+        message = (
+            f"waiting for the node agent on {first.node} to report the GPU that reservation pod {first.reservation} "
+            "holds; the share's pod is created once it does"
+        )
+        if job.status.message == message:
+            return None
+        return _change(job, ChangeKind.CREATE_PODS, status=job_status(job, now, message=message))
+
+    def reservation_pods(self, snap: ClusterSnapshot) -> list[JobChange]:
+        """Reservation pods to create (named by a holding share, missing: also one someone
+        deleted) and to delete (named by nothing any more, or finished), as changes of their
+        own (`ChangeKind.RESERVE`, written after the jobs' own)."""
+        writes = reservation_writes(snap.reservations)
+        changes = [self._reserve(manifest=m) for m in writes.create]
+        changes += [self._reserve(key=key) for key in writes.delete]
+        return changes
+
+    def new_reservations(self, applied: Sequence[JobChange], snap: ClusterSnapshot) -> list[JobChange]:
+        """The reservation pods this cycle's admissions named that do not exist yet, created
+        right after the admissions' status writes (else the next lifecycle step creates them)."""
+        wanted: dict[str, str] = {}
+        for change in applied:
+            if change.kind != ChangeKind.ADMIT or change.status is None:
+                continue
+            for where in change.status.placement:
+                if where.reservation and where.reservation not in snap.reservations.pods:
+                    wanted.setdefault(where.reservation, where.node)
+        changes = []
+        for key, node in sorted(wanted.items()):
+            slot = slot_of(key)
+            if slot is not None and key.partition("/")[0] == self.reservations.namespace:
+                changes.append(self._reserve(manifest=reservation_manifest(self.reservations, node, slot)))
+        return changes
+
+    @staticmethod
+    def _reserve(*, manifest: dict[str, Any] | None = None, key: str | None = None) -> JobChange:
+        if manifest is not None:
+            namespace, name = str(manifest["metadata"]["namespace"]), str(manifest["metadata"]["name"])
+        else:
+            assert key is not None
+            namespace, _, name = key.partition("/")
+        about = ObjectRef("v1", "Pod", namespace, name)
+        if manifest is not None:
+            return JobChange(ChangeKind.RESERVE, namespace, name, about, create_pods=(manifest,))
+        return JobChange(ChangeKind.RESERVE, namespace, name, about, delete_pods=(name,))
 
     @staticmethod
     def job_pods(job: GPUJob, snap: ClusterSnapshot, *, only_unfinished: bool) -> tuple[str, ...]:
@@ -560,6 +690,20 @@ def _rejection_fields(job: GPUJob, step: LifecycleStep, now: float) -> dict[str,
             at=timestamp(now),
         ),
     }
+
+
+def refuses_shares(node: GpuNode) -> bool:
+    """A ready node that refuses to give a share its GPU (`GpuNode.accepts_shares`)."""
+    return node.ready and not node.accepts_shares
+
+
+def refusing_nodes(job: GPUJob, refusing: Sequence[tuple[str, str]]) -> list[str]:
+    """Of the `refusing` nodes (name, GPU model), those of a share job's GPU models; none for
+    a job that is not a share."""
+    if not 0 < job.spec.gpus < 1:
+        return []
+    models = set(job.spec.gpu_models)
+    return [name for name, model in refusing if not models or model in models]
 
 
 def _is_stray(pod: RawObject, job: GPUJob | None) -> bool:

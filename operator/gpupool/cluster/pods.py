@@ -25,6 +25,9 @@ LABEL_ATTEMPT = "gpupool.io/attempt"
 LABEL_WORKER = "gpupool.io/worker"
 ANNOTATION_GPU_INDICES = "gpupool.io/gpu-indices"
 ANNOTATION_GPU_SHARE = "gpupool.io/gpu-share"
+ANNOTATION_RESERVATION = "gpupool.io/reservation"
+"""On a share pod: `namespace/name` of the reservation pod whose GPU it is given
+(`gpupool.cluster.reservations`)."""
 ENV_VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
 ENV_DEVICE = "GPUPOOL_DEVICE"
 """Set for jobs with `spec.cpuFallback`: `cpu` on a CPU-only node, `gpu` otherwise."""
@@ -40,19 +43,23 @@ def pod_name(job_name: str, attempt: int, worker: int) -> str:
     return f"{job_name}-a{attempt}-w{worker}"
 
 
-def _visible_devices(shape: WorkerShape, worker: WorkerPlacementStatus, *, gpu_container: bool) -> str | None:
+def _visible_devices(
+    shape: WorkerShape, worker: WorkerPlacementStatus, *, gpu_container: bool, share_device: str | None
+) -> str | None:
     """What gpupool sets in a container's `NVIDIA_VISIBLE_DEVICES`, None for nothing.
 
     The container that requests whole GPUs gets nothing from gpupool: the kubelet's device
     manager chooses its GPUs and the device plugin sets the variable to their UUIDs (it
     replaces a value of the pod spec anyway). A share requests no device, so its container
-    is told the GPU gpupool chose. Every other container (sidecars, CPU runs) gets `void`:
-    CUDA images default to `all`, and a container that asked for no GPU must see none.
+    is told its GPU: the UUID of the GPU its reservation pod holds (`share_device`), or, on
+    a node that reports no devices or with reservations off, the index gpupool chose (the
+    fallback). Every other container (sidecars, CPU runs) gets `void`: CUDA images default
+    to `all`, and a container that asked for no GPU must see none.
     """
     if gpu_container and shape.whole_gpus:
         return None
     if gpu_container and shape.is_fractional:
-        return ",".join(str(i) for i in worker.gpu_indices) or "void"
+        return share_device or ",".join(str(i) for i in worker.gpu_indices) or "void"
     return "void"
 
 
@@ -68,6 +75,7 @@ def worker_pod(
     pool_taints: Sequence[Taint] = (),
     scheduler_name: str = "gpupool",
     on_cpu: bool = False,
+    share_device: str | None = None,
 ) -> dict[str, Any]:
     """The Pod manifest of one worker, bound to `worker.node`.
 
@@ -79,7 +87,15 @@ def worker_pod(
     GPU index in `NVIDIA_VISIBLE_DEVICES` plus `GPUPOOL_GPU_SHARE`. `on_cpu` (an attempt on
     a CPU-only node, `status.device` CPU) requests no GPU at all; a job with
     `spec.cpuFallback` other than Never tells its containers where they run in
-    `GPUPOOL_DEVICE` (`cpu` or `gpu`).
+    `GPUPOOL_DEVICE` (`cpu` or `gpu`). A share held by a reservation pod
+    (`worker.reservation`, `gpupool.cluster.reservations`) is given the UUID of that pod's GPU
+    (`share_device`) instead of an index, and names the reservation in its
+    `gpupool.io/reservation` annotation.
+
+    The template's own environment wins: a variable a container already sets is never
+    replaced by gpupool's, `NVIDIA_VISIBLE_DEVICES` included. gpupool does not fight a
+    template here; the chart's admission policy refuses tenant `NVIDIA_*` variables, and for
+    whole GPUs the device plugin replaces the value at container creation anyway.
     """
     metadata: Mapping[str, Any] = job.metadata
     job_name = str(metadata["name"])
@@ -114,7 +130,7 @@ def worker_pod(
         env.append({"name": ENV_DEVICE, "value": "cpu" if on_cpu else "gpu"})
     for position, container in enumerate(containers):
         names = {e.get("name") for e in container.get("env") or []}
-        devices = _visible_devices(shape, worker, gpu_container=position == 0)
+        devices = _visible_devices(shape, worker, gpu_container=position == 0, share_device=share_device)
         extra = [*env, *([{"name": ENV_VISIBLE_DEVICES, "value": devices}] if devices is not None else [])]
         container["env"] = [*(container.get("env") or []), *(e for e in extra if e["name"] not in names)]
 
@@ -135,6 +151,8 @@ def worker_pod(
         ANNOTATION_GPU_INDICES: ",".join(str(i) for i in worker.gpu_indices),
         ANNOTATION_GPU_SHARE: f"{worker.gpu_share:g}",
     }
+    if worker.reservation and shape.is_fractional:
+        annotations[ANNOTATION_RESERVATION] = worker.reservation
     return {
         "apiVersion": "v1",
         "kind": "Pod",

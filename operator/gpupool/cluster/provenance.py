@@ -11,8 +11,12 @@ Where each field comes from:
 - declared: `spec.provenance` (imageDigest, codeRevision, datasetRef; the parameters as a
   sha256 of their canonical JSON, since they can be large and are kept whole in the log);
 - workers: `status.placement` (pod, node, pool, GPU model, GPU indices and share), the GPU
-  UUIDs from the node's `gpupool.io/gpu-uuids` annotation (`gpupool.agent.gpu_uuids`,
-  written by the node agent), the pool's price per GPU-hour at the time;
+  UUIDs the node reports the worker's pod holds (`status.placement[].gpuUUIDs`, devices
+  Reported: the kubelet's allocation as the node agent publishes it, see
+  `gpupool.cluster.devices`); on a node that reports no devices (kwok: the fallback), the
+  UUIDs the node's `gpupool.io/gpu-uuids` annotation gives the planned indices; never the
+  UUID of a planned index on a node that reports devices (that GPU may be another pod's);
+  the pool's price per GPU-hour at the time;
 - per container: the image the pod spec names, `status.containerStatuses[].imageID` and
   the `@sha256:...` digest in it, and `state.terminated.exitCode`;
 - times: `admittedAt`, `startedAt` from the status, `endedAt` and the outcome when it ends.
@@ -35,6 +39,7 @@ from gpupool.api import (
     AttemptOutcome,
     AttemptProvenance,
     ContainerRun,
+    DeviceSource,
     GPUJob,
     GPUJobStatus,
     GpuRun,
@@ -65,6 +70,8 @@ class NodeFacts(Protocol):
     gpu_uuids: dict[str, dict[int, str]]
 
     def gpu_hour_price(self, pool: str, node: str) -> float: ...
+
+    def reports_devices(self, node: str) -> bool: ...
 
 
 # --------------------------------------------------------------------------- digests
@@ -129,7 +136,9 @@ def worker_run(
     where: WorkerPlacementStatus, pod: RawObject | None, facts: NodeFacts, previous: WorkerRun | None
 ) -> WorkerRun:
     """One worker's entry from its placement, its pod (None: not there) and the nodes."""
-    uuids = facts.gpu_uuids.get(where.node) or {}
+    uuids: Mapping[int, str] = {} if facts.reports_devices(where.node) else facts.gpu_uuids.get(where.node) or {}
+    if where.devices == DeviceSource.REPORTED:
+        uuids = dict(zip(where.gpu_indices, where.gpu_uuids, strict=False))
     known = {g.index: g.uuid for g in previous.gpus} if previous else {}
     earlier = previous.containers if previous else []
     return WorkerRun(

@@ -175,9 +175,10 @@ class Reflector:
 FOREIGN_POD_FIELDS = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
 
 
-def operator_reflectors(api_client: Any, cache: ClusterCache) -> list[Reflector]:
-    """The reflectors of GPUJobs (all namespaces), gpupool's worker pods (by label) and the
-    pods gpupool did not create that hold resources on a node (compact, see
+def operator_reflectors(api_client: Any, cache: ClusterCache, reservation_namespace: str) -> list[Reflector]:
+    """The reflectors of GPUJobs (all namespaces), gpupool's worker pods (by label), its share
+    reservation pods (by label, in `reservation_namespace`) and the pods gpupool did not
+    create that hold resources on a node (compact, see
     `gpupool.cluster.parsing.compact_foreign_pod`). A foreign pod that finishes stops
     matching the field selector, and the watch reports it DELETED."""
     from functools import partial
@@ -187,14 +188,19 @@ def operator_reflectors(api_client: Any, cache: ClusterCache) -> list[Reflector]
     from gpupool.api import GROUP, VERSION
     from gpupool.cluster.parsing import compact_foreign_pod
     from gpupool.cluster.pods import LABEL_JOB
+    from gpupool.cluster.reservations import LABEL_RESERVATION
 
     custom = client.CustomObjectsApi(api_client)
     core = client.CoreV1Api(api_client)
     foreign = partial(
-        core.list_pod_for_all_namespaces, label_selector=f"!{LABEL_JOB}", field_selector=FOREIGN_POD_FIELDS
+        core.list_pod_for_all_namespaces,
+        label_selector=f"!{LABEL_JOB},!{LABEL_RESERVATION}",
+        field_selector=FOREIGN_POD_FIELDS,
     )
+    reservations = partial(core.list_namespaced_pod, reservation_namespace, label_selector=LABEL_RESERVATION)
     return [
         Reflector(cache, Kind.JOB, partial(custom.list_cluster_custom_object, GROUP, VERSION, Kind.JOB.value)),
         Reflector(cache, Kind.POD, partial(core.list_pod_for_all_namespaces, label_selector=LABEL_JOB)),
         Reflector(cache, Kind.FOREIGN_POD, foreign, shrink=compact_foreign_pod),
+        Reflector(cache, Kind.RESERVATION, reservations),
     ]

@@ -25,9 +25,11 @@ node and message, not every cycle.
 What pods gpupool did not create hold on a node (DaemonSets, system pods, another
 scheduler's or a tenant's pods; `Kind.FOREIGN_POD`) is summed per node into the node's
 `reserved_gpus`, `reserved_cpu_milli`, `reserved_memory_bytes` and `reserved_pods` (one
-each), as the kube-scheduler counts every non-terminal pod bound to a node. Their GPUs are whole GPUs whose indices
-gpupool cannot know: the core takes them from the node's first idle GPUs
-(`PlacementState.build`). gpupool's own workers count through their recorded placements.
+each), as the kube-scheduler counts every non-terminal pod bound to a node. Their GPUs are the
+ones the node's device report gives them (`reserved_gpu_indices`, through its UUID map); only
+where the node reports nothing (kwok nodes: the fallback) are they GPUs whose indices gpupool
+cannot know, which the core takes from the node's first idle GPUs (`PlacementState.build`).
+gpupool's own workers count through their placements, resolved against the same report.
 
 Each queue with a budget gets its standing here (`gpupool.cluster.spend`: what its jobs
 accrued in the current period, at the pools' prices): it fills the core queue's
@@ -43,11 +45,18 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
-from gpupool.agent.gpu_uuids import parse_uuids
 from gpupool.agent.summary import ANNOTATION as SUMMARY_ANNOTATION
 from gpupool.agent.summary import parse_summary
-from gpupool.api import ADMISSION_REJECTION_LIMIT, GPUJob, GPUNodeClaim, GPUNodePool, GPUQueue, JobPhase, PoolClass
+from gpupool.api import (
+    ADMISSION_REJECTION_LIMIT,
+    GPUJob,
+    GPUNodeClaim,
+    GPUNodePool,
+    GPUQueue,
+    JobPhase,
+    PoolClass,
+    WorkerPlacementStatus,
+)
 from gpupool.catalogue import gpu_catalogue
 from gpupool.cluster.cache import CachedObject, CacheView, Kind
 from gpupool.cluster.convert import (
@@ -58,13 +67,16 @@ from gpupool.cluster.convert import (
     gpu_spec_of_pool,
     parse_cpu_milli,
     parse_timestamp,
+    placements_of,
     queue_from_api,
     shared_gpus_message,
     unused_gpu_node,
 )
+from gpupool.cluster.devices import NO_DEVICES, NodeDevices, foreign_indices, resolved_placement
 from gpupool.cluster.lifecycle import AdmissionRejection, admission_hold_seconds, rejection_message
 from gpupool.cluster.parsing import ForeignUsage, ParsedJob
 from gpupool.cluster.pods import LABEL_JOB
+from gpupool.cluster.reservations import ReservationBook, ReservationSettings, book_of
 from gpupool.cluster.scaling import ScalingInputs, scaling_inputs
 from gpupool.cluster.spend import budget_standings
 from gpupool.core.budget import BudgetStanding
@@ -243,6 +255,13 @@ class ClusterSnapshot:
     budgets: dict[str, BudgetStanding] = field(default_factory=dict)
     # Per node, what its pool's status says about it: refused, or GPUs shared (see `NodeNote`).
     node_notes: dict[str, NodeNote] = field(default_factory=dict)
+    # Each node's device report, parsed when the node entered the cache (`gpupool.cluster.devices`).
+    node_devices: dict[str, NodeDevices] = field(default_factory=dict)
+    # Each job holding GPUs: its `status.placement` with the devices its nodes report
+    # (`devices.resolved_placement`; the status list itself when nothing new is reported).
+    placements: dict[str, list[WorkerPlacementStatus]] = field(default_factory=dict)
+    # The share reservation pods and what names them (`gpupool.cluster.reservations`).
+    reservations: ReservationBook = field(default_factory=lambda: ReservationBook(ReservationSettings()))
 
     @property
     def pool_taints(self) -> dict[str, tuple[Taint, ...]]:
@@ -268,6 +287,22 @@ class ClusterSnapshot:
             return True
         since = self.unready_since.get(name)
         return since is not None and now - since > NODE_LOST_GRACE_SECONDS
+
+    def devices_of(self, node: str) -> NodeDevices:
+        """What node `node` reports about its GPUs (nothing, the fallback, when unknown)."""
+        return self.node_devices.get(node, NO_DEVICES)
+
+    def reports_devices(self, node: str) -> bool:
+        """True when node `node` reports which pod holds which GPU (`NodeDevices.reports`)."""
+        return self.devices_of(node).reports
+
+    def placement_of(self, job: GPUJob) -> list[WorkerPlacementStatus]:
+        """The job's placement with the devices its nodes report (its status' own otherwise)."""
+        key = f"{job.metadata.get('namespace')}/{job.metadata.get('name')}"
+        found = self.placements.get(key)
+        if found is not None:
+            return found
+        return resolved_placement(job.status.placement, str(job.metadata.get("namespace", "")), self.node_devices)
 
     def gpu_hour_price(self, pool: str, node: str) -> float:
         """Price of one GPU-hour on `node` of `pool` (spot when the node is spot); 0 if unknown."""
@@ -348,6 +383,8 @@ class NodeConverter:
                 self._logged.pop(name, None)  # a later refusal is news again
             if node is not None and node.shares_only:
                 note = NodeNote(node.pool, "SharedGPUs", shared_gpus_message(entry.raw, node), refused=False)
+            if node is not None and isinstance(entry.parsed, NodeDevices) and not entry.parsed.accepts_shares:
+                node = replace(node, accepts_shares=False)  # labelled gpupool.io/share-envvar=false
             if node is not None and node.pool in pools and pools[node.pool].taints:
                 tolerated = pools[node.pool].taints
                 node = replace(node, taints=tuple(t for t in node.taints if t not in tolerated))
@@ -364,17 +401,33 @@ class NodeConverter:
             log.log(level, what, extra={"node": node, "error": message, **extra})
 
 
-def with_foreign_usage(nodes: Mapping[str, GpuNode], view: CacheView) -> dict[str, GpuNode]:
-    """`nodes` with what foreign pods hold on each added to its `reserved_*` fields."""
+def with_foreign_usage(
+    nodes: Mapping[str, GpuNode], view: CacheView, devices: Mapping[str, NodeDevices] | None = None
+) -> dict[str, GpuNode]:
+    """`nodes` with what foreign pods hold on each added to its `reserved_*` fields; the
+    GPUs a node reports a foreign pod holds (its device report, `devices.foreign_indices`)
+    also go to `reserved_gpu_indices`, so the core holds exactly those. Where the node
+    reports nothing (kwok, or a pod the report does not show yet), only the count is known:
+    the fallback, the core takes the node's first idle GPUs. `devices`: the nodes' reports
+    (read from `view` when not given)."""
+    devices = devices_by_node(view) if devices is None else devices
     held: dict[str, list[int]] = {}
-    for usage in view.parsed(Kind.FOREIGN_POD).values():
+    indices: dict[str, list[int]] = {}
+    for key, usage in view.parsed(Kind.FOREIGN_POD).items():
         assert isinstance(usage, ForeignUsage)
         if usage.node in nodes:
+            node = devices.get(usage.node)
+            reported: tuple[int, ...] = ()
+            if node is not None and node.reports:
+                namespace, _, name = key.partition("/")
+                reported = foreign_indices(node, namespace, name)
             total = held.setdefault(usage.node, [0, 0, 0, 0])
-            total[0] += usage.gpus
+            total[0] += max(usage.gpus, len(reported))
             total[1] += usage.cpu_milli
             total[2] += usage.memory_bytes
             total[3] += 1
+            if reported:
+                indices.setdefault(usage.node, []).extend(reported)
     result = dict(nodes)
     for name, (gpus, cpu, memory, pods) in held.items():
         result[name] = replace(
@@ -383,6 +436,37 @@ def with_foreign_usage(nodes: Mapping[str, GpuNode], view: CacheView) -> dict[st
             reserved_cpu_milli=cpu,
             reserved_memory_bytes=memory,
             reserved_pods=pods,
+            reserved_gpu_indices=tuple(sorted(set(indices.get(name, ())))),
+        )
+    return result
+
+
+def with_reservation_pods(
+    nodes: Mapping[str, GpuNode], book: ReservationBook, devices: Mapping[str, NodeDevices]
+) -> dict[str, GpuNode]:
+    """`nodes` with gpupool's reservation pods: each takes a pod slot; one that nothing names
+    any more (it is about to be deleted) still holds its GPU until it is gone, so it counts
+    as a reserved GPU (where the node reports it). A named one's GPU is its shares' GPU:
+    they hold it in the core already (a GPU carrying shares is never idle)."""
+    extra: dict[str, list[int]] = {}
+    indices: dict[str, list[int]] = {}
+    for key, pod in book.pods.items():
+        if pod.node not in nodes or pod.failed:
+            continue
+        counts = extra.setdefault(pod.node, [0, 0])
+        counts[0] += 1
+        if key not in book.named and key not in book.live_shares:
+            counts[1] += 1
+            namespace, _, name = key.partition("/")
+            indices.setdefault(pod.node, []).extend(foreign_indices(devices.get(pod.node, NO_DEVICES), namespace, name))
+    result = dict(nodes)
+    for name, (pods, gpus) in extra.items():
+        node = nodes[name]
+        result[name] = replace(
+            node,
+            reserved_pods=node.reserved_pods + pods,
+            reserved_gpus=node.reserved_gpus + gpus,
+            reserved_gpu_indices=tuple(sorted({*node.reserved_gpu_indices, *indices.get(name, ())})),
         )
     return result
 
@@ -406,15 +490,25 @@ def gpu_readings(view: CacheView, now: float) -> dict[tuple[str, int], float]:
     return out
 
 
+def devices_by_node(view: CacheView) -> dict[str, NodeDevices]:
+    """Each node's `NodeDevices`, as the cache parsed it when the node entered it."""
+    return {name: parsed for name, parsed in view.parsed(Kind.NODE).items() if isinstance(parsed, NodeDevices)}
+
+
 def gpu_uuids(view: CacheView) -> dict[str, dict[int, str]]:
     """Per node, the GPU index -> UUID map its agent published; nodes without one are left out."""
-    out: dict[str, dict[int, str]] = {}
-    for name, entry in view.entries(Kind.NODE).items():
-        annotations = (entry.raw.get("metadata") or {}).get("annotations") or {}
-        uuids = parse_uuids(annotations.get(UUIDS_ANNOTATION))
-        if uuids:
-            out[name] = uuids
-    return out
+    return {name: dict(d.uuids) for name, d in devices_by_node(view).items() if d.uuids}
+
+
+def with_reported_devices(
+    job: Job, placement: list[WorkerPlacementStatus], recorded: list[WorkerPlacementStatus]
+) -> Job:
+    """The core job holding the GPUs its nodes report (`placement`) rather than the ones its
+    status still records (`recorded`), until the status is patched: so no GPU a report
+    names is counted for two holders (the job itself unchanged when they agree)."""
+    if placement is recorded:
+        return job
+    return replace(job, placements=placements_of(placement))
 
 
 def unready_since(view: CacheView) -> dict[str, float]:
@@ -436,15 +530,19 @@ def build_snapshot(
     decayed_usage: Mapping[str, float],
     seed: int = 0,
     nodes: NodeConverter | None = None,
+    reservations: ReservationSettings | None = None,
 ) -> ClusterSnapshot:
-    """Build the cycle's snapshot from a cache view (see the module docstring)."""
+    """Build the cycle's snapshot from a cache view (see the module docstring); `reservations`
+    says how share reservation pods are made (the operator's settings; default: on, in
+    namespace `default`)."""
     for name, error in view.invalid(Kind.POOL).items():
         log.warning("skipping unreadable GPUNodePool", extra={"pool": name, "error": error})
     for name, error in view.invalid(Kind.QUEUE).items():
         log.warning("skipping unreadable GPUQueue", extra={"queue": name, "error": error})
     pools = {name: PoolInfo(pool, pool_taints(pool)) for name, pool in view.parsed(Kind.POOL).items()}
     converter = nodes or NodeConverter()
-    core_nodes = with_foreign_usage(converter.convert(view, pools), view)
+    devices = devices_by_node(view)
+    core_nodes = with_foreign_usage(converter.convert(view, pools), view, devices)
     api_queues: dict[str, GPUQueue] = view.parsed(Kind.QUEUE)
     parsed_jobs, invalid = jobs_of(view)
     namespaces = {
@@ -463,8 +561,10 @@ def build_snapshot(
         except (ConversionError, ValueError) as error:
             log.warning("skipping unreadable GPUQueue", extra={"queue": name, "error": str(error)})
 
+    reporting = {name: d for name, d in devices.items() if d.reports}
     running: list[Job] = []
     pending: list[Job] = []
+    placements: dict[str, list[WorkerPlacementStatus]] = {}
     unschedulable: dict[str, Unschedulable] = {}
     for key, parsed in sorted(parsed_jobs.items()):
         job = parsed.api
@@ -477,7 +577,10 @@ def build_snapshot(
             invalid[key] = parsed.core_error or "cannot be converted"
             continue
         if phase in HOLDING_PHASES:
-            running.append(parsed.core)
+            recorded = job.status.placement
+            placement = resolved_placement(recorded, str(job.metadata.get("namespace", "")), reporting)
+            placements[key] = placement
+            running.append(with_reported_devices(parsed.core, placement, recorded))
             continue
         target = api_queues.get(job.spec.queue)
         namespace = str(job.metadata.get("namespace", ""))
@@ -498,6 +601,9 @@ def build_snapshot(
         else:
             pending.append(parsed.core)
 
+    grouped = pods_by_job(view)
+    book = book_of(reservations or ReservationSettings(), view.parsed(Kind.RESERVATION).values(), placements, grouped)
+    core_nodes = with_reservation_pods(core_nodes, book, devices)
     claims: dict[str, GPUNodeClaim] = view.parsed(Kind.CLAIM)
     scaling = scaling_inputs(
         {name: info.pool for name, info in pools.items()}, claims, core_nodes, {j.key for j in pending}, now
@@ -521,7 +627,7 @@ def build_snapshot(
         pools=pools,
         queues=api_queues,
         core_queues=core_queues,
-        pods_by_job=pods_by_job(view),
+        pods_by_job=grouped,
         unschedulable=unschedulable,
         invalid_jobs=invalid,
         claims=claims,
@@ -529,7 +635,10 @@ def build_snapshot(
         node_names=frozenset(view.entries(Kind.NODE)),
         unready_since=unready_since(view),
         gpu_readings=gpu_readings(view, now),
-        gpu_uuids=gpu_uuids(view),
+        gpu_uuids={name: dict(d.uuids) for name, d in devices.items() if d.uuids},
         budgets=budgets,
         node_notes=dict(converter.notes),
+        node_devices=devices,
+        placements=placements,
+        reservations=book,
     )

@@ -4,7 +4,9 @@ Who runs this: `gpupool.controllers.runner` starts `run` in a thread once the ca
 listed every kind (never decide on a half-listed cluster). Each `cycle`:
 
 1. Lifecycle - jobs holding GPUs advance by their pods (pure rules in
-   `gpupool.cluster.lifecycle`); stray pods go; unreadable jobs are reported.
+   `gpupool.cluster.lifecycle`); stray pods go; share reservation pods are created where a
+   share names one that is missing and deleted where nothing names them
+   (`gpupool.cluster.reservations`); unreadable jobs are reported.
 2. Snapshot - each queue's decayed usage is advanced and the cache becomes a
    `ClusterSnapshot` (`gpupool.cluster.snapshot`): the core's snapshot plus pools, prices,
    taints and quota flavors.
@@ -13,7 +15,8 @@ listed every kind (never decide on a half-listed cluster). Each `cycle`:
 4. Apply - the planner (`gpupool.cluster.plan`) turns decisions into per-job changes and
    the applier (`gpupool.cluster.apply`) writes them: preemptions first, then admissions
    (status with the placement, then pods built from the decision) and waiting reasons;
-   a job new to gpupool is queued by this, its first decision.
+   a job new to gpupool is queued by this, its first decision. Then the reservation pods
+   the admitted shares name, so a share's GPU is held before its pod exists.
 5. Nodes - the claim reconciler (`gpupool.cluster.claims`) creates GPUNodeClaims for the
    core's node requests, follows each claim through its provider to a Ready node, and
    releases nodes idle past their pool's `scaleDownAfter`.
@@ -77,7 +80,7 @@ class SchedulingLoop:
             scoring_policy=settings.placement_policy,
             fair_share_half_life_seconds=settings.fair_share_half_life_seconds,
         )
-        self.planner = Planner(scheduler_name=settings.scheduler_name)
+        self.planner = Planner(scheduler_name=settings.scheduler_name, reservations=settings.reservations)
         self.usage = DecayedUsage(settings.fair_share_half_life_seconds)
         self.nodes = NodeConverter()
         # Kept across cycles (not across restarts: a new operator learns it again).
@@ -112,7 +115,9 @@ class SchedulingLoop:
         now = self.clock()
         with self._step("lifecycle"):
             view = self.cache.view()
-            before = build_snapshot(view, now, decayed_usage={}, nodes=self.nodes)
+            before = build_snapshot(
+                view, now, decayed_usage={}, nodes=self.nodes, reservations=self.planner.reservations
+            )
             applied = self.applier.apply(self._invalid(view, before) + self.planner.plan_lifecycle(before, now))
         with self._step("snapshot"):
             snap = self._snapshot(now)
@@ -122,7 +127,10 @@ class SchedulingLoop:
         with self._step("apply"):
             changes = self.planner.plan_decisions(snap, decisions, now)
             applied += self.applier.apply([c for c in changes if c.kind == ChangeKind.PREEMPT])
-            applied += self.applier.apply([c for c in changes if c.kind != ChangeKind.PREEMPT])
+            admitted = self.applier.apply([c for c in changes if c.kind != ChangeKind.PREEMPT])
+            applied += admitted
+            # The reservation pods the new shares name, right after the statuses that name them.
+            self.applier.apply(self.planner.new_reservations(admitted, snap))
         with self._step("nodes"):
             if self.claims is not None:
                 self.claims.reconcile(snap, decisions.node_requests, now)
@@ -161,7 +169,9 @@ class SchedulingLoop:
         jobs, _ = jobs_of(view)
         recorded = {name: q.status.decayed_usage_gpu_seconds for name, q in view.parsed(Kind.QUEUE).items()}
         usage = self.usage.advance(held_gpus(jobs), now, recorded)
-        return build_snapshot(view, now, decayed_usage=usage, seed=self.cycles, nodes=self.nodes)
+        return build_snapshot(
+            view, now, decayed_usage=usage, seed=self.cycles, nodes=self.nodes, reservations=self.planner.reservations
+        )
 
     def _report(self, snap: ClusterSnapshot) -> None:
         view = self.cache.view()

@@ -103,7 +103,7 @@ class Operator:
         self.metrics_registry = operator_registry()
         metrics = OperatorMetrics(self.metrics_registry, opencost=settings.metrics_opencost)
         self.loop = SchedulingLoop(self.cache, self.applier, settings, claims=claims, metrics=metrics)
-        self.reflectors = operator_reflectors(self.api_client, self.cache)
+        self.reflectors = operator_reflectors(self.api_client, self.cache, settings.reservations.namespace)
         self.stop = threading.Event()
         self.started_at = time.time()
         self.loop_thread: threading.Thread | None = None

@@ -26,7 +26,7 @@ def workers_per_row(state: PlacementState, job: Job, rows: npt.NDArray[np.int64]
     if shape.gpu_milli >= MILLI_PER_GPU:
         per = state.idle[rows] // shape.whole_gpus
     elif shape.gpu_milli > 0:
-        per = (state.gpu_free[rows] // shape.gpu_milli).sum(axis=1)
+        per = (state.gpu_free[rows] // shape.gpu_milli).sum(axis=1) * state.accepts_shares[rows]
     else:
         per = np.full(len(rows), job.workers, dtype=np.int64)
     if shape.cpu_milli > 0:

@@ -57,6 +57,8 @@ class NodeEligibility:
         self.ready: Mask = np.array([x.ready for x in nodes], dtype=bool)
         self.takes_whole_gpus: Mask = np.array([not x.shares_only for x in nodes], dtype=bool)
         self.gpus = np.array([x.gpus for x in nodes], dtype=np.int64)
+        # A node that cannot give a share its GPU hosts none (`GpuNode.accepts_shares`).
+        self.share_gpus = np.array([x.gpus if x.accepts_shares else 0 for x in nodes], dtype=np.int64)
         self.cpu = np.array([max(0, x.cpu_milli - x.reserved_cpu_milli) for x in nodes], dtype=np.int64)
         self.memory = np.array([max(0, x.memory_bytes - x.reserved_memory_bytes) for x in nodes], dtype=np.int64)
         # Like GPUs, pod slots foreign pods hold count as passing (tenant pods finish);
@@ -142,7 +144,7 @@ class NodeEligibility:
         if shape.gpu_milli <= 0:
             by_gpu = np.full(len(self.nodes), _MANY, dtype=np.int64)
         elif shape.gpu_milli < MILLI_PER_GPU:
-            by_gpu = self.gpus * (MILLI_PER_GPU // shape.gpu_milli)
+            by_gpu = self.share_gpus * (MILLI_PER_GPU // shape.gpu_milli)
         else:
             by_gpu = np.where(self.takes_whole_gpus, self.gpus // max(1, shape.gpu_milli // MILLI_PER_GPU), 0)
         by_cpu = self.cpu // shape.cpu_milli if shape.cpu_milli > 0 else np.full_like(by_gpu, _MANY)

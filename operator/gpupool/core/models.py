@@ -105,7 +105,11 @@ class GpuNode:
 
     `gpu_used_milli` is not stored here: allocation is derived from the running jobs of a
     snapshot (plus `reserved_*` for capacity held by pods gpupool does not manage), so a
-    snapshot can never disagree with itself. `max_pods` is the node's allocatable pod
+    snapshot can never disagree with itself. `reserved_gpu_indices` are those of the
+    `reserved_gpus` whose GPUs the node reports (its device report); the rest are taken
+    from the first idle GPUs, the fallback (`gpupool.core.placement.state`). `accepts_shares`
+    is False on a node that refuses to give a share its GPU (no env-var device selection):
+    no share is placed there. `max_pods` is the node's allocatable pod
     count (each worker is one pod); the trace simulator, whose nodes have no pod limit,
     keeps the default `NO_POD_LIMIT`. `shares_only` marks a node whose GPUs the device
     plugin hands out as time-slicing or MPS replicas: only GPU shares (which gpupool pins
@@ -129,6 +133,8 @@ class GpuNode:
     max_pods: int = NO_POD_LIMIT
     reserved_pods: int = 0
     shares_only: bool = False
+    reserved_gpu_indices: tuple[int, ...] = ()
+    accepts_shares: bool = True
 
 
 @dataclass(frozen=True, slots=True)

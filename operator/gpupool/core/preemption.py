@@ -188,7 +188,7 @@ def _could_be_enough(
     if shape.gpu_milli >= MILLI_PER_GPU:
         per = np.minimum(state.gpu_count, freed // MILLI_PER_GPU) // shape.whole_gpus
     elif shape.gpu_milli > 0:
-        per = freed // shape.gpu_milli
+        per = (freed // shape.gpu_milli) * state.accepts_shares
     else:
         return True
     return int(np.minimum(per[ok], preemptor.workers).sum()) >= preemptor.workers

@@ -155,11 +155,11 @@ FLEET = Dashboard(
                 Panel(
                     "Real utilisation of allocated GPUs by pool",
                     "Mean utilisation of the GPUs jobs hold, per pool: the node agents' readings joined to "
-                    "gpupool_gpu_allocation_info on node and GPU.",
+                    "gpupool_gpu_allocation_info on node and GPU UUID.",
                     (
                         Query(
-                            f"avg by (pool) ((max by (node, gpu, pool) {ALLOCATED} > bool 0)"
-                            " * on(node, gpu) group_left gpupool_gpu_utilization_ratio)",
+                            f"avg by (pool) ((max by (node, uuid, pool) {ALLOCATED} > bool 0)"
+                            " * on(node, uuid) group_left gpupool_gpu_utilization_ratio)",
                             "{{pool}}",
                         ),
                     ),
@@ -181,7 +181,7 @@ FLEET = Dashboard(
                     "jobs the operator flagged GPUIdle (below their queue's idle threshold for idle.after).",
                     (
                         Query(
-                            f"sum by (pool) ({ALLOCATED} and on(node, gpu) {BELOW_IDLE})",
+                            f"sum by (pool) ({ALLOCATED} and on(node, uuid) {BELOW_IDLE})",
                             f"{{{{pool}}}} below {IDLE_UTILISATION:.0%}",
                         ),
                         Query(
@@ -387,7 +387,7 @@ COSTS = Dashboard(
                     (
                         Query(
                             f'sum by (queue) ((gpupool_gpu_allocation_info{{{Q}, pool=~"$pool"}}'
-                            f" and on(node, gpu) {BELOW_IDLE}) * on(node) group_left node_gpu_hourly_cost)",
+                            f" and on(node, uuid) {BELOW_IDLE}) * on(node) group_left node_gpu_hourly_cost)",
                             f"{{{{queue}}}} below {IDLE_UTILISATION:.0%}",
                         ),
                         Query(

@@ -18,7 +18,16 @@ Violations, by kind:
   node's allocatable.
 - `gpu-shared`: one GPU index of a node handed out beyond one whole GPU (shares summed), in
   the live pods' annotations or in the placements of the jobs holding GPUs; or an index the
-  node does not have.
+  node does not have. On a node that reports its pods' devices these are gpupool's plans,
+  not what runs: there the pods' planned indices are left out, and of the placements only
+  those whose `devices` is `Reported` count (the physical truth is the next rule's).
+- `device-shared` (physical truth): from the nodes' `gpupool.io/pod-devices` reports (the
+  kubelet's PodResources, published by the node agent), a GPU UUID held by two pods; or a
+  live pod told a GPU in its spec's `NVIDIA_VISIBLE_DEVICES` (a UUID, or an index through
+  the node's `gpupool.io/gpu-uuids` map) that the report gives another pod. The one
+  exception is the shares of one reservation: a share names its reservation pod in its
+  `gpupool.io/reservation` annotation and is told that pod's UUID, which the report gives
+  to the reservation pod alone.
 - `cost`: a finished job whose cost is not counted exactly once: `status.cost` or
   `status.gpuSeconds` differ from the sum of `status.usageHistory`, its entries hold more
   attempts than the job started, two entries overlap in time, or an attempt number repeats
@@ -43,10 +52,15 @@ LABEL_JOB = "gpupool.io/job"
 LABEL_WORKER = "gpupool.io/worker"
 ANNOTATION_GPU_INDICES = "gpupool.io/gpu-indices"
 ANNOTATION_GPU_SHARE = "gpupool.io/gpu-share"
+ANNOTATION_RESERVATION = "gpupool.io/reservation"
+ANNOTATION_POD_DEVICES = "gpupool.io/pod-devices"
+ANNOTATION_GPU_UUIDS = "gpupool.io/gpu-uuids"
+ENV_VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
+NO_DEVICE_VALUES = frozenset({"", "void", "none", "all"})
 FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
 HOLDING_PHASES = frozenset({"Admitted", "Running"})
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
-KINDS = ("lost", "unfinished", "duplicate", "over-allocated", "gpu-shared", "cost")
+KINDS = ("lost", "unfinished", "duplicate", "over-allocated", "gpu-shared", "device-shared", "cost")
 
 # usageHistory rounds cost to 4 decimals and GPU-seconds to 3, each entry and the total.
 COST_TOLERANCE = 1e-3
@@ -146,13 +160,14 @@ def _indices(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
-def _gpu_claims_of_pods(pods: Iterable[Obj]) -> list[tuple[str, int, float, str]]:
-    """(node, GPU index, share, who) for every GPU index a live gpupool worker pod names."""
+def _gpu_claims_of_pods(pods: Iterable[Obj], reporting: Collection[str] = ()) -> list[tuple[str, int, float, str]]:
+    """(node, GPU index, share, who) for every GPU index a live gpupool worker pod names,
+    on nodes that do not report their pods' devices (elsewhere the indices are plans)."""
     claims = []
     for pod in pods:
         annotations = _meta(pod).get("annotations") or {}
         node = (pod.get("spec") or {}).get("nodeName")
-        if ANNOTATION_GPU_INDICES not in annotations or not node or not pod_is_live(pod):
+        if ANNOTATION_GPU_INDICES not in annotations or not node or not pod_is_live(pod) or node in reporting:
             continue
         share = float(annotations.get(ANNOTATION_GPU_SHARE) or 1.0)
         for index in _indices(str(annotations[ANNOTATION_GPU_INDICES])):
@@ -160,14 +175,17 @@ def _gpu_claims_of_pods(pods: Iterable[Obj]) -> list[tuple[str, int, float, str]
     return claims
 
 
-def _gpu_claims_of_jobs(jobs: Iterable[Obj]) -> list[tuple[str, int, float, str]]:
-    """(node, GPU index, share, who) for every GPU in the placement of a job holding GPUs."""
+def _gpu_claims_of_jobs(jobs: Iterable[Obj], reporting: Collection[str] = ()) -> list[tuple[str, int, float, str]]:
+    """(node, GPU index, share, who) for every GPU in the placement of a job holding GPUs (on
+    a node that reports its pods' devices, only the placements it reported)."""
     claims = []
     for job in jobs:
         status = _status(job)
         if status.get("phase") not in HOLDING_PHASES:
             continue
         for worker in status.get("placement") or []:
+            if worker.get("node") in reporting and worker.get("devices") != "Reported":
+                continue
             share = float(worker.get("gpuShare", 1.0))
             for index in worker.get("gpuIndices") or []:
                 who = f"job {_key(job)} worker {worker.get('worker')}"
@@ -218,6 +236,87 @@ def _over_allocated(pods: Iterable[Obj], allocatable: Mapping[str, float]) -> li
         for node, used in sorted(requested.items())
         if node in allocatable and used > allocatable[node] + SHARE_TOLERANCE
     ]
+
+
+def _json_object(text: object) -> dict[str, Any] | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def device_reports(nodes: Iterable[Obj]) -> dict[str, dict[str, list[str]]]:
+    """Per node that reports its pods' devices: `namespace/name` -> the GPU UUIDs the
+    kubelet gave the pod (the `gpupool.io/pod-devices` annotation; a malformed one is no report)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for node in nodes:
+        data = _json_object((_meta(node).get("annotations") or {}).get(ANNOTATION_POD_DEVICES))
+        pods = data.get("pods") if data is not None and data.get("resource", GPU_RESOURCE) == GPU_RESOURCE else None
+        if isinstance(pods, dict):
+            out[str(_meta(node).get("name"))] = {
+                str(key): [str(u) for u in uuids] for key, uuids in pods.items() if isinstance(uuids, list)
+            }
+    return out
+
+
+def gpu_uuid_maps(nodes: Iterable[Obj]) -> dict[str, dict[str, str]]:
+    """Per node, GPU index (as text) -> UUID from its `gpupool.io/gpu-uuids` annotation."""
+    out: dict[str, dict[str, str]] = {}
+    for node in nodes:
+        data = _json_object((_meta(node).get("annotations") or {}).get(ANNOTATION_GPU_UUIDS))
+        if data is not None:
+            out[str(_meta(node).get("name"))] = {str(k): str(v) for k, v in data.items()}
+    return out
+
+
+def told_devices(pod: Obj, uuids: Mapping[str, str]) -> list[str]:
+    """The GPUs a pod's spec tells its containers in `NVIDIA_VISIBLE_DEVICES`, as UUIDs (an
+    index through its node's map; one the map lacks stays as the index's text)."""
+    told: list[str] = []
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for variable in container.get("env") or []:
+            if variable.get("name") != ENV_VISIBLE_DEVICES:
+                continue
+            for part in str(variable.get("value") or "").split(","):
+                part = part.strip()
+                if part.lower() not in NO_DEVICE_VALUES:
+                    told.append(uuids.get(part, part))
+    return told
+
+
+def device_violations(pods: Iterable[Obj], nodes: Sequence[Obj]) -> list[Violation]:
+    """The physical-truth rule (the module's `device-shared`): no GPU UUID held by two pods,
+    from the nodes' reports, but for the shares of one reservation."""
+    reports = device_reports(nodes)
+    holders: dict[str, list[tuple[str, str]]] = defaultdict(list)  # UUID -> (pod, node)
+    for node, report in sorted(reports.items()):
+        for key, uuids in sorted(report.items()):
+            for uuid in uuids:
+                holders[uuid].append((key, node))
+    found = [
+        Violation(
+            "device-shared", f"GPU {uuid}", "the nodes report it held by " + ", ".join(f"{k} (on {n})" for k, n in who)
+        )
+        for uuid, who in sorted(holders.items())
+        if len(who) > 1
+    ]
+    maps = gpu_uuid_maps(nodes)
+    for pod in pods:
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        if not pod_is_live(pod) or node not in reports:
+            continue
+        key = _key(pod)
+        reservation = (_meta(pod).get("annotations") or {}).get(ANNOTATION_RESERVATION)
+        for uuid in told_devices(pod, maps.get(node, {})):
+            others = [holder for holder, _ in holders.get(uuid, []) if holder not in (key, reservation)]
+            if others:
+                why = f" (its reservation is {reservation})" if reservation else ""
+                detail = f"pod {key} is told it in {ENV_VISIBLE_DEVICES}{why}, but the node reports it held by "
+                found.append(Violation("device-shared", f"GPU {uuid}", detail + ", ".join(others)))
+    return found
 
 
 def _time(text: object) -> float:
@@ -281,8 +380,10 @@ def check(
         ]
     found += _duplicates(pods)
     found += _over_allocated(pods, allocatable)
-    found += _shared_gpus(_gpu_claims_of_pods(pods), allocatable, "pods")
-    found += _shared_gpus(_gpu_claims_of_jobs(jobs), allocatable, "job placements")
+    reporting = set(device_reports(nodes))
+    found += _shared_gpus(_gpu_claims_of_pods(pods, reporting), allocatable, "pods")
+    found += _shared_gpus(_gpu_claims_of_jobs(jobs, reporting), allocatable, "job placements")
+    found += device_violations(pods, nodes)
     for job in jobs:
         found += cost_violations(job)
     phases = Counter(str(_status(job).get("phase") or "unset") for job in jobs)

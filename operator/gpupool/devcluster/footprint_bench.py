@@ -56,8 +56,8 @@ from gpupool.devcluster.private_cluster import run_on_private_cluster, say_as
 CYCLE_HISTOGRAM = "gpupool_scheduling_cycle_duration_seconds"
 
 
-
 _say = say_as("gpupool bench footprint")
+
 
 @dataclass(frozen=True)
 class Histogram:

@@ -48,8 +48,8 @@ DRAIN_SECONDS = 120.0
 """How long after the last arrival the run waits for the last jobs to be admitted and finish."""
 
 
-
 _say = say_as("gpupool bench load")
+
 
 @dataclass
 class LoadResult:

@@ -216,7 +216,7 @@ ALERTS: tuple[Alert, ...] = (
         expr=(
             "max by (namespace, job, queue) (\n"
             "  (gpupool_gpu_allocation_info > bool 0)\n"
-            "  * on (node, gpu) group_left gpupool_gpu_utilization_ratio\n"
+            "  * on (node, uuid) group_left gpupool_gpu_utilization_ratio\n"
             ") < 0.05\n"
             "unless on (namespace, job) gpupool_job_gpu_idle"
         ),

@@ -94,16 +94,20 @@ window that spans the restart handles the reset. What accrued while no operator 
 the jobs' status and the budgets' spend (`gpupool_queue_budget_spent`), not in the counter.
 
 **Joining GPU utilization to jobs.** `gpupool_gpu_allocation_info` has one series per GPU a
-worker holds, valued with the share held, labelled by `node` and `gpu` index as the node
-agent's per-GPU series (`gpupool_gpu_utilization_ratio{{node,gpu,uuid,model}}`) are. The
-utilization of each job's GPUs:
+worker holds, valued with the share held, labelled by `node`, `gpu` index and `uuid` as the
+node agent's per-GPU series (`gpupool_gpu_utilization_ratio{{node,gpu,uuid,model}}`) are.
+Join on the UUID: it is the GPU the node reports the worker's pod holds (for a share, its
+reservation pod), the one physical truth where the kubelet chose the devices; on kwok nodes,
+which report nothing, it is the UUID of gpupool's planned index (the fallback), and it is
+empty while a reporting node has not shown the pod yet (no join, no guess). The utilization
+of each job's GPUs:
 
 ```promql
-gpupool_gpu_utilization_ratio * on(node, gpu) group_right gpupool_gpu_allocation_info
+gpupool_gpu_utilization_ratio * on(node, uuid) group_right gpupool_gpu_allocation_info
 ```
 
 gives, per job and worker, the GPU's utilization times the share the worker holds (two
-0.5 shares of one GPU each get half). Use `max by (node, gpu) (gpupool_gpu_allocation_info)`
+0.5 shares of one GPU each get half). Use `max by (node, uuid) (gpupool_gpu_allocation_info)`
 or `> bool 0` instead of the value when the raw utilization is wanted.
 
 **OpenCost compatibility.** `node_gpu_hourly_cost`, `node_gpu_count`,

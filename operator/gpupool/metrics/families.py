@@ -272,9 +272,14 @@ FAMILIES: tuple[Family, ...] = (
     gauge(
         "gpupool_gpu_allocation_info",
         "One series per GPU a worker holds; the value is the share held (1 whole GPU, 0.5 half). "
-        "Join with the node agent's per-GPU series on (node, gpu).",
+        "Join with the node agent's per-GPU series on (node, uuid).",
         NODE,
-        Label("gpu", "GPU index on the node"),
+        Label("gpu", "GPU index on the node (the reported one where the node reports its pods' devices)"),
+        Label(
+            "uuid",
+            "the GPU's UUID as the node reports the worker holds it (kwok nodes: the UUID of the planned index); "
+            "empty until reported",
+        ),
         NAMESPACE,
         Label("job", "GPUJob name"),
         QUEUE,

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from gpupool.api import ClaimPhase, GPUJob, GPUNodeClaim, JobPhase, PoolClass
 from gpupool.cluster.cache import CacheView, Kind
 from gpupool.cluster.convert import HOLDING_PHASES
+from gpupool.cluster.devices import gpu_uuid_of
 from gpupool.cluster.scaling import claim_in_flight
 from gpupool.cluster.snapshot import ClusterSnapshot
 from gpupool.cluster.status import flavor_usage, pool_status
@@ -92,7 +93,7 @@ def cycle_samples(inputs: GaugeInputs, *, opencost: bool) -> Samples:
     samples: Samples = {}
     samples.update(queue_samples(inputs))
     samples.update(pool_samples(inputs))
-    samples.update(allocation_samples(inputs.jobs, opencost=opencost))
+    samples.update(allocation_samples(inputs.jobs, inputs.snap, opencost=opencost))
     if opencost:
         samples.update(opencost_node_samples(inputs))
     return samples
@@ -217,8 +218,8 @@ def pool_price_samples(snap: ClusterSnapshot) -> Samples:
 
 def free_milli(snap: ClusterSnapshot, decisions: Decisions) -> dict[str, list[int]]:
     """Free milli-GPU of each GPU of each node after this cycle's admissions: whole GPUs minus
-    what running and just-admitted workers hold, foreign pods' GPUs taken from the first idle
-    ones (as the core takes them)."""
+    what running and just-admitted workers hold, foreign pods' GPUs where their node reports
+    them, the rest taken from the first idle ones (as the core takes them)."""
     free = {name: [MILLI] * node.gpus for name, node in snap.nodes.items()}
     placed: list[WorkerPlacement] = [p for job in snap.snapshot.running for p in job.placements]
     placed += [p for admission in decisions.admissions for p in admission.placements]
@@ -230,6 +231,10 @@ def free_milli(snap: ClusterSnapshot, decisions: Decisions) -> dict[str, list[in
     for name, node in snap.nodes.items():
         reserved = node.reserved_gpus
         gpus = free[name]
+        for index in sorted(set(node.reserved_gpu_indices)):  # the ones the node reports
+            if 0 <= index < len(gpus):
+                gpus[index] = 0
+                reserved -= 1
         for index, milli in enumerate(gpus):
             if reserved <= 0:
                 break
@@ -275,10 +280,12 @@ def _waits(job: Job, waiting: set[str]) -> bool:
 # --------------------------------------------------------------------------- workers
 
 
-def allocation_samples(jobs: Mapping[str, GPUJob], *, opencost: bool) -> Samples:
+def allocation_samples(jobs: Mapping[str, GPUJob], snap: ClusterSnapshot, *, opencost: bool) -> Samples:
     """One `gpupool_gpu_allocation_info` series per GPU each worker of a job holding GPUs has
     (value: the share), `gpupool_job_gpu_idle` for each job found idle, and with `opencost`
-    one `container_gpu_allocation` per worker pod."""
+    one `container_gpu_allocation` per worker pod. A GPU's `uuid` is the one its node reports
+    the worker holds; on a node that reports no devices (kwok, the fallback) the one its
+    UUID map gives the planned index; empty while a reporting node has not shown the pod."""
     info: Series = {}
     containers: Series = {}
     idle: Series = {}
@@ -291,8 +298,19 @@ def allocation_samples(jobs: Mapping[str, GPUJob], *, opencost: bool) -> Samples
             idle[(namespace, name, job.spec.queue)] = 1.0
         container = first_container(job)
         for worker in job.status.placement:
-            for index in worker.gpu_indices:
-                labels = (worker.node, str(index), namespace, name, job.spec.queue, worker.pool, str(worker.worker))
+            devices = snap.devices_of(worker.node)
+            for position, index in enumerate(worker.gpu_indices):
+                uuid = gpu_uuid_of(worker, position, devices) or ""
+                labels = (
+                    worker.node,
+                    str(index),
+                    uuid,
+                    namespace,
+                    name,
+                    job.spec.queue,
+                    worker.pool,
+                    str(worker.worker),
+                )
                 info[labels] = worker.gpu_share
             held = len(worker.gpu_indices) * worker.gpu_share
             containers[(namespace, worker.pod, container, worker.node, worker.node)] = held

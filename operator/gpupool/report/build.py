@@ -90,6 +90,7 @@ def build_report(gathered: Gathered, *, top_jobs: int = 10) -> Report:
         for name in names
     }
     ranked = sorted(jobs.items(), key=lambda item: (-item[1].cost, -item[1].gpu_hours, item[0]))
+    uuids = gpu_uuids_of(gathered)
     return Report(
         start=window.start,
         end=window.end,
@@ -97,13 +98,22 @@ def build_report(gathered: Gathered, *, top_jobs: int = 10) -> Report:
         bucket_seconds=window.bucket_seconds,
         queues=queues,
         lines=tuple(Line(*key, used) for key, used in sorted(lines.items())),
-        jobs=tuple(JobLine(*key, used) for key, used in ranked[:top_jobs]),
+        jobs=tuple(JobLine(*key, used, uuids.get(key, ())) for key, used in ranked[:top_jobs]),
         spend=spend,
         source=gathered.source,
         queue_filter=gathered.queue,
         unknown_pools=tuple(unknown),
         jobs_total=len(jobs),
     )
+
+
+def gpu_uuids_of(gathered: Gathered) -> dict[tuple[str, str, str], tuple[str, ...]]:
+    """The UUIDs of the GPUs each job (queue, namespace, job) held in the window, sorted."""
+    found: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for labels, _ in gathered.window_results.get("gpu_uuids", []):
+        if labels.get("uuid"):
+            found[(labels.get("queue", ""), labels.get("namespace", ""), labels.get("job", ""))].add(labels["uuid"])
+    return {key: tuple(sorted(values)) for key, values in found.items()}
 
 
 def pool_classes(gathered: Gathered) -> dict[str, tuple[str, str]]:

@@ -51,6 +51,8 @@ class JobLine:
     namespace: str
     job: str
     usage: Usage
+    gpu_uuids: tuple[str, ...] = ()
+    """The UUIDs of the physical GPUs the job held in the window (sorted; none when unknown)."""
 
 
 @dataclass(frozen=True)

@@ -50,14 +50,18 @@ def bucket_query(expr: str, bucket_seconds: int, step_seconds: int) -> str:
 
 def window_queries(window_seconds: int, queue: str | None = None) -> dict[str, str]:
     """Asked once, at the window's end: each pool's class and model, each budget's amount and
-    spend (the last values in the window), and the operator's own cost counter's increase."""
+    spend (the last values in the window), the operator's own cost counter's increase, and
+    the UUID of every physical GPU each job held in the window (the `uuid` label: the GPU its
+    node reported the worker's pod holds; kwok nodes, the UUID of the planned index)."""
     matcher = f"{{queue={quote(queue)}}}" if queue else ""
+    uuids = f'{{queue={quote(queue)}, uuid!=""}}' if queue else '{uuid!=""}'
     r = f"[{window_seconds}s]"
     return {
         "pools": f"max by (pool, pool_class, gpu_model) (last_over_time(gpupool_pool_info{r}))",
         "budget_spent": f"max by (queue, currency) (last_over_time(gpupool_queue_budget_spent{matcher}{r}))",
         "budget_amount": f"max by (queue, currency) (last_over_time(gpupool_queue_budget_amount{matcher}{r}))",
         "counter_cost": f"sum by (queue, pool_class) (increase(gpupool_queue_cost_total{matcher}{r}))",
+        "gpu_uuids": f"count by (queue, namespace, job, uuid) (last_over_time({ALLOCATION}{uuids}{r}))",
     }
 
 

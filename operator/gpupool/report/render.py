@@ -31,6 +31,9 @@ METHOD = (
     "Spot savings: GPU time on spot nodes (kubecost_node_is_spot) at the pool's on-demand price "
     '(gpupool_pool_gpu_hourly_price{capacity="on_demand"}) minus what it cost at the spot price.',
     "Cloud / on-prem and GPU model: from each pool's gpupool_pool_info.",
+    "GPUs: the UUID of every physical GPU a job held in the window (the uuid label of gpupool_gpu_allocation_info: "
+    "the GPU its node reported the worker's pod holds, a share its reservation pod's; on nodes that report no "
+    "devices, such as kwok nodes, the UUID of gpupool's planned index).",
     "Budget: the queue's own budget and its spend in its current budget period, as the operator last reported "
     "them in the window (gpupool_queue_budget_amount / _spent); used = spent / amount.",
     "Operator counter: increase(gpupool_queue_cost_total) over the window, the operator's own figure (from each "
@@ -83,7 +86,9 @@ def tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
         for line in report.lines
     ]
     job_rows = [
-        [str(rank), job.queue, job.namespace, job.job] + [num(get(job.usage)) for _, get in USAGE_COLUMNS]
+        [str(rank), job.queue, job.namespace, job.job]
+        + [num(get(job.usage)) for _, get in USAGE_COLUMNS]
+        + [", ".join(job.gpu_uuids)]
         for rank, job in enumerate(report.jobs, 1)
     ]
     return [
@@ -95,7 +100,7 @@ def tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
         ),
         (
             f"Costliest jobs (top {len(report.jobs)} of {report.jobs_total})",
-            ["#", "Queue", "Namespace", "Job", *usage_header],
+            ["#", "Queue", "Namespace", "Job", *usage_header, "GPUs (UUID)"],
             job_rows,
         ),
     ]
@@ -191,6 +196,7 @@ CSV_COLUMNS = (
     "budget_amount",
     "budget_spent",
     "counter_cost",
+    "gpu_uuids",
 )
 
 
@@ -220,7 +226,9 @@ def render_csv(report: Report) -> str:
         rows.append({"record": "line", **keys, "gpu_model": line.gpu_model, **window, **usage_fields(line.usage)})
     for job in report.jobs:
         keys = {"queue": job.queue, "namespace": job.namespace, "job": job.job}
-        rows.append({"record": "job", **keys, **window, **usage_fields(job.usage)})
+        rows.append(
+            {"record": "job", **keys, **window, **usage_fields(job.usage), "gpu_uuids": " ".join(job.gpu_uuids)}
+        )
     for queue, points in sorted(report.spend.items()):
         for p in points:
             rows.append(
@@ -273,7 +281,12 @@ def to_json(report: Report) -> dict[str, Any]:
             | usage(x.usage)
             for x in report.lines
         ],
-        "jobs": [{"queue": j.queue, "namespace": j.namespace, "job": j.job} | usage(j.usage) for j in report.jobs],
+        "jobs": [
+            {"queue": j.queue, "namespace": j.namespace, "job": j.job}
+            | usage(j.usage)
+            | {"gpu_uuids": list(j.gpu_uuids)}
+            for j in report.jobs
+        ],
         "jobs_total": report.jobs_total,
         "spend": {
             queue: [{"start": p.start.isoformat(), "end": p.end.isoformat(), "cost": p.cost} for p in points]

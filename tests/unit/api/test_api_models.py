@@ -282,6 +282,8 @@ def test_status_patch_uses_camel_case_and_clears_unset_top_level_fields() -> Non
             "gpuModel": "",
             "gpuIndices": [0, 1],
             "gpuShare": 1.0,
+            "gpuUUIDs": [],
+            "devices": "Planned",
         }
     ]
     assert body["message"] is None  # a merge patch deletes the old message

@@ -224,6 +224,9 @@ def test_fractional_job_round_trips_through_status() -> None:
             "gpuModel": "H100",
             "gpuIndices": [3],
             "gpuShare": 0.5,
+            "gpuUUIDs": [],
+            "devices": "Planned",
+            "reservation": None,
         }
     ]
     raw["status"] = {"phase": "Running", "placement": [s.model_dump(by_alias=True) for s in status]}

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from builders.api import cache_of, node_object
+from builders.api import cache_of, foreign_pod_object, node_object, reporting_node, view_of
 from gpupool.cluster.cache import Kind
 from gpupool.cluster.parsing import ForeignUsage, compact_foreign_pod, foreign_usage
 from gpupool.cluster.snapshot import build_snapshot
+from gpupool.core.placement.state import PlacementState
 
 GIB = 1024**3
 
@@ -65,3 +66,24 @@ def test_foreign_usage_is_reserved_on_its_node_only() -> None:
         GIB,
     )
     assert (nodes["n2"].reserved_gpus, nodes["n2"].reserved_cpu_milli) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("report", "indices", "free"),
+    [
+        pytest.param(None, (), [0, 0, 0, 0, 1, 1, 1, 1], id="kwok: a count, the first idle GPUs (the fallback)"),
+        pytest.param({"other/big": [1, 4, 6], "other/small": [7]}, (1, 4, 6, 7), [1, 0, 1, 1, 0, 1, 0, 0], id="all"),
+        pytest.param({"other/big": [2, 5, 6]}, (2, 5, 6), [0, 1, 0, 1, 1, 0, 0, 1], id="small not shown yet"),
+        pytest.param({}, (), [0, 0, 0, 0, 1, 1, 1, 1], id="a report that shows neither"),
+    ],
+)
+def test_foreign_pods_hold_the_gpus_the_node_reports(
+    report: dict[str, list[int]] | None, indices: tuple[int, ...], free: list[int]
+) -> None:
+    node = reporting_node("n1", report) if report is not None else node_object("n1")
+    pods = {"other/big": foreign_pod_object("big", gpus=3), "other/small": foreign_pod_object("small", gpus=1)}
+    snap = build_snapshot(view_of(nodes={"n1": node}, foreignpods=pods), 1.0, decayed_usage={})
+    n1 = snap.nodes["n1"]
+    assert (n1.reserved_gpus, n1.reserved_gpu_indices) == (4, indices)
+    state = PlacementState.build(snap.snapshot.nodes)
+    assert [int(m) // 1000 for m in state.gpu_free[state.index_of("n1")]] == free

@@ -55,8 +55,13 @@ class Facts:
     gpu_uuids: dict[str, dict[int, str]] = field(default_factory=dict)
     price: float = 2.5
 
+    reporting: frozenset[str] = frozenset()  # nodes that report their pods' devices
+
     def gpu_hour_price(self, pool: str, node: str) -> float:
         return self.price if pool else 0.0
+
+    def reports_devices(self, node: str) -> bool:
+        return node in self.reporting
 
 
 def where(worker: int = 0, node: str = "n1", indices: tuple[int, ...] = (0, 1)) -> WorkerPlacementStatus:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builders import GIB, make_job, make_node, make_queue, make_snapshot
 from gpupool.core import GpuNode, Job, schedule
 from gpupool.core.models import MILLI_PER_GPU
+from gpupool.core.placement.state import PlacementState
 
 
 @st.composite
@@ -20,13 +22,17 @@ def foreign_nodes(draw: st.DrawFn) -> tuple[GpuNode, ...]:
         gpus = draw(st.sampled_from([1, 4, 8]))
         cpu = draw(st.sampled_from([16_000, 64_000]))
         memory = draw(st.sampled_from([64, 512])) * GIB
+        reserved = draw(st.integers(0, gpus + 2))
+        # Those of them the node reports (its device report); the rest by the fallback rule.
+        reported = draw(st.lists(st.integers(0, gpus - 1), unique=True, max_size=min(gpus, reserved)))
         out.append(
             make_node(
                 f"n{i}",
                 gpus=gpus,
                 cpu=cpu,
                 memory=memory,
-                reserved_gpus=draw(st.integers(0, gpus + 2)),
+                reserved_gpus=reserved,
+                reserved_gpu_indices=tuple(sorted(reported)),
                 reserved_cpu=draw(st.integers(0, cpu + 4_000)),
                 reserved_memory=draw(st.integers(0, 600)) * GIB,
                 max_pods=(max_pods := draw(st.integers(0, 6))),
@@ -65,6 +71,8 @@ def test_no_admission_exceeds_what_foreign_pods_leave(nodes: tuple[GpuNode, ...]
         shape = shapes[admission.job_key]
         for worker in admission.placements:
             gpu[worker.node] += sum(s.milli for s in worker.gpus)
+            held = next(n for n in nodes if n.name == worker.node).reserved_gpu_indices
+            assert not {s.index for s in worker.gpus} & set(held), "a GPU the node reports a foreign pod holds"
             cpu[worker.node] += shape.cpu_milli
             memory[worker.node] += shape.memory_bytes
             pods[worker.node] += 1
@@ -105,3 +113,22 @@ def test_a_node_whose_pod_slots_are_all_taken_is_left_alone_and_named() -> None:
     snapshot = make_snapshot(nodes=nodes, queues=(make_queue(gpus=16),), pending=[make_job("ns/a", gpus=1)])
     (waiting,) = schedule(snapshot).waiting
     assert "most CPU, memory or pod slots of crowded" in waiting.message
+
+
+@pytest.mark.parametrize(
+    ("reserved", "reported", "running", "free"),
+    [
+        pytest.param(2, (), (), [0, 0, 1, 1], id="kwok: the first idle GPUs (the fallback)"),
+        pytest.param(2, (2, 3), (), [1, 1, 0, 0], id="reported: exactly those"),
+        pytest.param(2, (3,), (), [0, 1, 1, 0], id="one reported, one by the fallback"),
+        pytest.param(1, (1,), (0,), [0, 0, 1, 1], id="beside a running job"),
+        pytest.param(1, (), (0,), [0, 0, 1, 1], id="fallback skips a running job's GPU"),
+    ],
+)
+def test_foreign_gpus_are_held_where_the_node_reports_them(
+    reserved: int, reported: tuple[int, ...], running: tuple[int, ...], free: list[int]
+) -> None:
+    node = make_node("n1", gpus=4, reserved_gpus=reserved, reserved_gpu_indices=reported)
+    jobs = [make_job("ns/r", gpus=len(running), on=("n1",), first_gpu=running[0])] if running else []
+    state = PlacementState.build([node], jobs)
+    assert [int(m) // MILLI_PER_GPU for m in state.gpu_free[0]] == free

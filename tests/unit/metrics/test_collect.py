@@ -89,7 +89,8 @@ def test_admission_wait_runs_from_when_the_job_last_lost_or_lacked_its_admission
 def test_a_share_reports_its_fraction_per_gpu_and_disappears_when_the_job_ends() -> None:
     r = world(running("half", 0.5, 3, share=0.5), worker_pod_object("half"))
     r.loop.cycle()
-    info = {"node": "n1", "gpu": "3", "namespace": "ns", "job": "half", "queue": "q", "pool": "gpu", "worker": "0"}
+    info = {"node": "n1", "gpu": "3", "uuid": "", "namespace": "ns", "job": "half", "queue": "q", "pool": "gpu"}
+    info["worker"] = "0"  # a kwok node: no UUID map, no device report (the fallback)
     assert r.metric("gpupool_gpu_allocation_info", **info) == 0.5
     pod = {"namespace": "ns", "pod": "half-a1-w0", "container": "main", "instance": "n1", "node": "n1"}
     assert r.metric("container_gpu_allocation", **pod) == 0.5

@@ -8,6 +8,8 @@ The holdings of `SCENARIO` (window 2026-11-03 00:00 to 06:00 UTC, step 60 s, buc
 - tune: team-a, ml, rack, a 0.5 share from 01:00 to 02:00;
 - render: team-b, namespace cv, pool aws (cloud H100, 10.0 per GPU-hour on demand), 1 GPU on a
   spot node (3.0 per GPU-hour) from 02:00 to 04:00.
+train held GPU-r0 and GPU-r1, tune a share of GPU-r5; render's node reported no devices
+(its series have no uuid).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Holding:
     idle_from_h: float | None = None
     spot: bool = False
     on_demand: float = 0.0  # the pool's on-demand price per GPU-hour
+    uuids: tuple[str, ...] = ()  # the physical GPUs it held (the allocation series' uuid label)
 
     def value(self, measure: str, hour: float) -> float:
         """The measure's instantaneous value at `hour` (what the PromQL expression gives)."""
@@ -55,8 +58,8 @@ class Holding:
 
 
 SCENARIO = (
-    Holding("team-a", "ml", "train", "rack", 2, 2.0, 0, 3, idle_from_h=2),
-    Holding("team-a", "ml", "tune", "rack", 0.5, 2.0, 1, 2),
+    Holding("team-a", "ml", "train", "rack", 2, 2.0, 0, 3, idle_from_h=2, uuids=("GPU-r1", "GPU-r0")),
+    Holding("team-a", "ml", "tune", "rack", 0.5, 2.0, 1, 2, uuids=("GPU-r5",)),
     Holding("team-b", "cv", "render", "aws", 1, 3.0, 2, 4, spot=True, on_demand=10.0),
 )
 POOLS = [
@@ -88,6 +91,12 @@ class FakePrometheus:
             return POOLS
         if promql == window["counter_cost"]:
             return [s for s in COUNTER if self.queue in (None, s[0]["queue"])]
+        if promql == window["gpu_uuids"]:
+            return [
+                ({"queue": h.queue, "namespace": h.namespace, "job": h.job, "uuid": uuid}, 1.0)
+                for h in self.holdings
+                for uuid in h.uuids
+            ]
         for name in ("budget_amount", "budget_spent"):
             if promql == window[name]:
                 return [s for s in BUDGETS[name] if self.queue in (None, s[0]["queue"])]

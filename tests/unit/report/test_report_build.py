@@ -56,6 +56,16 @@ def test_lines_by_namespace_pool_class_and_model_and_the_costliest_jobs() -> Non
     assert [j.job for j in top.jobs] == ["train", "render"] and top.jobs_total == 3
 
 
+def test_each_job_names_the_physical_gpus_it_held_by_uuid() -> None:
+    built, _ = report()
+    # render's node reported no devices: its series carry no uuid, so none is named (no guess).
+    assert {j.job: j.gpu_uuids for j in built.jobs} == {
+        "train": ("GPU-r0", "GPU-r1"),
+        "render": (),
+        "tune": ("GPU-r5",),
+    }
+
+
 def test_spend_per_hour_per_queue() -> None:
     built, _ = report()
     # team-a: 00-01 train 2 x 2.0 = 4.0; 01-02 train 4.0 + tune 0.5 x 2.0 = 5.0; 02-03 train 4.0.
@@ -68,7 +78,7 @@ def test_each_bucket_is_asked_1ms_before_its_end_and_the_window_once() -> None:
     _, client = report()
     times = sorted({at for _, at in client.asked})
     assert times == pytest.approx([START.timestamp() + h * 3600 - 0.001 for h in range(1, 7)])
-    assert len(client.asked) == 6 * 7 + 4  # seven measures per bucket, four window queries
+    assert len(client.asked) == 6 * 7 + 5  # seven measures per bucket, five window queries
 
 
 def test_one_queue_only() -> None:

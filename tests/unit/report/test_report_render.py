@@ -31,7 +31,10 @@ REPORT = Report(
         QueueTotal("team-b", RENDER, RENDER, Usage()),
     ),
     lines=(Line("team-a", "ml", "on_prem", "A100", TRAIN), Line("team-b", "cv|x", "cloud", "H100", RENDER)),
-    jobs=(JobLine("team-a", "ml", "train", TRAIN), JobLine("team-b", "cv|x", "render", RENDER)),
+    jobs=(
+        JobLine("team-a", "ml", "train", TRAIN, ("GPU-0a", "GPU-1b")),
+        JobLine("team-b", "cv|x", "render", RENDER),
+    ),
     spend={
         "team-a": (SpendPoint(T0, T1, 12.0), SpendPoint(T1, T2, 0.0)),
         "team-b": (SpendPoint(T0, T1, 2.0), SpendPoint(T1, T2, 4.0)),
@@ -50,6 +53,7 @@ def test_markdown_tables_and_the_plot_link() -> None:
     assert "| **all** | 8.0000 | 18.0000 | 6.0000 | 12.0000 | 2.0000 | 4.0000 | 14.0000 |" in text
     assert "| team-b | cv\\|x | cloud | H100 | 2.0000 | 6.0000 |" in text  # a | in a name is escaped
     assert "| 1 | team-a | ml | train | 6.0000 | 12.0000 | 2.0000 | 4.0000 |" in text
+    assert "| 0.0000 | GPU-0a, GPU-1b |" in text  # the job's GPUs by UUID, last column
     assert "![Spend per day, per queue](bill-spend.png)" in text
     assert "No plot" in render(REPORT, "md")
 
@@ -65,7 +69,10 @@ def test_csv_one_row_per_record_unrounded() -> None:
         ("ml", "A100", 6.0),
         ("cv|x", "H100", 2.0),
     ]
-    assert [r["job"] for r in rows if r["record"] == "job"] == ["train", "render"]
+    assert [(r["job"], r["gpu_uuids"]) for r in rows if r["record"] == "job"] == [
+        ("train", "GPU-0a GPU-1b"),
+        ("render", ""),
+    ]
     spend = [(r["queue"], r["start"], float(r["cost"])) for r in rows if r["record"] == "spend"]
     assert spend[1] == ("team-a", T1.isoformat(), 0.0) and len(spend) == 4
 
@@ -77,7 +84,7 @@ def test_json_carries_every_figure() -> None:
     assert a["budget"] == {"queue": "team-a", "currency": "EUR", "amount": 100.0, "spent": 30.0, "share": 0.3}
     assert a["on_prem"]["cost"] == 12.0 and a["idle_cost"] == 4.0 and a["counter_cost"] == 11.5
     assert b["spot_savings"] == 14.0 and b["spot_on_demand_cost"] == 20.0 and b["budget"] is None
-    assert [j["job"] for j in data["jobs"]] == ["train", "render"]
+    assert [(j["job"], j["gpu_uuids"]) for j in data["jobs"]] == [("train", ["GPU-0a", "GPU-1b"]), ("render", [])]
     assert data["spend"]["team-b"][1] == {"start": T1.isoformat(), "end": T2.isoformat(), "cost": 4.0}
     assert data["start"] == T0.isoformat() and data["method"]
 

@@ -67,6 +67,8 @@ class PlacementState:
         # Pods each node can still take (every worker is one pod; foreign pods hold theirs).
         self.pods_free: IntArray = np.array([node.max_pods - node.reserved_pods for node in self.nodes], dtype=np.int64)
         self.ready: BoolArray = np.array([node.ready for node in self.nodes], dtype=np.bool_)
+        # Nodes that can give a share its GPU (`GpuNode.accepts_shares`); shares go nowhere else.
+        self.accepts_shares: BoolArray = np.array([node.accepts_shares for node in self.nodes], dtype=np.bool_)
         self.models: tuple[str, ...] = tuple(sorted({node.gpu_model for node in self.nodes}))
         model_pos = {m: k for k, m in enumerate(self.models)}
         self.model_id: IntArray = np.array([model_pos[node.gpu_model] for node in self.nodes], dtype=np.int64)
@@ -103,22 +105,55 @@ class PlacementState:
         for job in running:
             known = tuple(p for p in job.placements if p.node in state._index)
             if known:
-                state.allocate(known, job.shape)
+                try:
+                    state.allocate(known, job.shape)
+                except PlacementError:
+                    state._hold_over_committed(known, job.shape)
         state._hold_reserved_gpus()
         return state
 
+    def _hold_over_committed(self, placements: Sequence[WorkerPlacement], shape: WorkerShape) -> None:
+        """Count placements that no longer fit where they say (a node's device report put
+        another holder on a GPU a not yet reported worker was planned on): each slice that
+        does not fit its index is held on another GPU with room (a whole GPU on the first
+        idle one), so the node's free GPUs still count what is held; only when none has room
+        is it taken down to nothing left (never below). The cycle never fails on it, and the
+        next report, or the status patched from it, settles the indices."""
+        for p in placements:
+            i = self._index[p.node]
+            count = int(self.gpu_count[i])
+            row = self.gpu_free[i]
+            for s in p.gpus:
+                index = s.index if 0 <= s.index < count and row[s.index] >= s.milli else None
+                if index is None:
+                    whole = np.flatnonzero(row[:count] == MILLI_PER_GPU)
+                    room = whole if s.milli >= MILLI_PER_GPU and len(whole) else np.flatnonzero(row[:count] >= s.milli)
+                    index = int(room[0]) if len(room) else (s.index if 0 <= s.index < count else None)
+                if index is not None:
+                    row[index] = max(0, int(row[index]) - s.milli)
+            self.cpu_free[i] = max(0, int(self.cpu_free[i]) - shape.cpu_milli)
+            self.memory_free[i] = max(0, int(self.memory_free[i]) - shape.memory_bytes)
+            self.pods_free[i] = max(0, int(self.pods_free[i]) - 1)
+            self._refresh(np.array([i]))
+
     def _hold_reserved_gpus(self) -> None:
-        """Take each node's `reserved_gpus` (whole GPUs held by pods gpupool does not manage,
-        whose indices it cannot know) out of the free vector: the first fully idle GPUs, then,
-        if the node is over-committed already, the first GPUs with anything free left."""
+        """Take each node's `reserved_gpus` (whole GPUs held by pods gpupool does not manage)
+        out of the free vector. Those the node reports (`reserved_gpu_indices`, from its
+        device report) are held where the report says; the rest, whose indices gpupool
+        cannot know, by the fallback rule: the first fully idle GPUs, then, if the node is
+        over-committed already, the first GPUs with anything free left."""
         touched = []
         for i, node in enumerate(self.nodes):
             left = min(node.reserved_gpus, node.gpus)
-            if left <= 0:
+            if left <= 0 and not node.reserved_gpu_indices:
                 continue
             row = self.gpu_free[i, : node.gpus]
+            for index in sorted(set(node.reserved_gpu_indices)):
+                if 0 <= index < node.gpus:
+                    row[index] = 0
+                    left -= 1
             order = [*np.flatnonzero(row == MILLI_PER_GPU), *np.flatnonzero((row > 0) & (row < MILLI_PER_GPU))]
-            for index in order[:left]:
+            for index in order[: max(0, left)]:
                 row[index] = 0
             touched.append(i)
         if touched:
@@ -172,6 +207,8 @@ class PlacementState:
         mask &= self.memory_capacity >= shape.memory_bytes
         if shape.gpu_milli > 0:
             mask &= self.gpu_count >= max(shape.whole_gpus, 1)
+        if shape.is_fractional:
+            mask &= self.accepts_shares
         return bool(mask.any())
 
     # ---------------------------------------------------------------- placement
@@ -182,7 +219,7 @@ class PlacementState:
         if shape.gpu_milli >= MILLI_PER_GPU:
             mask &= self.idle >= shape.whole_gpus
         elif shape.gpu_milli > 0:
-            mask &= self.max_free >= shape.gpu_milli
+            mask &= (self.max_free >= shape.gpu_milli) & self.accepts_shares
         return np.flatnonzero(mask)
 
     def place(
