@@ -5,11 +5,14 @@ and in the integration tests). kwok nodes have no GPUs, so each reading is deriv
 the gpupool worker pods the Kubernetes API shows on the node:
 
 - **Which pods.** Pods labelled `gpupool.io/job`, in phase Running, bound to the node.
-- **Which GPUs.** A share's container environment (the indices in
-  `NVIDIA_VISIBLE_DEVICES`, tokens such as `void` skipped, and `GPUPOOL_GPU_SHARE`), else
-  the pod's `gpupool.io/gpu-indices` / `gpupool.io/gpu-share` annotations: a whole-GPU
-  worker's variable is the device plugin's to set, and kwok runs none. Reading the pod
-  rather than the GPUJob's `status.placement` needs no access to GPUJobs and no join.
+- **Which GPUs.** On a node whose agent publishes the kubelet's report of which pod holds
+  which GPU (the Node annotation `gpupool.io/pod-devices`, the real node), a pod in the
+  report holds the GPUs it names: the kubelet chose them, not gpupool. Otherwise a
+  share's container environment (`NVIDIA_VISIBLE_DEVICES`: indices, or the UUIDs of the
+  node's simulated GPUs, tokens such as `void` skipped; and `GPUPOOL_GPU_SHARE`), else,
+  on a node without a report (kwok runs no device plugin), the pod's
+  `gpupool.io/gpu-indices` / `gpupool.io/gpu-share` annotations, gpupool's plan. Reading
+  the pod rather than the GPUJob's `status.placement` needs no access to GPUJobs and no join.
 - **How busy.** The pod annotation `gpupool.io/sim-gpu-util` (a ratio 0..1, e.g.
   `"0.85"`; it comes from the job's pod template) is what the worker uses of what it
   holds; without it, or when it is not a number in 0..1, `DEFAULT_UTILIZATION` (0.9).
@@ -38,6 +41,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gpupool.agent.backend import GpuDevice, GpuSample
+from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
+from gpupool.agent.pod_devices import parse_pod_devices, pod_key
 from gpupool.cluster.kwok_nodes import GPU_RESOURCE, KWOK_ANNOTATION, LABEL_GPU_MODEL
 from gpupool.cluster.pods import ANNOTATION_GPU_INDICES, ANNOTATION_GPU_SHARE
 
@@ -57,11 +62,29 @@ _warned: set[str] = set()  # bad annotation values already logged (once each, no
 
 @dataclass(frozen=True)
 class SimNode:
-    """A node whose GPUs are simulated: its name, GPU count and model."""
+    """A node whose GPUs are simulated: its name, GPU count and model, and, where its agent
+    publishes one, the kubelet's report of which pod holds which GPU (`namespace/name` ->
+    UUIDs; None: no report)."""
 
     name: str
     gpus: int
     model: str
+    pod_devices: Mapping[str, tuple[str, ...]] | None = None
+
+    def index_of(self, device: str) -> int | None:
+        """The index of the GPU a token of `NVIDIA_VISIBLE_DEVICES` names (an index or one
+        of this node's simulated UUIDs); None for anything else (`void`, `none`, unknown)."""
+        token = device.strip()
+        if token.isascii() and token.isdigit():
+            return int(token)
+        for index in range(self.gpus):
+            if simulated_uuid(self.name, index) == token:
+                return index
+        return None
+
+    def indices_of(self, devices: Iterable[str]) -> tuple[int, ...]:
+        """The indices of the GPUs `devices` name (see `index_of`), unknown ones left out."""
+        return tuple(i for i in (self.index_of(d) for d in devices) if i is not None)
 
 
 @dataclass(frozen=True)
@@ -96,9 +119,12 @@ def sim_utilization(annotations: Mapping[str, str]) -> float:
     return value
 
 
-def visible_indices(value: str) -> tuple[int, ...]:
-    """GPU indices in an `NVIDIA_VISIBLE_DEVICES` value; `void`, `none`, UUIDs are skipped."""
-    tokens = (token.strip() for token in value.split(","))
+def visible_indices(value: str, node: SimNode | None = None) -> tuple[int, ...]:
+    """GPU indices in an `NVIDIA_VISIBLE_DEVICES` value: the numbers and, given the `node`,
+    the UUIDs of its simulated GPUs; `void`, `none` and other UUIDs are skipped."""
+    tokens = [token.strip() for token in value.split(",")]
+    if node is not None:
+        return node.indices_of(tokens)
     return tuple(int(token) for token in tokens if token.isascii() and token.isdigit())
 
 
@@ -112,13 +138,15 @@ def _share(value: str | None) -> float:
     return share if math.isfinite(share) and 0.0 < share <= 1.0 else 1.0
 
 
-def sim_worker(pod: Mapping[str, Any]) -> SimWorker | None:
+def sim_worker(pod: Mapping[str, Any], on: SimNode | None = None) -> SimWorker | None:
     """The worker a pod dict (as the API returns it) stands for; None if it holds no GPU.
 
-    Its GPUs are the indices of the first container whose `NVIDIA_VISIBLE_DEVICES` names
-    some (a share), else gpupool's `gpupool.io/gpu-indices` annotation: a whole-GPU worker
-    requests a count and its container's variable is the device plugin's to set, which on
-    a kwok node nothing does, so gpupool's recorded plan is what the simulation follows.
+    `on` is the pod's node, when the backend simulates it. A pod its report names holds
+    the GPUs the kubelet gave it. Otherwise its GPUs are the indices of the first container
+    whose `NVIDIA_VISIBLE_DEVICES` names some (a share: indices, or UUIDs of `on`'s GPUs),
+    else, on a node without a report, gpupool's `gpupool.io/gpu-indices` annotation: a
+    whole-GPU worker requests a count and its container's variable is the device plugin's
+    to set, which on a kwok node nothing does, so gpupool's plan is what the simulation follows.
     """
     metadata = pod.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
@@ -126,16 +154,22 @@ def sim_worker(pod: Mapping[str, Any]) -> SimWorker | None:
     node = spec.get("nodeName")
     if not node:
         return None
+    if on is not None and on.pod_devices is not None:
+        reported = on.pod_devices.get(pod_key(str(metadata.get("namespace")), str(metadata.get("name"))))
+        if reported:
+            return SimWorker(str(node), on.indices_of(reported), 1.0, sim_utilization(annotations))
     for container in spec.get("containers") or []:
         env = {e.get("name"): e.get("value") for e in container.get("env") or [] if isinstance(e, dict)}
         devices = env.get("NVIDIA_VISIBLE_DEVICES")
-        if isinstance(devices, str) and visible_indices(devices):
+        if isinstance(devices, str) and visible_indices(devices, on):
             return SimWorker(
                 node=str(node),
-                gpu_indices=visible_indices(devices),
+                gpu_indices=visible_indices(devices, on),
                 share=_share(env.get("GPUPOOL_GPU_SHARE")),
                 utilization=sim_utilization(annotations),
             )
+    if on is not None and on.pod_devices is not None:
+        return None  # the kubelet gave this pod no GPU: it holds none
     planned = annotations.get(ANNOTATION_GPU_INDICES)
     if isinstance(planned, str) and visible_indices(planned):
         return SimWorker(
@@ -158,7 +192,8 @@ def sim_node(node: Mapping[str, Any]) -> SimNode | None:
     if gpus <= 0 or not metadata.get("name"):
         return None
     model = (metadata.get("labels") or {}).get(LABEL_GPU_MODEL) or "simulated"
-    return SimNode(name=str(metadata["name"]), gpus=gpus, model=str(model))
+    report = parse_pod_devices((metadata.get("annotations") or {}).get(POD_DEVICES_ANNOTATION))
+    return SimNode(name=str(metadata["name"]), gpus=gpus, model=str(model), pod_devices=report)
 
 
 def is_kwok_node(node: Mapping[str, Any]) -> bool:
@@ -261,7 +296,10 @@ class SimulatedBackend:
 
     def sample(self, now: float) -> Sequence[GpuSample]:
         nodes = self._refresh_nodes()
-        workers = [w for w in (sim_worker(pod) for pod in self._source.worker_pods()) if w is not None]
+        by_name = {node.name: node for node in nodes}
+        pods = self._source.worker_pods()
+        found = (sim_worker(pod, by_name.get(str((pod.get("spec") or {}).get("nodeName")))) for pod in pods)
+        workers = [w for w in found if w is not None]
         samples = []
         for node in nodes:
             utilization = gpu_utilization(node, workers)

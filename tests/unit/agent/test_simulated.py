@@ -6,11 +6,14 @@ exactly the environment and annotations the operator writes."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from builders.api import gpujob, node_object
+from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
+from gpupool.agent.pod_devices import format_pod_devices
 from gpupool.agent.simulated import (
     BUSY_WATTS,
     DEFAULT_UTILIZATION,
@@ -97,6 +100,17 @@ def operator_pod(gpus: float, indices: list[int], share: float = 1.0, annotation
     return worker_pod(job, placement, attempt=1)
 
 
+def share_pod(visible: str) -> dict[str, Any]:
+    """A 0.5 share pod whose container is told `visible` in `NVIDIA_VISIBLE_DEVICES`."""
+    pod = operator_pod(0.5, [0], share=0.5)
+    pod["metadata"]["name"] = "share-a1-w0"
+    pod["spec"]["containers"][0]["env"] = [
+        {"name": "NVIDIA_VISIBLE_DEVICES", "value": visible},
+        {"name": "GPUPOOL_GPU_SHARE", "value": "0.5"},
+    ]
+    return pod
+
+
 def test_worker_read_from_an_operator_pod_whole_gpus() -> None:
     pod = operator_pod(2, [4, 5], annotations={"gpupool.io/sim-gpu-util": "0.6"})
     assert sim_worker(pod) == SimWorker(node="n1", gpu_indices=(4, 5), share=1.0, utilization=0.6)
@@ -121,6 +135,37 @@ def test_pods_without_gpus_or_node_are_not_workers() -> None:
     del unbound["spec"]["nodeName"]
     assert sim_worker(unbound) is None
     assert sim_worker({"metadata": {}, "spec": {"nodeName": "n1", "containers": [{"name": "c"}]}}) is None
+
+
+REPORTING = SimNode(
+    "n1",
+    gpus=4,
+    model="A100",
+    pod_devices={"ns/train-a1-w0": (simulated_uuid("n1", 2), simulated_uuid("n1", 3))},
+)
+
+
+# (what, the pod, its node as the backend sees it, the GPUs it is read to hold or None)
+REPORT_TABLE = [
+    ("the kubelet's report wins over the plan", operator_pod(2, [0, 1]), REPORTING, (2, 3)),
+    ("a pod the report leaves out holds no GPU", operator_pod(2, [0, 1]), replace(REPORTING, pod_devices={}), None),
+    ("without a report the plan stands (kwok)", operator_pod(2, [0, 1]), NODE, (0, 1)),
+    ("a share told its GPU's UUID", share_pod(simulated_uuid("n1", 1)), REPORTING, (1,)),
+    ("a share told another node's UUID holds none", share_pod(simulated_uuid("n9", 1)), REPORTING, None),
+    ("a share told an index", share_pod("3"), NODE, (3,)),
+]
+
+
+@pytest.mark.parametrize(("pod", "node", "gpus"), [r[1:] for r in REPORT_TABLE], ids=[r[0] for r in REPORT_TABLE])
+def test_which_gpus_a_worker_holds(pod: dict[str, Any], node: SimNode, gpus: tuple[int, ...] | None) -> None:
+    worker = sim_worker(pod, node)
+    assert (worker.gpu_indices if worker else None) == gpus
+
+
+def test_a_node_report_is_read_from_its_annotation() -> None:
+    report = {"ns/train-a1-w0": [simulated_uuid("n1", 2)]}
+    node = node_object("n1", gpus="4", annotations={POD_DEVICES_ANNOTATION: format_pod_devices(report)})
+    assert sim_node(node) == SimNode("n1", 4, "A100", {"ns/train-a1-w0": (simulated_uuid("n1", 2),)})
 
 
 def test_nodes_with_gpus_are_simulated_and_kwok_nodes_recognised() -> None:
