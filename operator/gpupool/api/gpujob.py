@@ -96,6 +96,67 @@ class PodTemplate(SpecModel):
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
 
+    @model_validator(mode="after")
+    def _no_device_selection_of_its_own(self) -> Self:
+        """Refuse a template that would reach GPUs outside the queue (see `device_selection_fields`)."""
+        found = device_selection_fields(self.metadata, self.spec)
+        if found:
+            raise ValueError(
+                f"{', '.join(found)}: gpupool chooses a worker's GPUs and requests them itself; a pod template "
+                "may not select devices (NVIDIA_* variables, CDI annotations, GPU resources): remove "
+                f"{'it' if len(found) == 1 else 'them'} and set spec.gpus"
+            )
+        return self
+
+
+NVIDIA_ENV_PREFIX = "NVIDIA_"
+CDI_ANNOTATION_PREFIX = "cdi.k8s.io/"
+DEVICE_RESOURCE_PREFIXES = ("nvidia.com/", "gpu.nvidia.com/")
+
+
+def device_selection_fields(metadata: Any, spec: Any) -> list[str]:
+    """The fields of a pod template (`metadata`, `spec`) that select GPUs by themselves, as
+    `spec.template...` paths: an env variable named `NVIDIA_*` (the container toolkit reads
+    `NVIDIA_VISIBLE_DEVICES` and friends), a `cdi.k8s.io/*` annotation (CDI device
+    injection) and a `nvidia.com/*` resource of any container. gpupool's worker pods are
+    created by the operator, which the chart's admission policy exempts, so without this a
+    template could name any GPU of the node: no tenant reaches a GPU outside the queue.
+    Variables from `envFrom` cannot be seen here; the pods' NVIDIA_VISIBLE_DEVICES that
+    gpupool sets itself comes after them and wins (`gpupool.cluster.pods`)."""
+    found: list[str] = []
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if isinstance(annotations, dict):
+        found += [
+            f"spec.template.metadata.annotations[{key}]"
+            for key in annotations
+            if str(key).startswith(CDI_ANNOTATION_PREFIX)
+        ]
+    if not isinstance(spec, dict):
+        return found
+    for group in ("initContainers", "containers"):
+        containers = spec.get(group)
+        if not isinstance(containers, list):
+            continue
+        for position, container in enumerate(containers):
+            if not isinstance(container, dict):
+                continue
+            where = f"spec.template.spec.{group}[{position}]"
+            env = container.get("env")
+            for index, variable in enumerate(env if isinstance(env, list) else []):
+                name = variable.get("name") if isinstance(variable, dict) else None
+                if isinstance(name, str) and name.startswith(NVIDIA_ENV_PREFIX):
+                    found.append(f"{where}.env[{index}] ({name})")
+            resources = container.get("resources")
+            for kind in ("requests", "limits"):
+                amounts = resources.get(kind) if isinstance(resources, dict) else None
+                if isinstance(amounts, dict):
+                    found += [
+                        f"{where}.resources.{kind}[{name}]"
+                        for name in amounts
+                        if str(name).startswith(DEVICE_RESOURCE_PREFIXES)
+                    ]
+    return found
+
 
 class Provenance(SpecModel):
     """Where the job's results come from; recorded for reproducibility, never interpreted."""

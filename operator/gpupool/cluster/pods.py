@@ -93,9 +93,9 @@ def worker_pod(
     `gpupool.io/reservation` annotation.
 
     The template's own environment wins: a variable a container already sets is never
-    replaced by gpupool's, `NVIDIA_VISIBLE_DEVICES` included. gpupool does not fight a
-    template here; the chart's admission policy refuses tenant `NVIDIA_*` variables, and for
-    whole GPUs the device plugin replaces the value at container creation anyway.
+    replaced by gpupool's. A template cannot set `NVIDIA_*` variables, CDI annotations or
+    GPU resources at all (the API model refuses them, `api.gpujob.device_selection_fields`),
+    and for whole GPUs the device plugin replaces the value at container creation anyway.
     """
     metadata: Mapping[str, Any] = job.metadata
     job_name = str(metadata["name"])

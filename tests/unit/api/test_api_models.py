@@ -244,6 +244,59 @@ def test_valid_gpu_counts_parse(gpus: float) -> None:
     assert GPUJobSpec.model_validate(_job_spec(gpus=gpus)).gpus == gpus
 
 
+def _template(env: list[dict[str, str]] | None = None, **container: Any) -> dict[str, Any]:
+    return {"spec": {"containers": [{"name": "main", "image": "img", **({"env": env} if env else {}), **container}]}}
+
+
+# (what, the pod template, the field the refusal names)
+DEVICE_SELECTION_TABLE = [
+    (
+        "a container's NVIDIA_VISIBLE_DEVICES",
+        _template([{"name": "A", "value": "1"}, {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}]),
+        "spec.template.spec.containers[0].env[1] (NVIDIA_VISIBLE_DEVICES)",
+    ),
+    (
+        "any NVIDIA_ variable",
+        _template([{"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "all"}]),
+        "containers[0].env[0] (NVIDIA_DRIVER_CAPABILITIES)",
+    ),
+    (
+        "an init container's variable",
+        {"spec": {"initContainers": [{"name": "i", "env": [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "0"}]}]}},
+        "spec.template.spec.initContainers[0].env[0]",
+    ),
+    (
+        "a CDI device annotation",
+        {"metadata": {"annotations": {"cdi.k8s.io/gpu": "nvidia.com/gpu=all"}}, "spec": {}},
+        "spec.template.metadata.annotations[cdi.k8s.io/gpu]",
+    ),
+    (
+        "a GPU resource of a sidecar",
+        {"spec": {"containers": [{"name": "m"}, {"name": "s", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}},
+        "spec.template.spec.containers[1].resources.limits[nvidia.com/gpu]",
+    ),
+    (
+        "a MIG resource",
+        _template(resources={"requests": {"nvidia.com/mig-1g.10gb": "1"}}),
+        "resources.requests[nvidia.com/mig-1g.10gb]",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("template", "field"), [r[1:] for r in DEVICE_SELECTION_TABLE], ids=[r[0] for r in DEVICE_SELECTION_TABLE]
+)
+def test_a_template_that_selects_gpus_itself_is_refused_naming_the_field(template: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidObjectError) as err:
+        parse_gpujob({**JOB, "spec": {**JOB["spec"], "template": template}})
+    assert field in str(err.value) and "set spec.gpus" in str(err.value)
+
+
+def test_a_template_with_ordinary_variables_and_resources_parses() -> None:
+    template = _template([{"name": "NCCL_DEBUG", "value": "INFO"}], resources={"limits": {"cpu": "2"}})
+    assert parse_gpujob({**JOB, "spec": {**JOB["spec"], "template": template}}).spec.template.spec
+
+
 def test_invalid_object_error_names_object_field_and_remedy() -> None:
     bad = {**JOB, "spec": {**JOB["spec"], "workers": 0}}
     with pytest.raises(InvalidObjectError) as err:

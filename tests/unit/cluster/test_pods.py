@@ -78,17 +78,12 @@ def test_fractional_worker_requests_no_device_and_sees_its_gpu_index_and_share()
     assert pod["metadata"]["annotations"]["gpupool.io/gpu-share"] == "0.5"
 
 
-@pytest.mark.parametrize(
-    "template_spec",
-    [
-        {"containers": [{"name": "main", "image": "img", "env": [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}]}]},
-    ],
-    ids=["user-env-wins"],
-)
-def test_user_environment_is_not_overwritten(template_spec: dict[str, Any]) -> None:
+def test_user_environment_is_not_overwritten() -> None:
+    env = [{"name": "GPUPOOL_JOB", "value": "mine"}]
+    template_spec = {"containers": [{"name": "main", "image": "img", "env": env}]}
     pod = worker_pod(make_job(1, template_spec=template_spec), placement(0, [0]), attempt=1)
-    values = [e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "NVIDIA_VISIBLE_DEVICES"]
-    assert values == ["all"]
+    values = [e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "GPUPOOL_JOB"]
+    assert values == ["mine"]
 
 
 SIDECAR = {"containers": [{"name": "main", "image": "img"}, {"name": "sidecar", "image": "img"}]}
