@@ -116,6 +116,13 @@ class OperatorSettings(BaseSettings):
         "the image's own.",
     )
 
+    share_reservation_host_network: bool = Field(
+        default=False,
+        description="Run the reservation pods in the node's network namespace (hostNetwork): they then need no "
+        "pod IP, but Pod Security's baseline level refuses them; for nodes without a pod network (the dev "
+        "cluster's real node).",
+    )
+
     @property
     def reservations(self) -> ReservationSettings:
         """How share reservation pods are made (`gpupool.cluster.reservations`)."""
@@ -124,6 +131,7 @@ class OperatorSettings(BaseSettings):
             namespace=self.share_reservation_namespace or self.leader_election_namespace,
             image=self.share_reservation_image,
             command=ReservationSettings.command_of(self.share_reservation_command),
+            host_network=self.share_reservation_host_network,
             scheduler_name=self.scheduler_name,
         )
 

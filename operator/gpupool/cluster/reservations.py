@@ -64,6 +64,7 @@ class ReservationSettings:
     namespace: str = "default"
     image: str = DEFAULT_IMAGE
     command: tuple[str, ...] = ()
+    host_network: bool = False
     scheduler_name: str = "gpupool"
 
     @staticmethod
@@ -88,7 +89,7 @@ def reservation_manifest(settings: ReservationSettings, node: str, slot: int) ->
     """The pod that holds one shared GPU of `node`: bound to it, requesting one whole GPU,
     doing nothing (a pause-like image), restarted in place by the kubelet if it exits (a pod
     that keeps its name keeps its device), tolerating every taint (it lives where its shares
-    live), with no API token."""
+    live), with no API token; in the node's network with `settings.host_network`."""
     container: dict[str, Any] = {
         "name": "reserve",
         "image": settings.image,
@@ -113,6 +114,7 @@ def reservation_manifest(settings: ReservationSettings, node: str, slot: int) ->
             "automountServiceAccountToken": False,
             "tolerations": [{"operator": "Exists"}],
             "containers": [container],
+            **({"hostNetwork": True} if settings.host_network else {}),
         },
     }
 

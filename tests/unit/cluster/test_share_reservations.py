@@ -336,3 +336,9 @@ def test_the_reservation_pod_requests_one_whole_gpu_with_the_image_and_command_s
     assert "command" not in default and "pause" in default["image"]
     operator = OperatorSettings(share_reservation_command="sleep infinity", leader_election_namespace="ops")
     assert (operator.reservations.command, operator.reservations.namespace) == (("sleep", "infinity"), "ops")
+
+
+def test_reservation_pods_join_the_node_network_only_when_told() -> None:
+    assert "hostNetwork" not in reservation_manifest(ReservationSettings(), "n1", 0)["spec"]
+    told = OperatorSettings(share_reservation_host_network=True).reservations
+    assert reservation_manifest(told, "n1", 0)["spec"]["hostNetwork"] is True
