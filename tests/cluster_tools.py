@@ -152,18 +152,19 @@ class OperatorProcess:
 
     @contextmanager
     def running_with(self, kubeconfig: str | None = None, **env: str) -> Iterator[None]:
-        """Run the operator with extra GPUPOOL_* settings inside the block, and with another
-        identity's `kubeconfig` if given (a ServiceAccount's token); then as before."""
-        admin = self.kubeconfig
+        """Run the operator with extra GPUPOOL_* settings inside the block (over those it runs
+        with), and with another identity's `kubeconfig` if given (a ServiceAccount's token);
+        then as before."""
+        admin, before = self.kubeconfig, self.extra_env
         self.stop()
-        self.extra_env = dict(env)
+        self.extra_env = {**before, **env}
         self.kubeconfig = kubeconfig or admin
         self.start()
         try:
             yield
         finally:
             self.stop()
-            self.extra_env = {}
+            self.extra_env = before
             self.kubeconfig = admin
             self.start()
 

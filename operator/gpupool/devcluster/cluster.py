@@ -481,14 +481,16 @@ class DevCluster:
                 self._save(state)
                 self._wait_healthy(record, proc, deadline)
                 progress(f"  {component} ready (pid {record.pid})")
-            self._wait_node_gpus(name, spec.gpus, deadline)
+            self.wait_node_gpus(name, spec.gpus, deadline - time.monotonic())
         except realnode.RealNodeError as error:
             raise ClusterError(str(error)) from error
         progress(f"  node/{name} Ready with {spec.gpus} simulated GPUs")
         return name
 
-    def _wait_node_gpus(self, name: str, gpus: int, deadline: float) -> None:
-        """Wait until node `name` is Ready and advertises `gpus` allocatable nvidia.com/gpu."""
+    def wait_node_gpus(self, name: str, gpus: int, wait_seconds: float) -> None:
+        """Wait until node `name` is Ready and advertises `gpus` allocatable nvidia.com/gpu
+        (after `add_real_node`, and in the tests after restarting the kubelet or the plugin)."""
+        deadline = time.monotonic() + wait_seconds
         url = f"{self.load_state_apiserver()}/api/v1/nodes/{name}"
         seen = "the node was never registered"
         while time.monotonic() < deadline:
