@@ -53,6 +53,23 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
 {{/* The container security context both the operator and the agent run with. */}}
+{{- /*
+The node agent's: the kubelet creates its PodResources socket as root's, writable by root
+only, so the agent connects as user 0 (as NVIDIA's DCGM exporter does), with no
+capability, no privilege escalation and a read-only root filesystem.
+*/ -}}
+{{- define "gpupool.agentSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: false
+runAsUser: 0
+runAsGroup: 0
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
 {{- define "gpupool.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true

@@ -133,6 +133,11 @@ def test_the_agent_reads_the_kubelets_pod_resources_under_the_nvidia_runtime_on_
     assert mounts["pod-resources"] == {"name": "pod-resources", "mountPath": POD_RESOURCES, "readOnly": True}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["pod-resources"]["hostPath"] == {"path": POD_RESOURCES, "type": "Directory"}
+    # The kubelet's socket is root's: the agent connects as root, with no capability.
+    context = container["securityContext"]
+    assert context["runAsUser"] == 0 and "runAsNonRoot" not in pod["securityContext"]
+    assert context["capabilities"]["drop"] == ["ALL"] and not context["allowPrivilegeEscalation"]
+    assert context["readOnlyRootFilesystem"]
 
 
 def test_the_agent_runtime_class_can_be_left_out_and_its_socket_and_tolerations_changed() -> None:
