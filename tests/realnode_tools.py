@@ -64,14 +64,6 @@ QUEUE = "real-team"
 """The real-node session's GPUQueue (8 A100s nominal), over the pool `REAL_POOL`."""
 REAL_POOL = "real"
 """The real-node session's GPUNodePool, selecting the real node by its `gpupool.io/pool` label."""
-OPERATOR_ENV = {
-    # The share reservation pods run the local toolbox (no registry) and do nothing.
-    "GPUPOOL_SHARE_RESERVATION_IMAGE": TOOLBOX_IMAGE,
-    "GPUPOOL_SHARE_RESERVATION_COMMAND": "sleep 1000000000",
-    # The real node has no pod network: only host-network pods get a sandbox.
-    "GPUPOOL_SHARE_RESERVATION_HOST_NETWORK": "true",
-}
-"""GPUPOOL_* settings of the operator in the real-node session."""
 
 
 def real_job_manifest(

@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from cluster_tools import AgentProcess, OperatorProcess, kubectl
-from gpupool.devcluster.realnode import RealNodeLayout, RealNodeSpec
+from gpupool.devcluster.realnode import OPERATOR_ENV, RealNodeLayout, RealNodeSpec
 from kube_helpers import wait_for
-from realnode_tools import OPERATOR_ENV, QUEUE, REAL_NODE_GPUS, REAL_POOL
+from realnode_tools import QUEUE, REAL_NODE_GPUS, REAL_POOL
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from gpupool.devcluster.prometheus import (
     scrape_targets,
     unregister_scrape_target,
 )
+from gpupool.devcluster.realnode import RealNodeLayout
 
 OPERATOR_EXTRA = "gpupool-operator"
 AGENT_EXTRA = "gpupool-agent"
@@ -64,16 +65,24 @@ def start_operator(
     raise ClusterError(f"the operator did not become ready in {wait_seconds:g}s; see {record.log}")
 
 
-def start_simulated_agent(cluster: DevCluster) -> ProcessRecord:
-    """Start one simulated node agent for every kwok node of `cluster` (as the demo does),
-    recorded like the operator so `gpupool dev down` stops it, and registered as the
-    Prometheus' `gpupool-agent` target."""
+def start_simulated_agent(cluster: DevCluster, node: str | None = None) -> ProcessRecord:
+    """Start one simulated node agent for every kwok node of `cluster` (as the demo does), or
+    with `node` for that one node, the real node: that agent also publishes the kubelet's
+    PodResources report (`gpupool.io/pod-devices`). Recorded like the operator so `gpupool
+    dev down` stops it, and registered as a Prometheus `gpupool-agent` target (the kwok
+    agent as the only one of its kind: an earlier one's target goes)."""
     port = free_port()
     env = {**os.environ, "GPUPOOL_AGENT_HOST": "127.0.0.1"}
-    argv = [sys.executable, "-m", "gpupool.cli", "agent", "run", "--backend", "simulated", "--all-kwok-nodes"]
+    argv = [sys.executable, "-m", "gpupool.cli", "agent", "run", "--backend", "simulated"]
+    if node is None:
+        argv.append("--all-kwok-nodes")
+    else:
+        socket_path = RealNodeLayout(cluster.state_dir).pod_resources_socket
+        argv += ["--node", node, "--pod-resources-socket", str(socket_path)]
     argv += ["--kubeconfig", str(cluster.kubeconfig), "--port", str(port)]
-    record = cluster.start_extra(AGENT_EXTRA, argv, env)
-    for old in scrape_targets(cluster.state_dir, AGENT_JOB):
-        unregister_scrape_target(cluster.state_dir, AGENT_JOB, old)
+    record = cluster.start_extra(AGENT_EXTRA if node is None else f"{AGENT_EXTRA}-{node}", argv, env)
+    if node is None:
+        for old in scrape_targets(cluster.state_dir, AGENT_JOB):
+            unregister_scrape_target(cluster.state_dir, AGENT_JOB, old)
     register_scrape_target(cluster.state_dir, AGENT_JOB, f"127.0.0.1:{port}")
     return record

@@ -57,6 +57,15 @@ HOST_PACKAGES = ("runc", "containernetworking-plugins", "busybox-static")
 NAMESPACE = "k8s.io"
 """containerd's namespace for CRI (the kubelet's) containers and images."""
 
+OPERATOR_ENV = {
+    "GPUPOOL_SHARE_RESERVATION_IMAGE": node_images.TOOLBOX_IMAGE,
+    "GPUPOOL_SHARE_RESERVATION_COMMAND": "sleep 1000000000",
+    "GPUPOOL_SHARE_RESERVATION_HOST_NETWORK": "true",
+}
+"""The operator's settings for a cluster with this node (the demo's, the real-node tests'):
+share reservation pods run the local toolbox (no registry) on the host network (no pod
+network) and do nothing."""
+
 LABEL_NODE_KIND = "gpupool.io/node-kind"
 DEFAULT_GPU_MODEL = "A100"
 DEFAULT_GPU_PRODUCT = "NVIDIA-A100-SXM4-80GB"
