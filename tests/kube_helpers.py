@@ -250,15 +250,12 @@ class Scenario:
         return items
 
     def events(self, name: str) -> list[str]:
-        out = kubectl(
-            self.kubeconfig,
-            "get",
-            "events",
-            "-n",
-            self.namespace,
-            "--field-selector",
-            f"involvedObject.name={name}",
-            "-o",
-            "json",
-        ).stdout
-        return [e["reason"] for e in sorted(json.loads(out)["items"], key=lambda e: e["metadata"]["creationTimestamp"])]
+        return event_reasons(self.kubeconfig, self.namespace, name)
+
+
+def event_reasons(kubeconfig: str, namespace: str, name: str) -> list[str]:
+    """The reasons of the events about object `name` in `namespace`, oldest first."""
+    out = kubectl(
+        kubeconfig, "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}", "-o", "json"
+    ).stdout
+    return [e["reason"] for e in sorted(json.loads(out)["items"], key=lambda e: e["metadata"]["creationTimestamp"])]

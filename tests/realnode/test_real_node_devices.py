@@ -21,7 +21,7 @@ import yaml
 from cluster_tools import AgentProcess, OperatorProcess, kubectl
 from gpupool.agent.podresources import pod_devices
 from gpupool.devcluster.checker import check_cluster
-from kube_helpers import wait_for
+from kube_helpers import event_reasons, wait_for
 from realnode_tools import (
     device_truth_violations,
     pod_json,
@@ -89,19 +89,7 @@ class RealWorld:
         return device_truth_violations(self.kubeconfig, self.node, self.report(), self.jobs())
 
     def events(self, name: str) -> list[str]:
-        """The reasons of the events about object `name` in the namespace."""
-        out = kubectl(
-            self.kubeconfig,
-            "get",
-            "events",
-            "-n",
-            self.namespace,
-            "--field-selector",
-            f"involvedObject.name={name}",
-            "-o",
-            "json",
-        ).stdout
-        return [str(e.get("reason")) for e in json.loads(out)["items"]]
+        return event_reasons(self.kubeconfig, self.namespace, name)
 
     def delete_job(self, name: str) -> None:
         kubectl(self.kubeconfig, "delete", "gpujob", name, "-n", self.namespace, "--wait=true", "--timeout=60s")
