@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import yaml
 
 from cluster_tools import kubectl
-from gpupool.cluster.kwok_nodes import GpuNodeSpec
-from gpupool.cluster.kwok_provider import create_gpu_node
+from gpupool.cluster.nodes.kwok_nodes import GpuNodeSpec
+from gpupool.cluster.nodes.kwok_provider import create_gpu_node
 from gpupool.core.models import CPU_MODEL
 
 T = TypeVar("T")

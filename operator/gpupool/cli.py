@@ -75,7 +75,7 @@ def _agent(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _provenance(args: argparse.Namespace, rest: list[str]) -> int:
-    from gpupool.cluster import provenance_cmd
+    from gpupool import provenance_cmd
 
     return provenance_cmd.main(rest)
 

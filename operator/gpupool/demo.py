@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpupool.api import crdgen
-from gpupool.cluster.kwok_nodes import GpuNodeSpec
-from gpupool.cluster.kwok_provider import create_gpu_node
+from gpupool.cluster.nodes.kwok_nodes import GpuNodeSpec
+from gpupool.cluster.nodes.kwok_provider import create_gpu_node
 from gpupool.devcluster.build import ensure_built, hack_dir
 from gpupool.devcluster.cluster import DevCluster
 from gpupool.devcluster.operator_process import start_operator, start_simulated_agent

@@ -13,9 +13,9 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gpupool.cluster.leader import LeaseTiming
-from gpupool.cluster.reservations import DEFAULT_IMAGE as DEFAULT_RESERVATION_IMAGE
-from gpupool.cluster.reservations import ReservationSettings
+from gpupool.cluster.kube.leader import LeaseTiming
+from gpupool.cluster.writes.reservations import DEFAULT_IMAGE as DEFAULT_RESERVATION_IMAGE
+from gpupool.cluster.writes.reservations import ReservationSettings
 from gpupool.core.placement.registry import SCORING_POLICY_NAMES
 
 ENV_PREFIX = "GPUPOOL_"
@@ -125,7 +125,7 @@ class OperatorSettings(BaseSettings):
 
     @property
     def reservations(self) -> ReservationSettings:
-        """How share reservation pods are made (`gpupool.cluster.reservations`)."""
+        """How share reservation pods are made (`gpupool.cluster.writes.reservations`)."""
         return ReservationSettings(
             enabled=self.share_reservations,
             namespace=self.share_reservation_namespace or self.leader_election_namespace,

@@ -16,10 +16,10 @@ from gpupool.agent.gpu_uuids import format_uuids
 from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
 from gpupool.agent.pod_devices import format_pod_devices
 from gpupool.api import GPUJob, parse_gpujob
-from gpupool.cluster.cache import CacheView, ClusterCache, Kind
-from gpupool.cluster.parsing import compact_foreign_pod, parse_object_of
-from gpupool.cluster.pods import LABEL_ATTEMPT, LABEL_JOB, LABEL_WORKER
-from gpupool.cluster.reservations import LABEL_RESERVATION, ReservationSettings, reservation_manifest
+from gpupool.cluster.state.cache import CacheView, ClusterCache, Kind
+from gpupool.cluster.state.parsing import compact_foreign_pod, parse_object_of
+from gpupool.cluster.writes.pods import LABEL_ATTEMPT, LABEL_JOB, LABEL_WORKER
+from gpupool.cluster.writes.reservations import LABEL_RESERVATION, ReservationSettings, reservation_manifest
 
 RawObject = dict[str, Any]
 CREATED = "2026-01-01T00:00:00Z"

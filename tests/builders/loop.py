@@ -14,10 +14,10 @@ from prometheus_client import CollectorRegistry
 
 from builders.api import cache_of, gpunodepool_object, gpuqueue_object, namespace_object, pool_node_object
 from gpupool.api import GPUJob, JobPhase, Provider
-from gpupool.cluster.apply import Applier
-from gpupool.cluster.cache import ClusterCache, Kind
-from gpupool.cluster.claims import ClaimReconciler
-from gpupool.cluster.recording import RecordingProvider, RecordingWriter
+from gpupool.cluster.nodes.claims import ClaimReconciler
+from gpupool.cluster.state.cache import ClusterCache, Kind
+from gpupool.cluster.writes.apply import Applier
+from gpupool.cluster.writes.recording import RecordingProvider, RecordingWriter
 from gpupool.controllers.loop import SchedulingLoop
 from gpupool.metrics.collect import OperatorMetrics
 from gpupool.settings import OperatorSettings

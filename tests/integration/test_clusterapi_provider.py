@@ -26,7 +26,7 @@ import pytest
 
 from cluster_tools import OperatorProcess, kubectl
 from gpupool.api import GPUNodePool
-from gpupool.cluster.clusterapi_provider import (
+from gpupool.cluster.nodes.clusterapi_provider import (
     DELETE_MACHINE_ANNOTATION,
     DEPLOYMENT_LABEL,
     GROUP,
@@ -34,9 +34,9 @@ from gpupool.cluster.clusterapi_provider import (
     VERSION,
     ClusterAPIProvider,
 )
-from gpupool.cluster.kwok_nodes import LABEL_CLAIM, LABEL_POOL, pool_node_spec
-from gpupool.cluster.kwok_provider import create_gpu_node
-from gpupool.cluster.providers import NodeLaunch, ProviderError, ProviderTransient
+from gpupool.cluster.nodes.kwok_nodes import LABEL_CLAIM, LABEL_POOL, pool_node_spec
+from gpupool.cluster.nodes.kwok_provider import create_gpu_node
+from gpupool.cluster.nodes.providers import NodeLaunch, ProviderError, ProviderTransient
 from gpupool.devcluster.tools import install_crds
 from kube_helpers import Scenario, wait_for
 

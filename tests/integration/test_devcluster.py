@@ -14,8 +14,8 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from cluster_tools import kubectl
-from gpupool.cluster.kwok_nodes import GPU_RESOURCE, LABEL_GPU_MODEL, GpuNodeSpec, NodeTaint
-from gpupool.cluster.kwok_provider import create_gpu_node
+from gpupool.cluster.nodes.kwok_nodes import GPU_RESOURCE, LABEL_GPU_MODEL, GpuNodeSpec, NodeTaint
+from gpupool.cluster.nodes.kwok_provider import create_gpu_node
 from gpupool.devcluster.versions import KUBERNETES_VERSION
 from kube_helpers import wait_for
 

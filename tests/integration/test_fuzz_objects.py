@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from cluster_tools import OperatorProcess, kubectl
 from fuzz_objects import Fuzzed, fuzzed_objects, operator_errors
-from gpupool.cluster.kwok_nodes import GpuNodeSpec
+from gpupool.cluster.nodes.kwok_nodes import GpuNodeSpec
 from kube_helpers import Scenario, wait_for
 
 pytestmark = pytest.mark.cluster

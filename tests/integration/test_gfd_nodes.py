@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from cluster_tools import OperatorProcess, kubectl
-from gpupool.cluster.kwok_nodes import GpuNodeSpec
+from gpupool.cluster.nodes.kwok_nodes import GpuNodeSpec
 from kube_helpers import Scenario, wait_for
 
 pytestmark = pytest.mark.cluster

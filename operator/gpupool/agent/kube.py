@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes import client
 
 from gpupool.agent.simulated import is_kwok_node
-from gpupool.cluster.pods import LABEL_JOB
+from gpupool.cluster.writes.pods import LABEL_JOB
 
 
 def _items(response: Any) -> list[dict[str, Any]]:

@@ -252,7 +252,7 @@ def _backend(settings: AgentSettings, kubeconfig: str | None) -> tuple[GpuBacken
         backend = nvml = NvmlWhenAvailable(partial(NvmlBackend, settings.node))
     api = None
     if settings.backend == "simulated" or settings.publish_summary:
-        from gpupool.cluster.kubeclient import api_client
+        from gpupool.cluster.kube.kubeclient import api_client
 
         api = api_client(kubeconfig)
     if backend is None:

@@ -2,9 +2,9 @@
 (group gpupool.io, version v1alpha1), the one source of truth for the CRDs in `crds/`.
 
 Who uses this: the operator's cache parses the objects it watches with the per-kind
-`parse_*` (`gpupool.cluster.parsing`), its writers build status bodies with `status_patch`,
+`parse_*` (`gpupool.cluster.state.parsing`), its writers build status bodies with `status_patch`,
 and the snapshot checks queue access with `LabelSelector.matches`;
-`gpupool.cluster.convert` turns parsed objects into core values;
+`gpupool.cluster.translate.convert` turns parsed objects into core values;
 `python -m gpupool.api.crdgen` regenerates the CRDs.
 """
 

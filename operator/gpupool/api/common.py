@@ -80,14 +80,14 @@ Quantity = Annotated[
         }
     ),
 ]
-"""A Kubernetes quantity (`4`, `500m`, `16Gi`); stored as given, parsed by `gpupool.cluster.convert`."""
+"""A Kubernetes quantity (`4`, `500m`, `16Gi`); stored as given, parsed by `gpupool.cluster.translate.convert`."""
 
 Duration = Annotated[
     str,
     AfterValidator(_check_duration),
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "maxLength": 32}),
 ]
-"""A duration such as `30s`, `90m`, `2h` or `1h30m`; parsed by `gpupool.cluster.convert`."""
+"""A duration such as `30s`, `90m`, `2h` or `1h30m`; parsed by `gpupool.cluster.translate.convert`."""
 
 
 def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Who uses this: `gpupool.api.crdgen` writes `crds/gpujobs.gpupool.io.yaml` from these models;
 the operator parses GPUJob objects with `GPUJob.model_validate` (via
 `gpupool.api.parse_object`) and writes `GPUJobStatus` back with `gpupool.api.status_patch`;
-`gpupool.cluster.convert.job_from_api` turns a GPUJob into the core's `Job`.
+`gpupool.cluster.translate.convert.job_from_api` turns a GPUJob into the core's `Job`.
 
 `gpus` is `type: number` in the schema (so `1`, `2` and `0.5` all read naturally) and CEL
 rules keep it to a whole number or a fraction below 1, no finer than 0.001 (the milli-GPU
@@ -122,7 +122,7 @@ def device_selection_fields(metadata: Any, spec: Any) -> list[str]:
     created by the operator, which the chart's admission policy exempts, so without this a
     template could name any GPU of the node: no tenant reaches a GPU outside the queue.
     Variables from `envFrom` cannot be seen here; the pods' NVIDIA_VISIBLE_DEVICES that
-    gpupool sets itself comes after them and wins (`gpupool.cluster.pods`)."""
+    gpupool sets itself comes after them and wins (`gpupool.cluster.writes.pods`)."""
     found: list[str] = []
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
     if isinstance(annotations, dict):
@@ -603,7 +603,7 @@ class ModelChoiceStatus(StatusModel):
 
 ADMISSION_REJECTION_LIMIT = 5
 """Kubelet admission rejections in a row that requeue a gang without counting as failures
-(`gpupool.cluster.lifecycle` applies it)."""
+(`gpupool.cluster.writes.lifecycle` applies it)."""
 
 
 class AdmissionRejectionStatus(StatusModel):

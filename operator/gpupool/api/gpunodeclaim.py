@@ -2,7 +2,7 @@
 
 Who uses this: `gpupool.api.crdgen` writes `crds/gpunodeclaims.gpupool.io.yaml` from these
 models. The operator creates a claim for each node its autoscale plan requests
-(`gpupool.cluster.claims`), drives it through its phases as the provider works, and deletes
+(`gpupool.cluster.nodes.claims`), drives it through its phases as the provider works, and deletes
 it once the node is released. Claims live in the API server rather than in memory so a
 restarted operator knows what is in flight and never asks for a node twice (as Karpenter's
 NodeClaims do); `kubectl get gpunodeclaims` shows scaling as it happens.

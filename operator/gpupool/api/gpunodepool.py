@@ -3,7 +3,7 @@ pool with `gpusPerNode: 0` (model `CPU`) is a CPU pool of CPU-only nodes for CPU
 
 Who uses this: `gpupool.api.crdgen` writes `crds/gpunodepools.gpupool.io.yaml` from these
 models; the operator parses pools to label-match nodes, price GPU time and (later) scale;
-`gpupool.cluster.convert.gpu_node_from_k8s` uses pools to fill in a node's pool, class and
+`gpupool.cluster.translate.convert.gpu_node_from_k8s` uses pools to fill in a node's pool, class and
 model when its labels do not say.
 """
 

@@ -3,7 +3,7 @@ share with their cohort.
 
 Who uses this: `gpupool.api.crdgen` writes `crds/gpuqueues.gpupool.io.yaml` from these
 models; the operator parses GPUQueue objects, checks `spec.namespaceSelector` with
-`LabelSelector.matches`, and writes `GPUQueueStatus`; `gpupool.cluster.convert.queue_from_api`
+`LabelSelector.matches`, and writes `GPUQueueStatus`; `gpupool.cluster.translate.convert.queue_from_api`
 turns a GPUQueue into the core's `Queue`.
 """
 

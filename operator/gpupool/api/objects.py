@@ -1,9 +1,9 @@
 """Reading gpupool objects from the API server and writing their status back.
 
 Who uses this: the operator's cache parses each raw object once, when it is stored, with
-`parse_gpujob`/`parse_gpuqueue`/`parse_gpunodepool` (through `gpupool.cluster.parsing`);
+`parse_gpujob`/`parse_gpuqueue`/`parse_gpunodepool` (through `gpupool.cluster.state.parsing`);
 `parse_object` serves tests and tools that see several kinds; the writers
-(`gpupool.cluster.writer.KubeWriter`, `gpupool.cluster.recording.RecordingWriter`) call
+(`gpupool.cluster.kube.writer.KubeWriter`, `gpupool.cluster.writes.recording.RecordingWriter`) call
 `status_patch` to build the body of a `.../status` merge patch.
 `KINDS` describes each kind once (names, scope, printer columns) for `gpupool.api.crdgen`.
 """

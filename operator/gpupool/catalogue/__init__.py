@@ -1,8 +1,8 @@
 """The GPU model catalogue shipped with gpupool: roofline figures per GPU model.
 
-Who calls this: `gpupool.cluster.snapshot.build_snapshot` reads it (`gpu_catalogue()`,
+Who calls this: `gpupool.cluster.translate.snapshot.build_snapshot` reads it (`gpu_catalogue()`,
 loaded once per process) into the core's `Hardware`, next to the GPUNodePools'
-`spec.gpuModelSpec`; `gpupool.cluster.convert.gpu_node_from_k8s` reads each entry's
+`spec.gpuModelSpec`; `gpupool.cluster.translate.convert.gpu_node_from_k8s` reads each entry's
 `products` (`gpu_products()`: the `nvidia.com/gpu.product` values NVIDIA's GPU feature
 discovery gives nodes of that model, see `gpupool.catalogue.products`); tests load other
 files with `load_gpu_catalogue(path)` and `load_gpu_products(path)`. The data is

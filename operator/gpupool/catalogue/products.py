@@ -1,6 +1,6 @@
 """NVIDIA GPU feature discovery's product label -> the catalogue's GPU model name.
 
-Who calls this: `gpupool.cluster.convert.gpu_node_from_k8s` reads a node's
+Who calls this: `gpupool.cluster.translate.convert.gpu_node_from_k8s` reads a node's
 `nvidia.com/gpu.product` label through `gpu_model_for_product`, with the product names of
 `gpu_models.yaml` (`gpupool.catalogue.gpu_products()`); the catalogue loader keys those
 names with `product_key`. Pure: standard library only, no I/O.

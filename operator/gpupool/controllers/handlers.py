@@ -4,7 +4,7 @@ Who calls this: `gpupool.controllers.runner` registers these on a kopf registry.
 `on.event` handler per kind with few objects and few changes - GPUQueues, GPUNodePools,
 nodes, namespaces - puts the object in the cache (or removes it on DELETED). GPUJobs and
 worker pods, thousands of objects changing several times each, are fed by
-`gpupool.cluster.reflector` instead: kopf's per-event machinery cost the operator more CPU
+`gpupool.cluster.kube.reflector` instead: kopf's per-event machinery cost the operator more CPU
 than everything else together in `gpupool bench e2e`. The handlers are coroutines (a sync
 handler costs a hop to kopf's thread pool per event) and write nothing to the objects
 they watch (no finalizers, no progress annotations).
@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 
 from gpupool.api import GROUP, VERSION
-from gpupool.cluster.cache import ClusterCache, Kind, object_key, resource_version
+from gpupool.cluster.state.cache import ClusterCache, Kind, object_key, resource_version
 
 
 def _feed(cache: ClusterCache, kind: Kind, event: kopf.RawEvent, body: kopf.Body) -> None:

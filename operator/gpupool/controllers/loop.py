@@ -4,20 +4,20 @@ Who runs this: `gpupool.controllers.runner` starts `run` in a thread once the ca
 listed every kind (never decide on a half-listed cluster). Each `cycle`:
 
 1. Lifecycle - jobs holding GPUs advance by their pods (pure rules in
-   `gpupool.cluster.lifecycle`); stray pods go; share reservation pods are created where a
+   `gpupool.cluster.writes.lifecycle`); stray pods go; share reservation pods are created where a
    share names one that is missing and deleted where nothing names them
-   (`gpupool.cluster.reservations`); unreadable jobs are reported.
+   (`gpupool.cluster.writes.reservations`); unreadable jobs are reported.
 2. Snapshot - each queue's decayed usage is advanced and the cache becomes a
-   `ClusterSnapshot` (`gpupool.cluster.snapshot`): the core's snapshot plus pools, prices,
+   `ClusterSnapshot` (`gpupool.cluster.translate.snapshot`): the core's snapshot plus pools, prices,
    taints and quota flavors.
 3. Decide - `core.schedule` returns admissions, preemptions and reasons, as values; the
    placement memory it returns is passed back in next cycle.
-4. Apply - the planner (`gpupool.cluster.plan`) turns decisions into per-job changes and
-   the applier (`gpupool.cluster.apply`) writes them: preemptions first, then admissions
+4. Apply - the planner (`gpupool.cluster.writes.plan`) turns decisions into per-job changes and
+   the applier (`gpupool.cluster.writes.apply`) writes them: preemptions first, then admissions
    (status with the placement, then pods built from the decision) and waiting reasons;
    a job new to gpupool is queued by this, its first decision. Then the reservation pods
    the admitted shares name, so a share's GPU is held before its pod exists.
-5. Nodes - the claim reconciler (`gpupool.cluster.claims`) creates GPUNodeClaims for the
+5. Nodes - the claim reconciler (`gpupool.cluster.nodes.claims`) creates GPUNodeClaims for the
    core's node requests, follows each claim through its provider to a Ready node, and
    releases nodes idle past their pool's `scaleDownAfter`.
 6. Report - queues' and pools' status, written when it changed (a queue's budget spend
@@ -39,13 +39,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from gpupool.cluster.apply import Applier
-from gpupool.cluster.cache import CacheView, ClusterCache, Kind
-from gpupool.cluster.claims import ClaimReconciler
-from gpupool.cluster.plan import ChangeKind, JobChange, Planner
-from gpupool.cluster.snapshot import ClusterSnapshot, NodeConverter, build_snapshot, held_gpus, jobs_of
-from gpupool.cluster.status import budget_events, pool_status, queue_status, queue_status_changed
-from gpupool.cluster.usage import DecayedUsage
+from gpupool.cluster.nodes.claims import ClaimReconciler
+from gpupool.cluster.state.cache import CacheView, ClusterCache, Kind
+from gpupool.cluster.state.usage import DecayedUsage
+from gpupool.cluster.translate.snapshot import ClusterSnapshot, NodeConverter, build_snapshot, held_gpus, jobs_of
+from gpupool.cluster.writes.apply import Applier
+from gpupool.cluster.writes.plan import ChangeKind, JobChange, Planner
+from gpupool.cluster.writes.status import budget_events, pool_status, queue_status, queue_status_changed
 from gpupool.core import Decisions, PlacementMemory, SchedulerConfig, schedule
 from gpupool.metrics.collect import CycleRecord, OperatorMetrics
 from gpupool.settings import OperatorSettings

@@ -10,7 +10,7 @@ keep the cache fresh. A periodic re-list repairs anything a watch missed. Stoppi
 (SIGTERM/SIGINT) stops the loop and the reflectors.
 
 With `GPUPOOL_LEADER_ELECTION`, the loop thread starts only when this process wins the
-leader Lease (`gpupool.cluster.leader`); until then it stands by with a warm cache (the
+leader Lease (`gpupool.cluster.kube.leader`); until then it stands by with a warm cache (the
 same lists and watches) and writes nothing. Losing the Lease exits the process at once
 (status 1). A graceful stop stops the loop, lets the writes in flight finish, then
 releases the Lease so a standby takes over without waiting for it to expire.
@@ -34,18 +34,18 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from gpupool.api import Provider
-from gpupool.cluster.apply import Applier
-from gpupool.cluster.cache import ClusterCache, Kind
-from gpupool.cluster.claims import ClaimReconciler
-from gpupool.cluster.clusterapi_provider import ClusterAPIProvider
-from gpupool.cluster.kubeclient import api_client
-from gpupool.cluster.kwok_provider import KwokProvider
-from gpupool.cluster.leader import LeaderElector
-from gpupool.cluster.lease import KubeLeaseStore
-from gpupool.cluster.parsing import parse_object_of
-from gpupool.cluster.providers import NodeProvider, StaticProvider
-from gpupool.cluster.reflector import operator_reflectors
-from gpupool.cluster.writer import KubeWriter
+from gpupool.cluster.kube.kubeclient import api_client
+from gpupool.cluster.kube.leader import LeaderElector
+from gpupool.cluster.kube.lease import KubeLeaseStore
+from gpupool.cluster.kube.reflector import operator_reflectors
+from gpupool.cluster.kube.writer import KubeWriter
+from gpupool.cluster.nodes.claims import ClaimReconciler
+from gpupool.cluster.nodes.clusterapi_provider import ClusterAPIProvider
+from gpupool.cluster.nodes.kwok_provider import KwokProvider
+from gpupool.cluster.nodes.providers import NodeProvider, StaticProvider
+from gpupool.cluster.state.cache import ClusterCache, Kind
+from gpupool.cluster.state.parsing import parse_object_of
+from gpupool.cluster.writes.apply import Applier
 from gpupool.controllers import handlers
 from gpupool.controllers.health import HealthServer, loop_is_live
 from gpupool.controllers.logs import configure_logging
@@ -72,7 +72,7 @@ def election_identity() -> str:
 
 
 # Kinds whose watch events kopf's handlers feed into the cache; GPUJobs and pods have
-# reflectors of their own (`gpupool.cluster.reflector`).
+# reflectors of their own (`gpupool.cluster.kube.reflector`).
 KOPF_KINDS = (Kind.QUEUE, Kind.POOL, Kind.CLAIM, Kind.NODE, Kind.NAMESPACE)
 
 

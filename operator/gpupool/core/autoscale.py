@@ -2,7 +2,7 @@
 
 Who calls this: `gpupool.core.schedule` at the end of a cycle, with the jobs it left
 waiting for capacity (`plan_nodes`), so the requests come back in `Decisions.node_requests`;
-the operator's claim reconciler (`gpupool.cluster.claims`) calls `nodes_to_release`; the
+the operator's claim reconciler (`gpupool.cluster.nodes.claims`) calls `nodes_to_release`; the
 burst benchmark (`gpupool.sim.burst`) drives both through the same code. Pure: no clock,
 no I/O; what is in flight comes in as values.
 

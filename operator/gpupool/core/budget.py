@@ -1,6 +1,6 @@
 """Budget periods and spend: pure arithmetic over accruals, with the clock passed in.
 
-Who calls this: `gpupool.cluster.spend` turns each GPUJob's recorded attempts (and its
+Who calls this: `gpupool.cluster.translate.spend` turns each GPUJob's recorded attempts (and its
 running attempt) into `Accrual`s, records ended attempts with `record_attempt`, and asks
 `standing` for each budgeted queue's `BudgetStanding`; the snapshot hands the standing to
 the core's `Queue.budget_standing`, where `gpupool.core.reasons.budget_exhausted` reads

@@ -1,6 +1,6 @@
 """Decayed GPU usage and the fair share that orders queues.
 
-Who calls this: the operator's adapter (`gpupool.cluster.usage.DecayedUsage`) calls
+Who calls this: the operator's adapter (`gpupool.cluster.state.usage.DecayedUsage`) calls
 `decay_usage` once per cycle to advance each queue's `decayed_usage_gpu_seconds` (kept in
 the GPUQueue status, so history survives restarts), and `gpupool.core.schedule` calls
 `dominant_share` for the fair share that `gpupool.core.ordering.QueueTurns` compares to

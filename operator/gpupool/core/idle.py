@@ -1,6 +1,6 @@
 """Idle GPUs: is a job that holds GPUs doing any work on them?
 
-Who calls this: the planner's lifecycle step (`gpupool.cluster.plan`), once per cycle for
+Who calls this: the planner's lifecycle step (`gpupool.cluster.writes.plan`), once per cycle for
 each running job, with the utilisation the node agents published on their Nodes (the
 `gpupool.io/gpu-utilization` summaries, so no decision depends on Prometheus being up).
 Pure: values in, a verdict out; what must outlive a cycle (since when the job has been

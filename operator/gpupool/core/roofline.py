@@ -6,7 +6,7 @@ could grow for such a job by the same estimates (`estimate`) and projects its co
 the queue's budget with them. The operator fills `Snapshot.hardware` (`Hardware`) from the
 GPU model catalogue shipped with gpupool (`gpupool.catalogue`) and the GPUNodePools'
 `gpuModelSpec` and prices, and turns a GPUJob's `spec.profile` into a `JobProfile`
-(`gpupool.cluster.convert`). Pure arithmetic: no I/O, no clock.
+(`gpupool.cluster.translate.convert`). Pure arithmetic: no I/O, no clock.
 
 The model is Williams, Waterman and Patterson's roofline ("Roofline: an insightful visual
 performance model for multicore architectures", CACM 52(4), 2009): a kernel of operational

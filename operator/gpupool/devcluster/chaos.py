@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from gpupool.cluster.kwok_nodes import GpuNodeSpec
-from gpupool.cluster.kwok_provider import create_gpu_node
-from gpupool.cluster.writer import drain
+from gpupool.cluster.kube.writer import drain
+from gpupool.cluster.nodes.kwok_nodes import GpuNodeSpec
+from gpupool.cluster.nodes.kwok_provider import create_gpu_node
 from gpupool.devcluster.chaos_workload import JobPlan, World, kill_points, workload
 from gpupool.devcluster.checker import FINISHED_PHASES, HOLDING_PHASES, CheckReport, Violation, check_cluster
 

@@ -123,7 +123,7 @@ def _status(cluster: DevCluster) -> int:
 def _interrupt(cluster: DevCluster, node: str) -> int:
     from kubernetes import client, config
 
-    from gpupool.cluster.kwok_provider import KwokProvider
+    from gpupool.cluster.nodes.kwok_provider import KwokProvider
 
     api = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
     KwokProvider(api).interrupt(node)
@@ -134,8 +134,8 @@ def _interrupt(cluster: DevCluster, node: str) -> int:
 def _nodes(cluster: DevCluster, args: argparse.Namespace) -> int:
     from kubernetes import client, config
 
-    from gpupool.cluster.kwok_nodes import GpuNodeSpec
-    from gpupool.cluster.kwok_provider import create_gpu_node
+    from gpupool.cluster.nodes.kwok_nodes import GpuNodeSpec
+    from gpupool.cluster.nodes.kwok_provider import create_gpu_node
 
     api = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
     for index in range(args.count):

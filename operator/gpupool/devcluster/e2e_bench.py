@@ -48,11 +48,11 @@ from typing import Any
 
 import numpy as np
 
-from gpupool.cluster.kwok_nodes import GPU_RESOURCE, LABEL_POOL, GpuNodeSpec
-from gpupool.cluster.kwok_provider import create_gpu_node
-from gpupool.cluster.pods import DEFAULT_CONTAINER
-from gpupool.cluster.reflector import stop_watch_thread, watch_events
-from gpupool.cluster.writer import drain
+from gpupool.cluster.kube.reflector import stop_watch_thread, watch_events
+from gpupool.cluster.kube.writer import drain
+from gpupool.cluster.nodes.kwok_nodes import GPU_RESOURCE, LABEL_POOL, GpuNodeSpec
+from gpupool.cluster.nodes.kwok_provider import create_gpu_node
+from gpupool.cluster.writes.pods import DEFAULT_CONTAINER
 from gpupool.devcluster.build import BuildError, ensure_built, hack_dir
 from gpupool.devcluster.cluster import ClusterError, DevCluster
 from gpupool.devcluster.operator_process import start_operator

@@ -35,7 +35,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from gpupool.cluster.pods import DEFAULT_CONTAINER
+from gpupool.cluster.writes.pods import DEFAULT_CONTAINER
 from gpupool.devcluster.cluster import DevCluster, free_port
 from gpupool.devcluster.e2e_bench import (
     GROUP,

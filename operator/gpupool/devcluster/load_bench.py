@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gpupool.cluster.pods import DEFAULT_CONTAINER
+from gpupool.cluster.writes.pods import DEFAULT_CONTAINER
 from gpupool.devcluster.cluster import DevCluster
 from gpupool.devcluster.e2e_bench import (
     GROUP,

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gpupool.api import ClaimPhase, GPUJob, GPUNodeClaim
-from gpupool.cluster.cache import CacheView, Kind
-from gpupool.cluster.convert import parse_timestamp
-from gpupool.cluster.plan import ChangeKind, JobChange
-from gpupool.cluster.snapshot import ClusterSnapshot, jobs_of
-from gpupool.cluster.spend import GpuHourRate, recorded_accruals, running_accrual
+from gpupool.cluster.state.cache import CacheView, Kind
+from gpupool.cluster.translate.convert import parse_timestamp
+from gpupool.cluster.translate.snapshot import ClusterSnapshot, jobs_of
+from gpupool.cluster.translate.spend import GpuHourRate, recorded_accruals, running_accrual
+from gpupool.cluster.writes.plan import ChangeKind, JobChange
 from gpupool.core.models import Decisions
 from gpupool.metrics.families import FAMILIES, MetricType
 from gpupool.metrics.gauges import CycleGauges, GaugeInputs, cycle_samples
@@ -64,7 +64,7 @@ def wait_started(job: GPUJob, now: float) -> float:
 
 def job_cost(job: GPUJob, rate: GpuHourRate, now: float) -> tuple[float, float]:
     """(on-prem, cloud) cost of everything the job has run: its recorded attempts plus the
-    running one up to `now`, at the pools' prices (`gpupool.cluster.spend`)."""
+    running one up to `now`, at the pools' prices (`gpupool.cluster.translate.spend`)."""
     accruals = recorded_accruals(job)
     running = running_accrual(job, rate, now)
     if running is not None:

@@ -15,12 +15,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gpupool.api import ClaimPhase, GPUJob, GPUNodeClaim, JobPhase, PoolClass
-from gpupool.cluster.cache import CacheView, Kind
-from gpupool.cluster.convert import HOLDING_PHASES
-from gpupool.cluster.devices import gpu_uuid_of
-from gpupool.cluster.scaling import claim_in_flight
-from gpupool.cluster.snapshot import ClusterSnapshot
-from gpupool.cluster.status import flavor_usage, pool_status
+from gpupool.cluster.nodes.scaling import claim_in_flight
+from gpupool.cluster.state.cache import CacheView, Kind
+from gpupool.cluster.translate.convert import HOLDING_PHASES
+from gpupool.cluster.translate.devices import gpu_uuid_of
+from gpupool.cluster.translate.snapshot import ClusterSnapshot
+from gpupool.cluster.writes.status import flavor_usage, pool_status
 from gpupool.core.models import Decisions, GpuNode, Job, WaitCode, WorkerPlacement
 from gpupool.metrics.families import PENDING_REASONS, Family
 

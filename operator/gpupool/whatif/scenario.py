@@ -31,9 +31,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from gpupool.api import GPUNodePool, GPUQueue, Provider
-from gpupool.cluster.convert import ConversionError, budget_from_api, parse_duration_seconds, queue_from_api
-from gpupool.cluster.scaling import pool_prices, pool_template
-from gpupool.cluster.snapshot import PoolInfo, gpu_hour_price, hardware_of, pool_taints
+from gpupool.cluster.nodes.scaling import pool_prices, pool_template
+from gpupool.cluster.translate.convert import ConversionError, budget_from_api, parse_duration_seconds, queue_from_api
+from gpupool.cluster.translate.snapshot import PoolInfo, gpu_hour_price, hardware_of, pool_taints
 from gpupool.core.budget import BudgetLimits
 from gpupool.core.models import NodeOffer, Queue
 from gpupool.sim.planning import FixedPool, ScalingPool, SimCluster

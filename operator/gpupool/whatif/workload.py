@@ -43,7 +43,7 @@ import yaml
 from pydantic import ValidationError
 
 from gpupool.api import JobProfile
-from gpupool.cluster.convert import (
+from gpupool.cluster.translate.convert import (
     ConversionError,
     gpu_milli,
     parse_cpu_milli,

@@ -32,7 +32,7 @@ from gpupool.agent.simulated import (
     visible_indices,
 )
 from gpupool.api import WorkerPlacementStatus
-from gpupool.cluster.pods import worker_pod
+from gpupool.cluster.writes.pods import worker_pod
 
 NODE = SimNode("n1", gpus=4, model="A100")
 

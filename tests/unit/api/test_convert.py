@@ -10,7 +10,7 @@ import pytest
 
 from builders.api import node_object
 from gpupool.api import GPUNodePool, GPUQueue, parse_gpujob, parse_gpunodepool, parse_gpuqueue
-from gpupool.cluster.convert import (
+from gpupool.cluster.translate.convert import (
     ConversionError,
     gpu_milli,
     gpu_node_from_k8s,

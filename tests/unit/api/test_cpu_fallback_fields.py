@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from builders.api import gpujob
 from gpupool.api import KINDS, GPUJobSpec, GPUNodePoolSpec
 from gpupool.api.crdgen import crd_document
-from gpupool.cluster.convert import job_from_api
+from gpupool.cluster.translate.convert import job_from_api
 from gpupool.core.models import CpuFallback
 
 TEMPLATE = {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from builders.api import gpujob, gpunodepool_object
 from gpupool.api import GPUJobSpec, GPUNodePoolSpec, ModelChoiceStatus, parse_gpunodepool
-from gpupool.cluster.convert import gpu_spec_of_pool, job_from_api
+from gpupool.cluster.translate.convert import gpu_spec_of_pool, job_from_api
 from gpupool.core.roofline import GpuSpec, JobProfile, Optimize, Precision, ReferenceRuntime
 
 TEMPLATE = {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}

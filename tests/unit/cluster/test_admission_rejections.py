@@ -1,6 +1,6 @@
 """A worker pod the kubelet refuses at admission, through whole loop cycles: the gang is
 requeued without a failure, held back before it is placed again, and counted as a failure
-only after `ADMISSION_REJECTION_LIMIT` rejections in a row (see gpupool.cluster.lifecycle)."""
+only after `ADMISSION_REJECTION_LIMIT` rejections in a row (see gpupool.cluster.writes.lifecycle)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from builders.api import gpujob_object, gpuqueue_object, node_object, worker_pod_object
 from builders.loop import RESTART_WRITES, Rig, rig
 from gpupool.api import ADMISSION_REJECTION_LIMIT, AttemptOutcome, GPUJobStatus, JobPhase
-from gpupool.cluster.cache import Kind
+from gpupool.cluster.state.cache import Kind
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 PLACED = [{"worker": 0, "pod": "train-a1-w0", "node": "n1", "gpuModel": "A100", "gpuIndices": [0]}]

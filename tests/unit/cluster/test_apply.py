@@ -12,10 +12,10 @@ from builders.api import cache_of, gpujob_object, gpuqueue_object, node_object, 
 from builders.loop import RESTART_WRITES, Rig
 from builders.loop import rig as make_rig
 from gpupool.api import JobPhase
-from gpupool.cluster.apply import Applier
-from gpupool.cluster.cache import Kind
-from gpupool.cluster.ports import Conflict, Forbidden, Transient, WriteError
-from gpupool.cluster.recording import RecordingWriter
+from gpupool.cluster.state.cache import Kind
+from gpupool.cluster.writes.apply import Applier
+from gpupool.cluster.writes.ports import Conflict, Forbidden, Transient, WriteError
+from gpupool.cluster.writes.recording import RecordingWriter
 from gpupool.controllers.loop import SchedulingLoop
 from gpupool.settings import OperatorSettings
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-import gpupool.cluster.cache as cache_module
+import gpupool.cluster.state.cache as cache_module
 from builders.api import gpujob_object, gpuqueue_object, node_object
-from gpupool.cluster.apply import Applier
-from gpupool.cluster.cache import ClusterCache, Kind
-from gpupool.cluster.parsing import ParsedJob, parse_object_of
-from gpupool.cluster.recording import RecordingWriter
+from gpupool.cluster.state.cache import ClusterCache, Kind
+from gpupool.cluster.state.parsing import ParsedJob, parse_object_of
+from gpupool.cluster.writes.apply import Applier
+from gpupool.cluster.writes.recording import RecordingWriter
 from gpupool.controllers.loop import SchedulingLoop
 from gpupool.settings import OperatorSettings
 
@@ -117,7 +117,7 @@ def test_each_object_is_parsed_once_per_version_and_a_cycle_deep_copies_nothing(
 
 
 def test_the_cache_keeps_no_managed_fields_and_leaves_the_callers_object_alone() -> None:
-    from gpupool.cluster.cache import copy_without_managed_fields
+    from gpupool.cluster.state.cache import copy_without_managed_fields
 
     managed = [{"manager": "gpupool", "operation": "Update", "fieldsV1": {"f:status": {"f:phase": {}}}}]
     obj = {"metadata": {"name": "j", "resourceVersion": "7", "managedFields": managed}, "spec": {"gpus": 1}}

@@ -8,12 +8,12 @@ from typing import Any
 from builders.api import gpujob_object, gpunodepool_object, gpuqueue_object, namespace_object, node_object
 from builders.loop import Rig, rig
 from gpupool.api import ClaimPhase, GPUNodeClaim, JobPhase
-from gpupool.cluster.cache import Kind
-from gpupool.cluster.claims import MAX_LAUNCH_ATTEMPTS, claim_name
-from gpupool.cluster.kwok_nodes import pool_node_spec
-from gpupool.cluster.parsing import parse_object_of
-from gpupool.cluster.providers import CapacityUnavailable, ProviderTransient
-from gpupool.cluster.recording import RecordingProvider
+from gpupool.cluster.nodes.claims import MAX_LAUNCH_ATTEMPTS, claim_name
+from gpupool.cluster.nodes.kwok_nodes import pool_node_spec
+from gpupool.cluster.nodes.providers import CapacityUnavailable, ProviderTransient
+from gpupool.cluster.state.cache import Kind
+from gpupool.cluster.state.parsing import parse_object_of
+from gpupool.cluster.writes.recording import RecordingProvider
 
 CLOUD_POOL = gpunodepool_object(
     "cloud",

@@ -15,7 +15,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from gpupool.api import GPUNodePool
-from gpupool.cluster.clusterapi_provider import (
+from gpupool.cluster.nodes.clusterapi_provider import (
     DELETE_MACHINE_ANNOTATION,
     LEDGER_ANNOTATION,
     ClusterAPIProvider,
@@ -26,9 +26,9 @@ from gpupool.cluster.clusterapi_provider import (
     provider_error,
     read_ledger,
 )
-from gpupool.cluster.kwok_nodes import LABEL_CLAIM
-from gpupool.cluster.ports import Conflict, Forbidden, Invalid, NotFound, Transient, WriteError
-from gpupool.cluster.providers import NodeLaunch, ProviderError, ProviderQuotaExceeded, ProviderTransient
+from gpupool.cluster.nodes.kwok_nodes import LABEL_CLAIM
+from gpupool.cluster.nodes.providers import NodeLaunch, ProviderError, ProviderQuotaExceeded, ProviderTransient
+from gpupool.cluster.writes.ports import Conflict, Forbidden, Invalid, NotFound, Transient, WriteError
 
 POOL = GPUNodePool.model_validate(
     {

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gpupool.api import parse_gpunodepool
-from gpupool.cluster.snapshot import gpu_hour_price
+from gpupool.cluster.translate.snapshot import gpu_hour_price
 
 
 def make_pool(price: dict[str, Any] | None, pool_class: str = "Cloud", gpus: int = 8) -> Any:

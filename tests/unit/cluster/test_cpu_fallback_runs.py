@@ -16,13 +16,13 @@ import pytest
 from builders.api import gpujob, gpujob_object, gpunodepool_object, gpuqueue_object, node_object
 from builders.loop import Rig, rig
 from gpupool.api import GPUJob, GPUJobStatus, WorkerPlacementStatus, parse_gpunodepool
-from gpupool.cluster.cache import Kind
-from gpupool.cluster.convert import gpu_node_from_k8s, job_from_api
-from gpupool.cluster.parsing import ParsedJob
-from gpupool.cluster.pods import GPU_RESOURCE, worker_pod
-from gpupool.cluster.scaling import scaling_inputs
-from gpupool.cluster.snapshot import PoolInfo, gpu_hour_rate, hardware_of, held_gpus
-from gpupool.cluster.spend import attempt_accrual
+from gpupool.cluster.nodes.scaling import scaling_inputs
+from gpupool.cluster.state.cache import Kind
+from gpupool.cluster.state.parsing import ParsedJob
+from gpupool.cluster.translate.convert import gpu_node_from_k8s, job_from_api
+from gpupool.cluster.translate.snapshot import PoolInfo, gpu_hour_rate, hardware_of, held_gpus
+from gpupool.cluster.translate.spend import attempt_accrual
+from gpupool.cluster.writes.pods import GPU_RESOURCE, worker_pod
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 CPU_POOL = gpunodepool_object("cpu", model="CPU", gpus_per_node=0, pricePerNodeHour={"amortised": 8.0})

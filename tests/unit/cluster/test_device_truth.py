@@ -31,8 +31,8 @@ from builders.loop import Rig, device_world
 from gpupool.agent.summary import ANNOTATION as SUMMARY_ANNOTATION
 from gpupool.agent.summary import UtilizationSummary, format_summary
 from gpupool.api import DeviceSource, JobPhase, WorkerPlacementStatus
-from gpupool.cluster.cache import Kind
-from gpupool.cluster.devices import (
+from gpupool.cluster.state.cache import Kind
+from gpupool.cluster.translate.devices import (
     NO_DEVICES,
     NodeDevices,
     gpu_uuid_of,
@@ -41,7 +41,7 @@ from gpupool.cluster.devices import (
     resolved_placement,
     resolved_worker,
 )
-from gpupool.cluster.snapshot import build_snapshot
+from gpupool.cluster.translate.snapshot import build_snapshot
 from gpupool.core.placement.state import PlacementState
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp()

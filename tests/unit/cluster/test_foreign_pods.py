@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from builders.api import cache_of, foreign_pod_object, node_object, reporting_node, view_of
-from gpupool.cluster.cache import Kind
-from gpupool.cluster.parsing import ForeignUsage, compact_foreign_pod, foreign_usage
-from gpupool.cluster.snapshot import build_snapshot
+from gpupool.cluster.state.cache import Kind
+from gpupool.cluster.state.parsing import ForeignUsage, compact_foreign_pod, foreign_usage
+from gpupool.cluster.translate.snapshot import build_snapshot
 from gpupool.core.placement.state import PlacementState
 
 GIB = 1024**3

@@ -12,8 +12,8 @@ from builders.api import gpujob_object, gpunodepool_object, gpuqueue_object, nam
 from builders.loop import Rig, rig
 from gpupool.agent.summary import ANNOTATION, UtilizationSummary, format_summary
 from gpupool.api import GPUJob, JobPhase
-from gpupool.cluster.cache import Kind
-from gpupool.cluster.pods import LABEL_ATTEMPT, LABEL_JOB, LABEL_WORKER
+from gpupool.cluster.state.cache import Kind
+from gpupool.cluster.writes.pods import LABEL_ATTEMPT, LABEL_JOB, LABEL_WORKER
 
 START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp()
 

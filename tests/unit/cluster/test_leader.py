@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from gpupool.cluster.leader import (
+from gpupool.cluster.kube.leader import (
     Action,
     LeaderElector,
     LeaseConflict,
@@ -22,7 +22,7 @@ from gpupool.cluster.leader import (
     micro_time,
     still_leading,
 )
-from gpupool.cluster.lease import lease_body, record_of
+from gpupool.cluster.kube.lease import lease_body, record_of
 from gpupool.controllers import runner
 from gpupool.controllers.health import HealthServer
 from gpupool.settings import OperatorSettings

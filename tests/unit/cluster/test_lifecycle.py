@@ -1,4 +1,4 @@
-"""The GPUJob lifecycle rules, one row per situation (see gpupool.cluster.lifecycle)."""
+"""The GPUJob lifecycle rules, one row per situation (see gpupool.cluster.writes.lifecycle)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import pytest
 
 from builders.api import gpujob
 from gpupool.api import ADMISSION_REJECTION_LIMIT, GPUJob
-from gpupool.cluster.lifecycle import (
+from gpupool.cluster.writes.lifecycle import (
     Step,
     admission_hold_seconds,
     admission_rejection,
     next_step,
     pods_of_attempt,
 )
-from gpupool.cluster.pods import LABEL_ATTEMPT, LABEL_WORKER
+from gpupool.cluster.writes.pods import LABEL_ATTEMPT, LABEL_WORKER
 
 NOW = 1_000_000.0
 

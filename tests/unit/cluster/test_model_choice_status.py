@@ -11,8 +11,8 @@ import pytest
 from builders.api import gpujob_object, gpunodepool_object, gpuqueue_object, node_object
 from builders.loop import rig
 from gpupool.api import parse_gpunodepool
-from gpupool.cluster.cache import Kind
-from gpupool.cluster.snapshot import PoolInfo, hardware_of, pool_taints
+from gpupool.cluster.state.cache import Kind
+from gpupool.cluster.translate.snapshot import PoolInfo, hardware_of, pool_taints
 from gpupool.core.roofline import GpuSpec
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z

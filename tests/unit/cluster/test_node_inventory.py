@@ -1,4 +1,4 @@
-"""Node inventory as the node reports it (`gpupool.cluster.convert.gpu_node_from_k8s`): the
+"""Node inventory as the node reports it (`gpupool.cluster.translate.convert.gpu_node_from_k8s`): the
 GPU model from GPU feature discovery's product label (gpupool's own label overrides it),
 physical GPUs from the allocatable count over time-slicing or MPS replicas, MIG nodes and
 unknown products refused with a reason that says what to fix; and what the snapshot and the
@@ -14,10 +14,10 @@ import pytest
 
 from builders.api import gfd_labels, gpunodepool_object, node_object, view_of
 from gpupool.api import ConditionStatus, GPUNodePool
-from gpupool.cluster.convert import RefusedNode, gpu_node_from_k8s, unused_gpu_node
-from gpupool.cluster.scaling import pool_template
-from gpupool.cluster.snapshot import NodeConverter, build_snapshot
-from gpupool.cluster.status import NODES_REFUSED, SHARED_GPU_NODES, pool_status
+from gpupool.cluster.nodes.scaling import pool_template
+from gpupool.cluster.translate.convert import RefusedNode, gpu_node_from_k8s, unused_gpu_node
+from gpupool.cluster.translate.snapshot import NodeConverter, build_snapshot
+from gpupool.cluster.writes.status import NODES_REFUSED, SHARED_GPU_NODES, pool_status
 
 A100 = "NVIDIA-A100-SXM4-80GB"
 # A pool that selects its nodes by a GFD label alone, as a cluster labelled only by GFD needs.

@@ -8,7 +8,7 @@ import pytest
 
 from builders.api import gpujob
 from gpupool.api import GPUJob, WorkerPlacementStatus
-from gpupool.cluster.pods import GPU_RESOURCE, pod_name, worker_pod
+from gpupool.cluster.writes.pods import GPU_RESOURCE, pod_name, worker_pod
 from gpupool.core.models import Taint
 
 

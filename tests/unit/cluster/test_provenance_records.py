@@ -27,8 +27,9 @@ from builders.loop import Rig, rig
 from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
 from gpupool.agent.gpu_uuids import format_uuids
 from gpupool.api import AttemptOutcome, AttemptProvenance, ContainerRun, GPUJob, WorkerPlacementStatus, WorkerRun
-from gpupool.cluster.cache import Kind
-from gpupool.cluster.provenance import (
+from gpupool.cluster.state.cache import Kind
+from gpupool.cluster.translate.snapshot import gpu_uuids
+from gpupool.cluster.writes.provenance import (
     CONDITION,
     LOG_NAME,
     MAX_RECORDED_WORKER_RUNS,
@@ -41,7 +42,6 @@ from gpupool.cluster.provenance import (
     verification,
     with_record,
 )
-from gpupool.cluster.snapshot import gpu_uuids
 from gpupool.controllers.logs import JsonFormatter
 from gpupool.core.budget import MAX_RECORDED_ATTEMPTS
 
@@ -531,7 +531,7 @@ def test_the_text_shows_a_block_per_attempt_and_says_what_is_unknown() -> None:
 
 
 def test_the_json_output_carries_the_status_record_as_it_is() -> None:
-    from gpupool.cluster.provenance_cmd import as_json
+    from gpupool.provenance_cmd import as_json
 
     record = {"attempts": [{"attempt": 1, "outcome": "Failed", "workers": []}], "omittedAttempts": 0}
     verified = {"type": CONDITION, "status": "False", "reason": "ImageDigestMismatch", "message": "m"}

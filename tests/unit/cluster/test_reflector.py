@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gpupool.cluster.cache import ClusterCache, Kind
-from gpupool.cluster.reflector import Expired, Reflector
+from gpupool.cluster.kube.reflector import Expired, Reflector
+from gpupool.cluster.state.cache import ClusterCache, Kind
 
 
 def pod(name: str, version: int, phase: str = "Pending") -> dict[str, Any]:

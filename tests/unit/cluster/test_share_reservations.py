@@ -28,15 +28,15 @@ from builders.api import (
 )
 from builders.loop import Rig, device_world
 from gpupool.api import DeviceSource, JobPhase
-from gpupool.cluster.cache import Kind
-from gpupool.cluster.reservations import (
+from gpupool.cluster.state.cache import Kind
+from gpupool.cluster.translate.snapshot import build_snapshot
+from gpupool.cluster.writes.reservations import (
     ReservationBook,
     ReservationSettings,
     reservation_manifest,
     reservation_name,
     reservation_of,
 )
-from gpupool.cluster.snapshot import build_snapshot
 from gpupool.settings import OperatorSettings
 
 NOW = 1_800_000_000.0

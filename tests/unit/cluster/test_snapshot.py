@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from builders.api import cache_of, gpunodepool_object, node_object, view_of
-from gpupool.cluster.cache import CacheView, Kind
-from gpupool.cluster.snapshot import NodeConverter, build_snapshot
+from gpupool.cluster.state.cache import CacheView, Kind
+from gpupool.cluster.translate.snapshot import NodeConverter, build_snapshot
 
 
 def node(name: str, **labels: str) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from builders.api import (
 )
 from builders.loop import Rig, rig
 from gpupool.api import GPUQueue, JobPhase
-from gpupool.cluster.cache import Kind
-from gpupool.cluster.snapshot import build_snapshot
+from gpupool.cluster.state.cache import Kind
+from gpupool.cluster.translate.snapshot import build_snapshot
 from gpupool.core.budget import BudgetStanding
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from gpupool.cluster.ports import Conflict, Forbidden, Invalid, NotFound, Transient, WriteError
-from gpupool.cluster.writer import write_error
+from gpupool.cluster.kube.writer import write_error
+from gpupool.cluster.writes.ports import Conflict, Forbidden, Invalid, NotFound, Transient, WriteError
 
 
 def api_error(status: int, message: str = "") -> ApiException:

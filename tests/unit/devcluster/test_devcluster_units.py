@@ -8,7 +8,7 @@ from importlib import resources
 import pytest
 import yaml
 
-from gpupool.cluster.kwok_nodes import GPU_RESOURCE, KWOK_ANNOTATION, GpuNodeSpec, NodeTaint
+from gpupool.cluster.nodes.kwok_nodes import GPU_RESOURCE, KWOK_ANNOTATION, GpuNodeSpec, NodeTaint
 from gpupool.devcluster.cluster import ClusterState, ProcessRecord, pid_alive
 from gpupool.devcluster.versions import COMPONENTS, bin_dir
 

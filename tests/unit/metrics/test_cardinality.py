@@ -7,7 +7,7 @@ from typing import Any
 
 from builders.api import gpujob_object, gpunodepool_object, gpuqueue_object, node_object, worker_pod_object
 from builders.loop import Rig, rig
-from gpupool.cluster.cache import Kind
+from gpupool.cluster.state.cache import Kind
 from gpupool.metrics.families import PENDING_REASONS
 
 NOW = 1_767_225_600.0

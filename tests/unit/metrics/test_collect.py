@@ -9,8 +9,8 @@ import pytest
 from builders import make_job, make_node, make_queue, make_snapshot
 from builders.api import gpujob_object, gpunodepool_object, gpuqueue_object, node_object, worker_pod_object
 from builders.loop import Rig, rig
-from gpupool.cluster.cache import Kind
-from gpupool.cluster.snapshot import ClusterSnapshot
+from gpupool.cluster.state.cache import Kind
+from gpupool.cluster.translate.snapshot import ClusterSnapshot
 from gpupool.core.models import Decisions, Job, WaitCode, Waiting
 from gpupool.metrics.gauges import fragmented_gpus
 

@@ -1,10 +1,10 @@
 """Create simulated GPU nodes that kwok runs: the hardware of the dev cluster.
 
 Who calls this: `gpupool dev nodes`, the demo, tests, and the Kwok node provider
-(`gpupool.cluster.kwok_provider`), which makes the simulated cloud's nodes with it. A node gets capacity and
+(`gpupool.cluster.nodes.kwok_provider`), which makes the simulated cloud's nodes with it. A node gets capacity and
 allocatable `nvidia.com/gpu`, cpu, memory and pods; labels for GPU model, pool, class
 (on-prem or cloud) and instance type; optional taints; and the annotation that hands it to
-kwok. The label keys are the ones `gpupool.cluster.convert` reads back.
+kwok. The label keys are the ones `gpupool.cluster.translate.convert` reads back.
 """
 
 from __future__ import annotations

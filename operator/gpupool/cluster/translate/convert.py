@@ -1,16 +1,16 @@
 """Conversion from Kubernetes objects to the scheduling core's values, and back for status.
 
-Who calls this: `gpupool.cluster.parsing` turns each GPUJob into the core's `Job` once, when
-it enters the cache (`job_from_api`); `gpupool.cluster.snapshot` turns GPUQueues and Nodes
+Who calls this: `gpupool.cluster.state.parsing` turns each GPUJob into the core's `Job` once, when
+it enters the cache (`job_from_api`); `gpupool.cluster.translate.snapshot` turns GPUQueues and Nodes
 into `Queue` and `GpuNode` (`queue_from_api`, `gpu_node_from_k8s`); the planner
-(`gpupool.cluster.plan`) turns admitted placements into the GPUJob status
+(`gpupool.cluster.writes.plan`) turns admitted placements into the GPUJob status
 (`placement_status`). The parsers (`parse_cpu_milli`, `parse_memory_bytes`,
 `parse_duration_seconds`, `parse_timestamp`) are also what the rest of the adapter uses to
 read quantities, durations and timestamps.
 
 Units follow the core: milli-GPU, millicores, bytes, seconds since the epoch.
 
-Node labels read here (written by `gpupool.cluster.kwok_nodes` and by whoever labels real
+Node labels read here (written by `gpupool.cluster.nodes.kwok_nodes` and by whoever labels real
 nodes): `gpupool.io/gpu-model`, `gpupool.io/pool`, `gpupool.io/class` (`OnPrem`|`Cloud`),
 `gpupool.io/spot` (`"true"`), and those of NVIDIA's GPU feature discovery (GFD):
 `nvidia.com/gpu.product`, `nvidia.com/gpu.replicas`, `nvidia.com/gpu.sharing-strategy`,
@@ -281,7 +281,7 @@ def _placements_from_status(job: GPUJob) -> tuple[WorkerPlacement, ...]:
 
 def placements_of(placement: Sequence[WorkerPlacementStatus]) -> tuple[WorkerPlacement, ...]:
     """A `status.placement` list -> the core's placements (the snapshot passes one whose
-    devices its nodes report, `gpupool.cluster.devices`)."""
+    devices its nodes report, `gpupool.cluster.translate.devices`)."""
     result = []
     for p in sorted(placement, key=lambda p: p.worker):
         milli = round(p.gpu_share * MILLI_PER_GPU)
@@ -372,7 +372,7 @@ def placement_status(
 ) -> list[WorkerPlacementStatus]:
     """Core placements of one admitted job -> the GPUJob's `status.placement` list.
 
-    Who calls this: the planner (`gpupool.cluster.plan`), when it records an admission;
+    Who calls this: the planner (`gpupool.cluster.writes.plan`), when it records an admission;
     `pod_name(worker)` gives the deterministic pod name of each worker. `nodes` (by name) supplies pool and GPU model.
     """
     result = []
@@ -422,7 +422,7 @@ def queue_from_api(
     """A GPUQueue -> the core's `Queue`.
 
     The keyword arguments are history the API object does not hold: the adapter keeps the
-    decayed usage (see `gpupool.core.fairshare`) and `gpupool.cluster.spend` derives the
+    decayed usage (see `gpupool.core.fairshare`) and `gpupool.cluster.translate.spend` derives the
     budget's standing, which fills `budget_exhausted` (also forced by `budget_exhausted`),
     `budget_left` and `budget_standing`.
     """

@@ -18,9 +18,9 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from gpupool.cluster.convert import parse_duration_seconds
-from gpupool.cluster.kwok_nodes import LABEL_CLAIM, LABEL_POOL, GpuNodeSpec, pool_node_spec
-from gpupool.cluster.providers import CapacityUnavailable, NodeLaunch, ProviderTransient
+from gpupool.cluster.nodes.kwok_nodes import LABEL_CLAIM, LABEL_POOL, GpuNodeSpec, pool_node_spec
+from gpupool.cluster.nodes.providers import CapacityUnavailable, NodeLaunch, ProviderTransient
+from gpupool.cluster.translate.convert import parse_duration_seconds
 
 FAILURE_RATE_ANNOTATION = "gpupool.io/kwok-failure-rate"
 """On a Kwok GPUNodePool: the fraction of its launches that fail (overrides the setting)."""

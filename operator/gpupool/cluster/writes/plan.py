@@ -1,9 +1,9 @@
 """Turn lifecycle steps and core decisions into `JobChange`s: what to write, per job, in order.
 
 Who calls this: the scheduling loop (`gpupool.controllers.loop`) at step 1 (lifecycle:
-`plan_lifecycle`) and step 4 (`plan_decisions`); the applier (`gpupool.cluster.apply`)
+`plan_lifecycle`) and step 4 (`plan_decisions`); the applier (`gpupool.cluster.writes.apply`)
 carries the changes out. Everything here is pure: the job's next status comes from
-`gpupool.cluster.status`, its worker pods from `gpupool.cluster.pods`, built from the
+`gpupool.cluster.writes.status`, its worker pods from `gpupool.cluster.writes.pods`, built from the
 decision itself (the admission's placements), never from a re-read status.
 
 A `JobChange` is written in this order: the status (when there is one), then its events,
@@ -14,7 +14,7 @@ A job new to gpupool (no phase yet) is queued by the same status write that admi
 says why it waits, with a `Queued` event before the others: one write instead of two for
 every new job, and the same status and events a person sees.
 
-Each attempt's provenance record (`gpupool.cluster.provenance`) rides on these writes: it
+Each attempt's provenance record (`gpupool.cluster.writes.provenance`) rides on these writes: it
 is opened by the admission's status, refreshed by whatever status the lifecycle step
 writes (or by a write of its own, only when the record or its digest check changed) and
 closed by the write that ends the attempt, whose change also carries the record's log
@@ -39,13 +39,15 @@ from gpupool.api import (
     JobPhase,
     WorkerPlacementStatus,
 )
-from gpupool.cluster import pods as podlib
-from gpupool.cluster.convert import HOLDING_PHASES, parse_duration_seconds, parse_timestamp, placement_status
-from gpupool.cluster.devices import judged_gpus
-from gpupool.cluster.lifecycle import LifecycleStep, Step, next_step, pods_of_attempt
-from gpupool.cluster.ports import EventNote, ObjectRef
-from gpupool.cluster.provenance import attempt_record, expired, log_record, recorded, stored_record
-from gpupool.cluster.reservations import (
+from gpupool.cluster.translate.convert import HOLDING_PHASES, parse_duration_seconds, parse_timestamp, placement_status
+from gpupool.cluster.translate.devices import judged_gpus
+from gpupool.cluster.translate.snapshot import ClusterSnapshot
+from gpupool.cluster.translate.spend import ended_attempt_fields
+from gpupool.cluster.writes import pods as podlib
+from gpupool.cluster.writes.lifecycle import LifecycleStep, Step, next_step, pods_of_attempt
+from gpupool.cluster.writes.ports import EventNote, ObjectRef
+from gpupool.cluster.writes.provenance import attempt_record, expired, log_record, recorded, stored_record
+from gpupool.cluster.writes.reservations import (
     ReservationSettings,
     refused_message,
     reservation_manifest,
@@ -54,9 +56,7 @@ from gpupool.cluster.reservations import (
     share_trouble,
     slot_of,
 )
-from gpupool.cluster.snapshot import ClusterSnapshot
-from gpupool.cluster.spend import ended_attempt_fields
-from gpupool.cluster.status import (
+from gpupool.cluster.writes.status import (
     generation_of,
     has_condition,
     job_status,
@@ -88,7 +88,7 @@ class ChangeKind(StrEnum):
     IDLE = "Idle"
     PROVENANCE = "Provenance"
     DEVICES = "Devices"
-    RESERVE = "Reserve"  # a share reservation pod created or deleted (`gpupool.cluster.reservations`)
+    RESERVE = "Reserve"  # a share reservation pod created or deleted (`gpupool.cluster.writes.reservations`)
     EXPIRE = "Expire"
 
 
@@ -177,7 +177,7 @@ class Planner:
         return (EventNote("Queued", f"queued in queue {job.spec.queue}"),), {"queued_at": timestamp(now)}
 
     def advance(self, job: GPUJob, snap: ClusterSnapshot, now: float) -> JobChange | None:
-        """The next lifecycle step of a job holding GPUs (`gpupool.cluster.lifecycle`)."""
+        """The next lifecycle step of a job holding GPUs (`gpupool.cluster.writes.lifecycle`)."""
         key = f"{job.metadata['namespace']}/{job.metadata['name']}"
         attempt = job.status.attempts
         max_runtime = (
@@ -671,7 +671,7 @@ class Planner:
     def attempt_usage(job: GPUJob, snap: ClusterSnapshot, now: float) -> dict[str, Any]:
         """Status fields accounting the attempt that ends now: `gpuSeconds`, `cost` and the
         attempt recorded in `usageHistory` (each worker at its pool's price per GPU-hour; see
-        `gpupool.cluster.spend`); none when the attempt never started."""
+        `gpupool.cluster.translate.spend`); none when the attempt never started."""
         return ended_attempt_fields(job, snap.gpu_hour_rate, now)
 
 

@@ -9,13 +9,13 @@ the parsed value from the cache and never parses again.
   the core `Job` (or why it cannot be converted: that job keeps its API model, so its
   status can still say what is wrong).
 - GPUQueue, GPUNodePool -> their API models.
-- Node -> `NodeDevices` (`gpupool.cluster.devices`): the node agent's report of which pod
+- Node -> `NodeDevices` (`gpupool.cluster.translate.devices`): the node agent's report of which pod
   holds which GPU and its index -> UUID map. The node becomes a core `GpuNode` only
-  together with the pools (`gpupool.cluster.snapshot`), from the raw object.
+  together with the pools (`gpupool.cluster.translate.snapshot`), from the raw object.
 - Pod, Namespace -> the raw object itself (read-only): pods are read by the pure
   lifecycle rules as they are.
 - A share reservation pod (`Kind.RESERVATION`) -> `Reservation`
-  (`gpupool.cluster.reservations`): its node, slot and phase.
+  (`gpupool.cluster.writes.reservations`): its node, slot and phase.
 - A pod gpupool did not create (`Kind.FOREIGN_POD`) -> `ForeignUsage`, what it holds on its
   node. Its reflector stores only `compact_foreign_pod(raw)`, so thousands of such pods
   cost the cache little.
@@ -37,8 +37,8 @@ from gpupool.api import (
     parse_gpunodepool,
     parse_gpuqueue,
 )
-from gpupool.cluster.cache import Kind
-from gpupool.cluster.convert import (
+from gpupool.cluster.state.cache import Kind
+from gpupool.cluster.translate.convert import (
     GPU_RESOURCE,
     ConversionError,
     job_from_api,
@@ -46,8 +46,8 @@ from gpupool.cluster.convert import (
     parse_memory_bytes,
     parse_quantity,
 )
-from gpupool.cluster.devices import node_devices
-from gpupool.cluster.reservations import reservation_of
+from gpupool.cluster.translate.devices import node_devices
+from gpupool.cluster.writes.reservations import reservation_of
 from gpupool.core.models import Job
 
 _PARSE_ERRORS = (InvalidObjectError, ValidationError, ConversionError, ValueError)

@@ -1,9 +1,9 @@
 """A queue's budget spend, derived each cycle from its GPUJobs' status and the clock.
 
-Who calls this: `gpupool.cluster.snapshot.build_snapshot` asks `budget_standings` for the
+Who calls this: `gpupool.cluster.translate.snapshot.build_snapshot` asks `budget_standings` for the
 standing of every queue with a budget (it becomes the core `Queue`'s `budget_exhausted`,
 `budget_left` and `budget_standing`, and the report step's `status.spend` and conditions,
-built in `gpupool.cluster.status`); the planner (`gpupool.cluster.plan`) records the
+built in `gpupool.cluster.writes.status`); the planner (`gpupool.cluster.writes.plan`) records the
 attempt that ends with `ended_attempt_fields`, in the same status write that ends it.
 
 Spend is never counted in memory. Each ended attempt is recorded in its job's
@@ -24,13 +24,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gpupool.api import AttemptUsage, GPUJob, GPUQueue
-from gpupool.cluster.convert import HOLDING_PHASES, budget_from_api, parse_cpu_milli, parse_timestamp
+from gpupool.cluster.translate.convert import HOLDING_PHASES, budget_from_api, parse_cpu_milli, parse_timestamp
 from gpupool.core.budget import Accrual, BudgetStanding, record_attempt, standing
 from gpupool.core.models import Device
 
 GpuHourRate = Callable[[str, str], tuple[float, bool]]
 """`(pool, node) -> (price of one GPU-hour there, whether the pool is a cloud pool)`; on a CPU
-pool's node, the price of one CPU-core-hour (`gpupool.cluster.snapshot.gpu_hour_rate`)."""
+pool's node, the price of one CPU-core-hour (`gpupool.cluster.translate.snapshot.gpu_hour_rate`)."""
 
 
 def attempt_accrual(job: GPUJob, rate: GpuHourRate, now: float) -> Accrual | None:

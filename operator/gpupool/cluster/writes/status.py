@@ -1,9 +1,9 @@
 """Status of GPUJobs, GPUQueues and GPUNodePools, built from the pydantic status models.
 
-Who calls this: `gpupool.cluster.plan` builds each job's next status here when it turns a
+Who calls this: `gpupool.cluster.writes.plan` builds each job's next status here when it turns a
 lifecycle step or a core decision into a `JobChange`; `gpupool.controllers.loop` builds the
 queues' and pools' status here at the report step. Nothing here writes: the applier
-(`gpupool.cluster.apply`) sends what these functions return.
+(`gpupool.cluster.writes.apply`) sends what these functions return.
 
 Conditions follow the Kubernetes conventions (metav1.Condition): one entry per type,
 `lastTransitionTime` changes only when `status` flips, `observedGeneration` is the
@@ -30,9 +30,9 @@ from gpupool.api import (
     ModelEstimate,
     Spend,
 )
-from gpupool.cluster.convert import HOLDING_PHASES
-from gpupool.cluster.ports import EventNote
-from gpupool.cluster.snapshot import PENDING_PHASES, ClusterSnapshot
+from gpupool.cluster.translate.convert import HOLDING_PHASES
+from gpupool.cluster.translate.snapshot import PENDING_PHASES, ClusterSnapshot
+from gpupool.cluster.writes.ports import EventNote
 from gpupool.core.budget import NEARLY_SPENT_FRACTION, BudgetStanding
 from gpupool.core.roofline import ModelChoice
 

@@ -17,9 +17,9 @@ import threading
 from dataclasses import dataclass
 
 from gpupool.api import GPUJobStatus, GPUNodeClaimStatus, GPUNodePoolStatus, GPUQueueStatus, status_patch
-from gpupool.cluster.cache import object_key
-from gpupool.cluster.ports import Conflict, NotFound, ObjectRef, RawObject, WriteError
-from gpupool.cluster.providers import NodeLaunch, ProviderError
+from gpupool.cluster.nodes.providers import NodeLaunch, ProviderError
+from gpupool.cluster.state.cache import object_key
+from gpupool.cluster.writes.ports import Conflict, NotFound, ObjectRef, RawObject, WriteError
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Each attempt's provenance record, its digest check, its log line and the finished-job TTL.
 
-Who calls this: the planner (`gpupool.cluster.plan`) opens an attempt's record when it
+Who calls this: the planner (`gpupool.cluster.writes.plan`) opens an attempt's record when it
 admits the job, refreshes it at each lifecycle step from the worker pods and the nodes, and
 closes it in the status write that ends the attempt; the applier
-(`gpupool.cluster.apply`) logs each closed record (`LOG_NAME`) once that write succeeded;
+(`gpupool.cluster.writes.apply`) logs each closed record (`LOG_NAME`) once that write succeeded;
 `gpupool provenance` (`gpupool.cli`) prints the records with `render_text`. Everything here
 is pure: pods and nodes come in as the API server returns them.
 
@@ -13,7 +13,7 @@ Where each field comes from:
 - workers: `status.placement` (pod, node, pool, GPU model, GPU indices and share), the GPU
   UUIDs the node reports the worker's pod holds (`status.placement[].gpuUUIDs`, devices
   Reported: the kubelet's allocation as the node agent publishes it, see
-  `gpupool.cluster.devices`); on a node that reports no devices (kwok: the fallback), the
+  `gpupool.cluster.translate.devices`); on a node that reports no devices (kwok: the fallback), the
   UUIDs the node's `gpupool.io/gpu-uuids` annotation gives the planned indices; never the
   UUID of a planned index on a node that reports devices (that GPU may be another pod's);
   the pool's price per GPU-hour at the time;
@@ -48,9 +48,9 @@ from gpupool.api import (
     WorkerPlacementStatus,
     WorkerRun,
 )
-from gpupool.cluster.convert import parse_timestamp
-from gpupool.cluster.ports import EventNote
-from gpupool.cluster.status import with_condition
+from gpupool.cluster.translate.convert import parse_timestamp
+from gpupool.cluster.writes.ports import EventNote
+from gpupool.cluster.writes.status import with_condition
 from gpupool.core.budget import MAX_RECORDED_ATTEMPTS
 from gpupool.core.models import Device
 

@@ -1,8 +1,8 @@
 """The writer port: every write gpupool makes to the cluster, as a protocol with typed errors.
 
-Who uses this: the applier (`gpupool.cluster.apply`) writes through a `ClusterWriter` only;
-the operator wires in `gpupool.cluster.writer.KubeWriter` (the Kubernetes client), unit
-tests wire in `gpupool.cluster.recording.RecordingWriter`, which records each call and
+Who uses this: the applier (`gpupool.cluster.writes.apply`) writes through a `ClusterWriter` only;
+the operator wires in `gpupool.cluster.kube.writer.KubeWriter` (the Kubernetes client), unit
+tests wire in `gpupool.cluster.writes.recording.RecordingWriter`, which records each call and
 fails on demand. Kubernetes client exceptions never cross this boundary: the real writer
 turns them into the errors below, so callers decide by what happened, not by HTTP codes.
 

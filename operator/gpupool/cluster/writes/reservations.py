@@ -1,15 +1,15 @@
 """Reservation pods: one pod per shared GPU holds it whole, so shares cannot collide.
 
 Who uses this: the cache parses each reservation pod into a `Reservation`
-(`gpupool.cluster.parsing`); the snapshot (`gpupool.cluster.snapshot`) builds the cycle's
-`ReservationBook`; the planner (`gpupool.cluster.plan`) names a share's reservation when it
+(`gpupool.cluster.state.parsing`); the snapshot (`gpupool.cluster.translate.snapshot`) builds the cycle's
+`ReservationBook`; the planner (`gpupool.cluster.writes.plan`) names a share's reservation when it
 admits the share (`ReservationBook.for_share`), gives the share pod its reservation's UUID,
 interrupts shares whose reservation failed or moved (`share_trouble`) and writes the
 reservation pods (`reservation_writes`, `new_reservations`). Pure: values in, manifests out.
 
 A share requests no `nvidia.com/gpu` (Kubernetes cannot request fractions), so without more
 the kubelet counts its GPU as free and may hand it to a whole-GPU pod or a foreign one. On a
-node that reports its pods' devices (`gpupool.cluster.devices`), each physical GPU that holds
+node that reports its pods' devices (`gpupool.cluster.translate.devices`), each physical GPU that holds
 shares is held by one reservation pod requesting `nvidia.com/gpu: 1`, in the operator's
 namespace, named per node and slot (`reservation_name`): the kubelet gives it a GPU like any
 pod, the node agent reports which, and the shares are told that GPU's UUID in
@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpupool.api import DeviceSource, GPUJob, WorkerPlacementStatus
-from gpupool.cluster.devices import NodeDevices
-from gpupool.cluster.pods import ANNOTATION_RESERVATION
+from gpupool.cluster.translate.devices import NodeDevices
+from gpupool.cluster.writes.pods import ANNOTATION_RESERVATION
 
 GPU_RESOURCE = "nvidia.com/gpu"
 LABEL_RESERVATION = "gpupool.io/reservation"

@@ -2,7 +2,7 @@
 
 Who uses this: the scheduling loop (`gpupool.controllers.loop`) owns one `DecayedUsage` and
 advances it once per cycle with the GPUs each queue holds now
-(`gpupool.cluster.snapshot.held_gpus`); the snapshot feeds the result to the core's fair
+(`gpupool.cluster.translate.snapshot.held_gpus`); the snapshot feeds the result to the core's fair
 share, and the report step writes it to `GPUQueue.status.decayedUsageGpuSeconds`, from
 which a restarted operator starts again. The decay rule itself is the core's
 (`gpupool.core.fairshare.decay_usage`).

@@ -2,7 +2,7 @@
 
 Who uses this: `gpupool.controllers.runner` builds one and hands it to the applier (for the
 writes) and to its start-up and periodic re-lists (`list_custom`, `list_core`). Client
-exceptions are turned into the typed errors of `gpupool.cluster.ports` here and nowhere
+exceptions are turned into the typed errors of `gpupool.cluster.writes.ports` here and nowhere
 else. Answers are read as JSON straight from the response (`_preload_content=False`):
 building the client's model classes for every pod cost more CPU than the write itself.
 """
@@ -29,7 +29,7 @@ from gpupool.api import (
     GPUQueueStatus,
     status_patch,
 )
-from gpupool.cluster.ports import (
+from gpupool.cluster.writes.ports import (
     Conflict,
     Forbidden,
     Invalid,

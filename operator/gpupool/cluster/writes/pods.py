@@ -1,6 +1,6 @@
 """Worker pods of a GPUJob: deterministic names and the manifest of each worker.
 
-Who uses this: the planner (`gpupool.cluster.plan`) builds the pods of an admitted job from
+Who uses this: the planner (`gpupool.cluster.writes.plan`) builds the pods of an admitted job from
 its admission here; the snapshot and the planner find a job's pods by these labels. Names
 depend only on (job, attempt, worker), so a restarted operator that creates the same pod
 again gets AlreadyExists instead of a duplicate.
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gpupool.api import GPUJob, WorkerPlacementStatus
-from gpupool.cluster.convert import GPU_RESOURCE, gpu_milli
+from gpupool.cluster.translate.convert import GPU_RESOURCE, gpu_milli
 from gpupool.core.models import Taint, WorkerShape
 
 LABEL_JOB = "gpupool.io/job"
@@ -27,7 +27,7 @@ ANNOTATION_GPU_INDICES = "gpupool.io/gpu-indices"
 ANNOTATION_GPU_SHARE = "gpupool.io/gpu-share"
 ANNOTATION_RESERVATION = "gpupool.io/reservation"
 """On a share pod: `namespace/name` of the reservation pod whose GPU it is given
-(`gpupool.cluster.reservations`)."""
+(`gpupool.cluster.writes.reservations`)."""
 ENV_VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
 ENV_DEVICE = "GPUPOOL_DEVICE"
 """Set for jobs with `spec.cpuFallback`: `cpu` on a CPU-only node, `gpu` otherwise."""
@@ -88,7 +88,7 @@ def worker_pod(
     a CPU-only node, `status.device` CPU) requests no GPU at all; a job with
     `spec.cpuFallback` other than Never tells its containers where they run in
     `GPUPOOL_DEVICE` (`cpu` or `gpu`). A share held by a reservation pod
-    (`worker.reservation`, `gpupool.cluster.reservations`) is given the UUID of that pod's GPU
+    (`worker.reservation`, `gpupool.cluster.writes.reservations`) is given the UUID of that pod's GPU
     (`share_device`) instead of an index, and names the reservation in its
     `gpupool.io/reservation` annotation.
 

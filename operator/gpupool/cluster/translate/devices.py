@@ -1,7 +1,7 @@
 """Device truth: which physical GPUs each pod on a node holds, as the node reports it.
 
-Who uses this: `gpupool.cluster.parsing` turns every Node into a `NodeDevices` once, when it
-enters the cache (`node_devices`); the snapshot (`gpupool.cluster.snapshot`) resolves each
+Who uses this: `gpupool.cluster.state.parsing` turns every Node into a `NodeDevices` once, when it
+enters the cache (`node_devices`); the snapshot (`gpupool.cluster.translate.snapshot`) resolves each
 running job's `status.placement` against it (`resolved_placement`), and from that resolved
 placement the planner patches the status, the provenance record takes its UUIDs, idle
 detection reads its GPUs and the metrics label their series; foreign pods' GPUs come from

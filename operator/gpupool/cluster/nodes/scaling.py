@@ -1,8 +1,8 @@
 """What the autoscale planner sees of the cluster: offers, capacity in flight, nominations.
 
-Who calls this: `gpupool.cluster.snapshot.build_snapshot` fills the core snapshot's
+Who calls this: `gpupool.cluster.translate.snapshot.build_snapshot` fills the core snapshot's
 `offers`, `in_flight` and `nominations` with `scaling_inputs`; the claim reconciler
-(`gpupool.cluster.claims`) and the pool status read the same facts from here, so one rule
+(`gpupool.cluster.nodes.claims`) and the pool status read the same facts from here, so one rule
 decides what is in flight. Everything comes from API objects (GPUNodePools, GPUNodeClaims,
 nodes, jobs), so a restarted operator sees exactly what the old one saw.
 
@@ -25,8 +25,13 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
 
 from gpupool.api import ClaimPhase, GPUNodeClaim, GPUNodePool, PoolClass, Provider
-from gpupool.cluster.convert import ConversionError, gpu_node_from_k8s, parse_duration_seconds, parse_timestamp
-from gpupool.cluster.kwok_nodes import pool_node_spec
+from gpupool.cluster.nodes.kwok_nodes import pool_node_spec
+from gpupool.cluster.translate.convert import (
+    ConversionError,
+    gpu_node_from_k8s,
+    parse_duration_seconds,
+    parse_timestamp,
+)
 from gpupool.core.models import GpuNode, InFlightNode, NodeOffer
 
 BACKOFF_BASE_SECONDS = 30.0

@@ -1,8 +1,8 @@
 """Turn a cache view into the core's `Snapshot` plus everything the apply step needs.
 
 Who calls this: the scheduling loop (`gpupool.controllers.loop`) at step 2 of each cycle;
-the applier's planner (`gpupool.cluster.plan`) and the status reporter
-(`gpupool.cluster.status`) then read pools, prices, taints, quota flavors and the jobs'
+the applier's planner (`gpupool.cluster.writes.plan`) and the status reporter
+(`gpupool.cluster.writes.status`) then read pools, prices, taints, quota flavors and the jobs'
 models from the returned `ClusterSnapshot` instead of deriving them again. Objects that
 cannot be read (an odd node label, a job written by a newer CRD) are skipped with a reason
 instead of crashing the loop; jobs that cannot be scheduled for reasons the core does not
@@ -31,10 +31,10 @@ where the node reports nothing (kwok nodes: the fallback) are they GPUs whose in
 cannot know, which the core takes from the node's first idle GPUs (`PlacementState.build`).
 gpupool's own workers count through their placements, resolved against the same report.
 
-Each queue with a budget gets its standing here (`gpupool.cluster.spend`: what its jobs
+Each queue with a budget gets its standing here (`gpupool.cluster.translate.spend`: what its jobs
 accrued in the current period, at the pools' prices): it fills the core queue's
 `budget_exhausted`, `budget_left` and `budget_standing`, and `ClusterSnapshot.budgets`
-carries it to the report step (`gpupool.cluster.status.queue_status`).
+carries it to the report step (`gpupool.cluster.writes.status.queue_status`).
 """
 
 from __future__ import annotations
@@ -58,8 +58,10 @@ from gpupool.api import (
     WorkerPlacementStatus,
 )
 from gpupool.catalogue import gpu_catalogue
-from gpupool.cluster.cache import CachedObject, CacheView, Kind
-from gpupool.cluster.convert import (
+from gpupool.cluster.nodes.scaling import ScalingInputs, scaling_inputs
+from gpupool.cluster.state.cache import CachedObject, CacheView, Kind
+from gpupool.cluster.state.parsing import ForeignUsage, ParsedJob
+from gpupool.cluster.translate.convert import (
     HOLDING_PHASES,
     ConversionError,
     RefusedNode,
@@ -72,13 +74,11 @@ from gpupool.cluster.convert import (
     shared_gpus_message,
     unused_gpu_node,
 )
-from gpupool.cluster.devices import NO_DEVICES, NodeDevices, foreign_indices, resolved_placement
-from gpupool.cluster.lifecycle import AdmissionRejection, admission_hold_seconds, rejection_message
-from gpupool.cluster.parsing import ForeignUsage, ParsedJob
-from gpupool.cluster.pods import LABEL_JOB
-from gpupool.cluster.reservations import ReservationBook, ReservationSettings, book_of
-from gpupool.cluster.scaling import ScalingInputs, scaling_inputs
-from gpupool.cluster.spend import budget_standings
+from gpupool.cluster.translate.devices import NO_DEVICES, NodeDevices, foreign_indices, resolved_placement
+from gpupool.cluster.translate.spend import budget_standings
+from gpupool.cluster.writes.lifecycle import AdmissionRejection, admission_hold_seconds, rejection_message
+from gpupool.cluster.writes.pods import LABEL_JOB
+from gpupool.cluster.writes.reservations import ReservationBook, ReservationSettings, book_of
 from gpupool.core.budget import BudgetStanding
 from gpupool.core.models import Device, GpuNode, Job, Queue, Snapshot, Taint
 from gpupool.core.roofline import GpuSpec, Hardware
@@ -255,12 +255,12 @@ class ClusterSnapshot:
     budgets: dict[str, BudgetStanding] = field(default_factory=dict)
     # Per node, what its pool's status says about it: refused, or GPUs shared (see `NodeNote`).
     node_notes: dict[str, NodeNote] = field(default_factory=dict)
-    # Each node's device report, parsed when the node entered the cache (`gpupool.cluster.devices`).
+    # Each node's device report, parsed when the node entered the cache (`gpupool.cluster.translate.devices`).
     node_devices: dict[str, NodeDevices] = field(default_factory=dict)
     # Each job holding GPUs: its `status.placement` with the devices its nodes report
     # (`devices.resolved_placement`; the status list itself when nothing new is reported).
     placements: dict[str, list[WorkerPlacementStatus]] = field(default_factory=dict)
-    # The share reservation pods and what names them (`gpupool.cluster.reservations`).
+    # The share reservation pods and what names them (`gpupool.cluster.writes.reservations`).
     reservations: ReservationBook = field(default_factory=lambda: ReservationBook(ReservationSettings()))
 
     @property

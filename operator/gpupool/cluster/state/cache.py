@@ -1,15 +1,15 @@
 """The operator's watch-fed, typed view of the cluster.
 
 Who uses this: kopf event handlers (`gpupool.controllers.handlers`), the reflectors of
-GPUJobs and pods (`gpupool.cluster.reflector`) and the start-up and periodic re-lists
+GPUJobs and pods (`gpupool.cluster.kube.reflector`) and the start-up and periodic re-lists
 (`gpupool.controllers.runner`) put every object they see here; the
 scheduling loop (`gpupool.controllers.loop`) takes a `view()` at each step of its cycle,
-and the applier (`gpupool.cluster.apply`) records each object the API server answers a
+and the applier (`gpupool.cluster.writes.apply`) records each object the API server answers a
 write with ("assume"), so the next cycle never decides on a state older than its own
 last write. The API server stays the source of truth: a restarted operator lists
 everything and carries on.
 
-Each object is parsed once, when it enters the cache (`gpupool.cluster.parsing`): the
+Each object is parsed once, when it enters the cache (`gpupool.cluster.state.parsing`): the
 cache holds immutable `CachedObject`s carrying the raw object, its parsed model (or why
 it could not be parsed). A view is a shallow copy of the maps - it shares the immutable
 entries - so taking one costs a pointer per object, never a deep copy.
@@ -45,7 +45,7 @@ class Kind(StrEnum):
     NAMESPACE = "namespaces"
     # Non-terminal pods bound to a node that gpupool did not create (kept in a compact form).
     FOREIGN_POD = "foreignpods"
-    # gpupool's share reservation pods (`gpupool.cluster.reservations`), in its own namespace.
+    # gpupool's share reservation pods (`gpupool.cluster.writes.reservations`), in its own namespace.
     RESERVATION = "reservations"
 
 
@@ -74,7 +74,7 @@ def resource_version(obj: Mapping[str, Any]) -> int:
 class CachedObject:
     """One object as the cache holds it: never mutated after it is stored.
 
-    `parsed` is the kind's model (`gpupool.cluster.parsing` says which) or None when the
+    `parsed` is the kind's model (`gpupool.cluster.state.parsing` says which) or None when the
     object could not be parsed, in which case `error` says why in words a person can act on.
     """
 
@@ -135,7 +135,7 @@ class ClusterCache:
 
     `parse(kind, raw)` returns `(model, None)` or `(None, reason)`; it is called once per
     stored version of an object. The default keeps raw objects (used by tests of the
-    cache itself); the operator passes `gpupool.cluster.parsing.parse_object_of`.
+    cache itself); the operator passes `gpupool.cluster.state.parsing.parse_object_of`.
     """
 
     def __init__(self, parse: Parser = _keep_raw) -> None:

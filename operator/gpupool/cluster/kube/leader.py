@@ -3,7 +3,7 @@
 Who uses this: `gpupool.controllers.runner`, when `GPUPOOL_LEADER_ELECTION` is on, runs a
 `LeaderElector` in a thread; only the process that holds the Lease runs the scheduling
 loop (and so writes). The Lease is read and written through a `LeaseStore`
-(`gpupool.cluster.lease` is the Kubernetes one; unit tests use a fake), so nothing here
+(`gpupool.cluster.kube.lease` is the Kubernetes one; unit tests use a fake), so nothing here
 imports the Kubernetes client.
 
 The semantics are client-go's (`k8s.io/client-go/tools/leaderelection`):

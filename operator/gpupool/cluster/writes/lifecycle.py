@@ -1,6 +1,6 @@
 """How an admitted GPUJob's pods drive its phase: pure functions, no I/O.
 
-Who calls this: the planner (`gpupool.cluster.plan`), at the scheduling loop's lifecycle
+Who calls this: the planner (`gpupool.cluster.writes.plan`), at the scheduling loop's lifecycle
 step, once per cycle for each job that holds GPUs (phase Admitted or Running). Given the
 job, the pods of its current attempt and the clock, `next_step` says what should happen
 next; the planner turns it into a status, events and pod writes, which the applier makes.
@@ -259,7 +259,7 @@ def next_step(
 
 def pods_of_attempt(pods: Sequence[RawObject], attempt: int) -> dict[int, RawObject]:
     """The pods of one attempt keyed by worker index (from the pods' gpupool labels)."""
-    from gpupool.cluster.pods import LABEL_ATTEMPT, LABEL_WORKER
+    from gpupool.cluster.writes.pods import LABEL_ATTEMPT, LABEL_WORKER
 
     result: dict[int, RawObject] = {}
     for pod in pods:

@@ -12,7 +12,7 @@ cycle plans with it. A claim moves through its phases like this:
 - Launching: the provider is asked each cycle until it launches the node (→ Registered);
   capacity-unavailable or provider-quota refusals fail the claim at once, transient errors
   are retried up to `MAX_LAUNCH_ATTEMPTS` times (→ Failed; the pool backs off, see
-  `gpupool.cluster.scaling`, and the planner falls back to the next pool);
+  `gpupool.cluster.nodes.scaling`, and the planner falls back to the next pool);
 - Registered → Ready when the node is Ready; a node that never shows up within
   `REGISTRATION_TIMEOUT_SECONDS` fails the claim;
 - Ready: `idleSince` is set when the node stops holding gpupool work and cleared when it
@@ -41,12 +41,12 @@ from gpupool.api import (
     GPUNodePool,
     Provider,
 )
-from gpupool.cluster.cache import ClusterCache, Kind
-from gpupool.cluster.convert import parse_duration_seconds, parse_timestamp
-from gpupool.cluster.ports import ClusterWriter, ObjectRef, WriteError
-from gpupool.cluster.providers import NodeLaunch, NodeProvider, ProviderError, ProviderTransient
-from gpupool.cluster.scaling import FAILURE_MEMORY_SECONDS
-from gpupool.cluster.snapshot import ClusterSnapshot
+from gpupool.cluster.nodes.providers import NodeLaunch, NodeProvider, ProviderError, ProviderTransient
+from gpupool.cluster.nodes.scaling import FAILURE_MEMORY_SECONDS
+from gpupool.cluster.state.cache import ClusterCache, Kind
+from gpupool.cluster.translate.convert import parse_duration_seconds, parse_timestamp
+from gpupool.cluster.translate.snapshot import ClusterSnapshot
+from gpupool.cluster.writes.ports import ClusterWriter, ObjectRef, WriteError
 from gpupool.core.autoscale import ReleaseCandidate, nodes_to_release
 from gpupool.core.models import NodeRequest
 

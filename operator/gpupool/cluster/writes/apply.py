@@ -36,10 +36,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from gpupool.api import API_VERSION, GPUNodePoolStatus, GPUQueueStatus
-from gpupool.cluster.cache import ClusterCache, Kind
-from gpupool.cluster.plan import ChangeKind, JobChange
-from gpupool.cluster.ports import ClusterWriter, EventNote, NotFound, ObjectRef, RawObject, WriteError
-from gpupool.cluster.provenance import LOG_NAME
+from gpupool.cluster.state.cache import ClusterCache, Kind
+from gpupool.cluster.writes.plan import ChangeKind, JobChange
+from gpupool.cluster.writes.ports import ClusterWriter, EventNote, NotFound, ObjectRef, RawObject, WriteError
+from gpupool.cluster.writes.provenance import LOG_NAME
 
 log = logging.getLogger("gpupool.apply")
 provenance_log = logging.getLogger(LOG_NAME)
@@ -100,7 +100,7 @@ class Applier:
                 record.get("outcome"),
                 extra={"provenance": record},
             )
-        # A share reservation pod (`gpupool.cluster.reservations`) lives in the cache's own map.
+        # A share reservation pod (`gpupool.cluster.writes.reservations`) lives in the cache's own map.
         pods = Kind.RESERVATION if change.kind == ChangeKind.RESERVE else Kind.POD
         for pod in change.delete_pods:
             try:

@@ -46,16 +46,16 @@ from enum import StrEnum
 from typing import Any
 
 from gpupool.api import ClusterAPIRef, GPUNodePool
-from gpupool.cluster.convert import parse_timestamp
-from gpupool.cluster.kwok_nodes import LABEL_CLAIM, LABEL_POOL
-from gpupool.cluster.ports import Conflict, Forbidden, NotFound, RawObject, Transient, WriteError
-from gpupool.cluster.providers import (
+from gpupool.cluster.kube.writer import call_api, read_json
+from gpupool.cluster.nodes.kwok_nodes import LABEL_CLAIM, LABEL_POOL
+from gpupool.cluster.nodes.providers import (
     NodeLaunch,
     ProviderError,
     ProviderQuotaExceeded,
     ProviderTransient,
 )
-from gpupool.cluster.writer import call_api, read_json
+from gpupool.cluster.translate.convert import parse_timestamp
+from gpupool.cluster.writes.ports import Conflict, Forbidden, NotFound, RawObject, Transient, WriteError
 
 log = logging.getLogger("gpupool.clusterapi")
 

@@ -1,6 +1,6 @@
 """The leader Lease in the API server: `KubeLeaseStore`, the `LeaseStore` the operator uses.
 
-Who uses this: `gpupool.controllers.runner` hands it to `gpupool.cluster.leader.LeaderElector`.
+Who uses this: `gpupool.controllers.runner` hands it to `gpupool.cluster.kube.leader.LeaderElector`.
 It reads, creates and replaces one `coordination.k8s.io/v1` Lease; a replace carries the
 resourceVersion that was read, so the API server refuses it (409, `LeaseConflict`) when
 another candidate wrote in between. Answers are read as raw JSON, so the MicroTime fields
@@ -13,9 +13,9 @@ from typing import Any
 
 from kubernetes import client
 
-from gpupool.cluster.leader import LeaseConflict, LeaseRecord, StoredLease
-from gpupool.cluster.ports import Conflict, NotFound, RawObject
-from gpupool.cluster.writer import call_api, read_json
+from gpupool.cluster.kube.leader import LeaseConflict, LeaseRecord, StoredLease
+from gpupool.cluster.kube.writer import call_api, read_json
+from gpupool.cluster.writes.ports import Conflict, NotFound, RawObject
 
 
 def record_of(lease: RawObject) -> StoredLease:

@@ -2,7 +2,7 @@
 
 Who calls this: `gpupool.cli`. It reads the GPUJob once from the API server (the record
 lives in its status: `status.provenance`, kept by the operator) and prints a readable
-block per attempt (`gpupool.cluster.provenance.render_text`) or, with `-o json`, one
+block per attempt (`gpupool.cluster.writes.provenance.render_text`) or, with `-o json`, one
 JSON object: `job`, `uid`, `phase`, `finishedAt`, `ttlSecondsAfterFinished`, the
 `ProvenanceVerified` condition (null when the job declares no image digest) and
 `provenance` (`attempts`, `omittedAttempts`) exactly as the status holds it. A job
@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from gpupool.api import GROUP, VERSION
-from gpupool.cluster.provenance import CONDITION, LOG_NAME, render_text
+from gpupool.cluster.writes.provenance import CONDITION, LOG_NAME, render_text
 
 
 def as_json(key: str, job: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config import ConfigException
 
-    from gpupool.cluster.kubeclient import api_client
+    from gpupool.cluster.kube.kubeclient import api_client
 
     try:
         api = api_client(args.kubeconfig)

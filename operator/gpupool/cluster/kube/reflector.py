@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
-from gpupool.cluster.cache import ClusterCache, Kind, object_key, resource_version
-from gpupool.cluster.writer import list_version, read_json
+from gpupool.cluster.kube.writer import list_version, read_json
+from gpupool.cluster.state.cache import ClusterCache, Kind, object_key, resource_version
 
 log = logging.getLogger("gpupool.reflector")
 
@@ -179,16 +179,16 @@ def operator_reflectors(api_client: Any, cache: ClusterCache, reservation_namesp
     """The reflectors of GPUJobs (all namespaces), gpupool's worker pods (by label), its share
     reservation pods (by label, in `reservation_namespace`) and the pods gpupool did not
     create that hold resources on a node (compact, see
-    `gpupool.cluster.parsing.compact_foreign_pod`). A foreign pod that finishes stops
+    `gpupool.cluster.state.parsing.compact_foreign_pod`). A foreign pod that finishes stops
     matching the field selector, and the watch reports it DELETED."""
     from functools import partial
 
     from kubernetes import client
 
     from gpupool.api import GROUP, VERSION
-    from gpupool.cluster.parsing import compact_foreign_pod
-    from gpupool.cluster.pods import LABEL_JOB
-    from gpupool.cluster.reservations import LABEL_RESERVATION
+    from gpupool.cluster.state.parsing import compact_foreign_pod
+    from gpupool.cluster.writes.pods import LABEL_JOB
+    from gpupool.cluster.writes.reservations import LABEL_RESERVATION
 
     custom = client.CustomObjectsApi(api_client)
     core = client.CoreV1Api(api_client)

@@ -1,0 +1,1 @@
+"""API objects and the cache into core values: converters, the ClusterSnapshot, device truth, budget spend."""
