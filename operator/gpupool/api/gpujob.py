@@ -529,8 +529,14 @@ class WorkerRun(StatusModel):
     price_per_gpu_hour: float = Field(
         default=0.0,
         ge=0,
-        description="The pool's price of one GPU-hour on this node (0 when unpriced); on a CPU pool's node, of one "
-        "CPU-core-hour (its node-hour price over its cores).",
+        description="The pool's price of one GPU-hour on this node (0 when unpriced, and for a run on a CPU-only "
+        "node).",
+    )
+    price_per_core_hour: float = Field(
+        default=0.0,
+        ge=0,
+        description="For a run on a CPU pool's node: the price of one CPU-core-hour there (its node-hour price over "
+        "its cores); 0 otherwise.",
     )
     containers: list[ContainerRun] = Field(
         default_factory=list, max_length=64, description="The pod's containers, in the pod spec's order."

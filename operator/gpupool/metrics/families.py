@@ -236,7 +236,7 @@ FAMILIES: tuple[Family, ...] = (
         "gpupool_pool_gpu_hourly_price",
         "Price of one GPU-hour on the pool's nodes: on_demand for a node that is not spot (the cloud "
         "on-demand price, or the on-prem amortised one), spot for a spot node (only when the pool names a "
-        "spot price); pools with a price only.",
+        "spot price); GPU pools with a price only.",
         POOL,
         closed("capacity", "the kind of node the price is for", CAPACITY_TYPES),
     ),
@@ -288,6 +288,18 @@ FAMILIES: tuple[Family, ...] = (
         per_job=True,
     ),
     gauge(
+        "gpupool_job_cost_per_hour",
+        "What the job's running attempt is billed per hour on the pool's nodes while it accrues (from "
+        "status.startedAt, phase Admitted or Running): each worker's GPUs at its node's GPU-hour price, or on a "
+        "CPU-only node its requested cores at the core-hour price. The same rate the job's status.cost and its "
+        "queue's budget spend accrue at; gpupool report integrates it.",
+        NAMESPACE,
+        Label("job", "GPUJob name"),
+        QUEUE,
+        POOL,
+        per_job=True,
+    ),
+    gauge(
         "gpupool_job_gpu_idle",
         "1 for each running job whose GPUs have stayed below its queue's idle threshold for the queue's idle.after "
         "(condition GPUIdle=True); no series for other jobs.",
@@ -299,7 +311,15 @@ FAMILIES: tuple[Family, ...] = (
     # ---- OpenCost-compatible (OpenCost's names and labels; pkg/costmodel/metrics.go)
     gauge(
         "node_gpu_hourly_cost",
-        "Hourly cost per GPU on this node: its pool's node-hour price (spot when the node is spot) over its GPUs.",
+        "Hourly cost per GPU on this node: its pool's node-hour price (spot when the node is spot) over its GPUs; "
+        "GPU nodes only.",
+        *OPENCOST_NODE,
+        source="opencost",
+    ),
+    gauge(
+        "node_cpu_hourly_cost",
+        "Hourly cost per CPU core on a CPU pool's node (what a job that fell back to CPU is billed per core): its "
+        "pool's node-hour price over its allocatable cores; CPU pool nodes only (GPU nodes do not price CPUs apart).",
         *OPENCOST_NODE,
         source="opencost",
     ),

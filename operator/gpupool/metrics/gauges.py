@@ -21,6 +21,7 @@ from gpupool.cluster.translate.convert import HOLDING_PHASES
 from gpupool.cluster.translate.devices import gpu_uuid_of
 from gpupool.cluster.translate.snapshot import ClusterSnapshot
 from gpupool.cluster.writes.status import flavor_usage, pool_status
+from gpupool.core.accounting import PriceUnit, worker_cost_per_hour
 from gpupool.core.models import Decisions, GpuNode, Job, WaitCode, WorkerPlacement
 from gpupool.metrics.families import PENDING_REASONS, Family
 
@@ -208,11 +209,11 @@ def pool_price_samples(snap: ClusterSnapshot) -> Samples:
     for name, pool in sorted(snap.pools.items()):
         spec = pool.pool.spec
         info[(name, POOL_CLASS_LABEL[spec.pool_class], spec.gpu_model)] = 1.0
-        if spec.price_per_node_hour is None:
+        if spec.price_per_node_hour is None or pool.pricing.is_cpu_pool:
             continue
-        price[(name, "on_demand")] = pool.gpu_hour_price(spot=False)
+        price[(name, "on_demand")] = pool.pricing.gpu_hour(spot=False)
         if spec.price_per_node_hour.spot is not None:
-            price[(name, "spot")] = pool.gpu_hour_price(spot=True)
+            price[(name, "spot")] = pool.pricing.gpu_hour(spot=True)
     return {"gpupool_pool_info": info, "gpupool_pool_gpu_hourly_price": price}
 
 
@@ -289,9 +290,11 @@ def allocation_samples(jobs: Mapping[str, GPUJob], snap: ClusterSnapshot, *, ope
     info: Series = {}
     containers: Series = {}
     idle: Series = {}
+    cost: Series = {}
     for job in jobs.values():
         if job.status.phase not in HOLDING_PHASES:
             continue
+        cost.update(job_cost_rates(job, snap))
         namespace = str(job.metadata.get("namespace", ""))
         name = str(job.metadata.get("name", ""))
         if any(c.type == "GPUIdle" and c.status.value == "True" for c in job.status.conditions):
@@ -314,10 +317,25 @@ def allocation_samples(jobs: Mapping[str, GPUJob], snap: ClusterSnapshot, *, ope
                 info[labels] = worker.gpu_share
             held = len(worker.gpu_indices) * worker.gpu_share
             containers[(namespace, worker.pod, container, worker.node, worker.node)] = held
-    samples = {"gpupool_gpu_allocation_info": info, "gpupool_job_gpu_idle": idle}
+    samples = {"gpupool_gpu_allocation_info": info, "gpupool_job_gpu_idle": idle, "gpupool_job_cost_per_hour": cost}
     if opencost:
         samples["container_gpu_allocation"] = containers
     return samples
+
+
+def job_cost_rates(job: GPUJob, snap: ClusterSnapshot) -> Series:
+    """What the job's attempt is billed per hour, by pool, while it accrues (`status.startedAt`
+    set): the biller's rate for each worker (`gpupool.core.accounting`); nothing before it
+    starts, as spend counts nothing then."""
+    if job.status.started_at is None:
+        return {}
+    namespace = str(job.metadata.get("namespace", ""))
+    name = str(job.metadata.get("name", ""))
+    out: Series = {}
+    for use in snap.biller.workers(job):
+        key = (namespace, name, job.spec.queue, use.pool)
+        out[key] = out.get(key, 0.0) + worker_cost_per_hour(snap.prices, use)[0]
+    return out
 
 
 def first_container(job: GPUJob) -> str:
@@ -335,6 +353,7 @@ def opencost_node_samples(inputs: GaugeInputs) -> Samples:
     snap = inputs.snap
     raw_nodes = inputs.view.entries(Kind.NODE)
     gpu_cost: Series = {}
+    cpu_cost: Series = {}
     count: Series = {}
     total: Series = {}
     spot: Series = {}
@@ -347,13 +366,17 @@ def opencost_node_samples(inputs: GaugeInputs) -> Samples:
         provider_id = str((entry.raw.get("spec") or {}).get("providerID") or "")
         instance_type = str(labels_of.get(LABEL_INSTANCE_TYPE) or node.pool)
         labels = (name, name, instance_type, str(labels_of.get(LABEL_REGION) or ""), provider_id)
-        price = snap.gpu_hour_price(node.pool, name)
-        gpu_cost[labels] = price
+        rate = snap.biller.rate(node.pool, name)
+        if rate.unit == PriceUnit.CPU_CORE:
+            cpu_cost[labels] = rate.price
+        else:
+            gpu_cost[labels] = rate.price
         count[labels] = float(node.gpus)
-        total[labels] = price * node.gpus
+        total[labels] = info.pricing.node_hour(spot=node.spot)
         spot[labels] = 1.0 if node.spot else 0.0
     return {
         "node_gpu_hourly_cost": gpu_cost,
+        "node_cpu_hourly_cost": cpu_cost,
         "node_gpu_count": count,
         "node_total_hourly_cost": total,
         "kubecost_node_is_spot": spot,

@@ -10,13 +10,15 @@ operator ignores, so the same file can still be applied:
 
 - `whatif.gpupool.io/nodes`: how many nodes a Static pool has (default: its `maxNodes`;
   one of the two is required). They exist for the whole simulation and are paid every
-  hour at `pricePerNodeHour.amortised` (or `onDemand` if that is all it has).
+  hour at the pool's regular node-hour price (the price rule of `gpupool.core.accounting`:
+  `pricePerNodeHour.onDemand` when stated, else `amortised`).
 - `whatif.gpupool.io/amortisation-months`: the life over which the amortised price
   spreads the purchase (default 36): a node's purchase price is its amortised node-hour
   price times the hours of that life (see `gpupool.sim.breakeven`).
 
 A pool whose provider is not Static (Kwok, ClusterAPI) is grown and shrunk by the planner:
-its offers are the operator's (`cluster.scaling.pool_prices`, `pool_template`), with its
+its offers are the operator's (`PoolPricing.offers` of `cluster.translate.pricing.pool_pricing`,
+`cluster.nodes.scaling.pool_template`), with its
 `provisioningDelay`, `scaleDownAfter`, `minNodes`, `maxNodes` and `maxNodesInFlight`.
 Queues are `cluster.convert.queue_from_api`; a queue's `spec.budget` is enforced.
 """
@@ -31,9 +33,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from gpupool.api import GPUNodePool, GPUQueue, Provider
-from gpupool.cluster.nodes.scaling import pool_prices, pool_template
+from gpupool.cluster.nodes.scaling import pool_template
 from gpupool.cluster.translate.convert import ConversionError, budget_from_api, parse_duration_seconds, queue_from_api
-from gpupool.cluster.translate.snapshot import PoolInfo, gpu_hour_price, hardware_of, pool_taints
+from gpupool.cluster.translate.pricing import pool_pricing
+from gpupool.cluster.translate.snapshot import hardware_of, pool_info
 from gpupool.core.budget import BudgetLimits
 from gpupool.core.models import NodeOffer, Queue
 from gpupool.sim.planning import FixedPool, ScalingPool, SimCluster
@@ -111,7 +114,7 @@ def _fixed(pool: GPUNodePool, where: str) -> FixedPool:
     return FixedPool(
         name=name,
         nodes=tuple(replace(template, name=f"{name}-{i}", ready=True) for i in range(int(count))),
-        amortised_per_node_hour=gpu_hour_price(pool, spot=False) * pool.spec.gpus_per_node,
+        amortised_per_node_hour=pool_pricing(pool).node_hour(spot=False),
         amortisation_months=life,
     )
 
@@ -119,7 +122,7 @@ def _fixed(pool: GPUNodePool, where: str) -> FixedPool:
 def _scaling(pool: GPUNodePool, where: str) -> ScalingPool:
     name = str(pool.metadata["name"])
     offers = []
-    for spot, price in pool_prices(pool):
+    for spot, price in pool_pricing(pool).offers():
         template = pool_template(pool, spot=spot)
         if template is not None:
             offers.append(NodeOffer(pool=name, node=template, price_per_hour=price, headroom=0))
@@ -170,7 +173,7 @@ def load_scenario(path: str | Path, name: str) -> SimCluster:
             raise ScenarioError(f"{where}: {error}") from None
         if queue.spec.budget is not None:
             budgets[queue_name] = budget_from_api(queue.spec.budget)
-    infos = {pool_name: PoolInfo(pool, pool_taints(pool)) for pool_name, (_, pool) in pools.items()}
+    infos = {pool_name: pool_info(pool) for pool_name, (_, pool) in pools.items()}
     return SimCluster(
         name=name,
         fixed=tuple(fixed),

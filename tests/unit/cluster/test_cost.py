@@ -1,4 +1,5 @@
-"""The price of a GPU-hour from a GPUNodePool's node-hour price."""
+"""The price rule (`gpupool.core.accounting`) read from a GPUNodePool's `pricePerNodeHour`:
+GPU-hour prices and the offers the autoscaler weighs come from one rule, in which 0 is a price."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import pytest
 
 from gpupool.api import parse_gpunodepool
-from gpupool.cluster.translate.snapshot import gpu_hour_price
+from gpupool.cluster.translate.pricing import pool_pricing
 
 
 def make_pool(price: dict[str, Any] | None, pool_class: str = "Cloud", gpus: int = 8) -> Any:
@@ -20,15 +21,35 @@ def make_pool(price: dict[str, Any] | None, pool_class: str = "Cloud", gpus: int
 
 
 @pytest.mark.parametrize(
-    ("pool", "spot", "expected"),
+    ("price", "pool_class", "spot", "gpu_hour", "offers"),
     [
-        (make_pool({"amortised": 16.0}, pool_class="OnPrem"), False, 2.0),
-        (make_pool({"onDemand": 98.32}), False, 12.29),
-        (make_pool({"onDemand": 98.32, "spot": 40.0}), True, 5.0),
-        (make_pool({"onDemand": 98.32}), True, 12.29),
-        (make_pool(None), False, 0.0),
+        ({"amortised": 16.0}, "OnPrem", False, 2.0, ((False, 16.0),)),
+        ({"onDemand": 98.32}, "Cloud", False, 12.29, ((False, 98.32),)),
+        ({"onDemand": 98.32, "spot": 40.0}, "Cloud", True, 5.0, ((False, 98.32), (True, 40.0))),
+        ({"onDemand": 98.32}, "Cloud", True, 12.29, ((False, 98.32),)),
+        (None, "Cloud", False, 0.0, ((False, 0.0),)),
+        # 0 is a price, not a missing one: on-demand 0 wins over amortised 5, and a spot price of 0 is paid
+        ({"onDemand": 0, "amortised": 5.0}, "Cloud", False, 0.0, ((False, 0.0),)),
+        ({"onDemand": 8.0, "spot": 0}, "Cloud", True, 0.0, ((False, 8.0), (True, 0.0))),
+        # a spot-only pool offers only spot; an on-prem pool never offers spot
+        ({"spot": 4.0}, "Cloud", True, 0.5, ((True, 4.0),)),
+        ({"amortised": 16.0, "spot": 4.0}, "OnPrem", False, 2.0, ((False, 16.0),)),
     ],
-    ids=["on-prem-amortised", "cloud-on-demand", "cloud-spot", "spot-node-without-spot-price", "no-price"],
+    ids=[
+        "on-prem-amortised",
+        "cloud-on-demand",
+        "cloud-spot",
+        "spot-node-without-spot-price",
+        "no-price",
+        "on-demand-zero-over-amortised",
+        "spot-zero",
+        "spot-only",
+        "on-prem-spot-not-offered",
+    ],
 )
-def test_gpu_hour_price(pool: Any, spot: bool, expected: float) -> None:
-    assert gpu_hour_price(pool, spot=spot) == pytest.approx(expected)
+def test_one_price_rule_for_gpu_hours_and_offers(
+    price: dict[str, Any] | None, pool_class: str, spot: bool, gpu_hour: float, offers: tuple[tuple[bool, float], ...]
+) -> None:
+    pricing = pool_pricing(make_pool(price, pool_class=pool_class))
+    assert pricing.gpu_hour(spot=spot) == pytest.approx(gpu_hour)
+    assert pricing.offers() == offers

@@ -8,7 +8,6 @@ CPU pool `cpu`: one 64-core node `cpu-0` at 8 per node-hour (0.125 per core-hour
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import pytest
@@ -20,9 +19,11 @@ from gpupool.cluster.nodes.scaling import scaling_inputs
 from gpupool.cluster.state.cache import Kind
 from gpupool.cluster.state.parsing import ParsedJob
 from gpupool.cluster.translate.convert import gpu_node_from_k8s, job_from_api
-from gpupool.cluster.translate.snapshot import PoolInfo, gpu_hour_rate, hardware_of, held_gpus
+from gpupool.cluster.translate.pricing import Biller
+from gpupool.cluster.translate.snapshot import hardware_of, held_gpus, pool_info
 from gpupool.cluster.translate.spend import attempt_accrual
 from gpupool.cluster.writes.pods import GPU_RESOURCE, worker_pod
+from gpupool.core.accounting import PriceBook
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 CPU_POOL = gpunodepool_object("cpu", model="CPU", gpus_per_node=0, pricePerNodeHour={"amortised": 8.0})
@@ -93,14 +94,14 @@ def test_the_pod_requests_a_gpu_only_on_a_gpu(
     assert (resources["requests"]["cpu"], resources["requests"]["memory"]) == ("16", "8Gi")
 
 
-def rate() -> partial[tuple[float, bool]]:
-    pools = {name: PoolInfo(parse_gpunodepool(p), ()) for name, p in (("cpu", CPU_POOL), ("gpu", GPU_POOL))}
+def biller() -> Biller:
+    pools = {name: pool_info(parse_gpunodepool(p)) for name, p in (("cpu", CPU_POOL), ("gpu", GPU_POOL))}
     nodes = {}
     for raw in (CPU_NODE, GPU_NODE):
         node = gpu_node_from_k8s(raw, [info.pool for info in pools.values()])
         assert node is not None
         nodes[node.name] = node
-    return partial(gpu_hour_rate, pools, nodes)
+    return Biller(PriceBook.of(info.pricing for info in pools.values()), nodes)
 
 
 @pytest.mark.parametrize(
@@ -122,7 +123,7 @@ def test_an_attempt_is_charged_where_it_ran(
         "placement": [{"worker": 0, "pod": "train-a1-w0", "node": node, "pool": pool, "gpuIndices": indices}],
     }
     job = gpujob(cpu="16", cpuFallback="Allowed", phase="Running", status=status)
-    accrual = attempt_accrual(job, rate(), NOW + 7200)
+    accrual = attempt_accrual(job, biller(), NOW + 7200)
     assert accrual is not None
     assert (accrual.gpu_seconds, accrual.cost) == (gpu_seconds, pytest.approx(cost))
 
@@ -131,7 +132,7 @@ def test_a_cpu_pool_has_node_hour_prices_and_no_gpu_hour_price() -> None:
     spec = {"peakTflopsFp16": 4, "peakTflopsFp32": 2, "memoryBandwidthGBps": 200}
     cpu = parse_gpunodepool(gpunodepool_object("cpu", model="CPU", gpus_per_node=0, gpuModelSpec=spec,
                                                pricePerNodeHour={"amortised": 8.0}))  # fmt: skip
-    hardware = hardware_of({"cpu": PoolInfo(cpu, ())}, catalogue={})
+    hardware = hardware_of({"cpu": pool_info(cpu)}, catalogue={})
     assert hardware.cpu_node_hour_price("cpu", False) == 8.0
     assert hardware.gpu_hour_price("cpu", False) == 0.0
     assert "cpu" in hardware.pools and "CPU" not in hardware.models

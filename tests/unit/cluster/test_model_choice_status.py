@@ -12,7 +12,7 @@ from builders.api import gpujob_object, gpunodepool_object, gpuqueue_object, nod
 from builders.loop import rig
 from gpupool.api import parse_gpunodepool
 from gpupool.cluster.state.cache import Kind
-from gpupool.cluster.translate.snapshot import PoolInfo, hardware_of, pool_taints
+from gpupool.cluster.translate.snapshot import hardware_of, pool_info
 from gpupool.core.roofline import GpuSpec
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -78,7 +78,7 @@ def test_a_job_without_a_profile_gets_neither() -> None:
 def test_hardware_holds_the_catalogue_pool_overrides_and_prices() -> None:
     faster = {"peakTflopsFp16": 400, "peakTflopsFp32": 100, "memoryBandwidthGBps": 1000}
     pools = {
-        name: PoolInfo(pool, pool_taints(pool))
+        name: pool_info(pool)
         for name, pool in (
             ("tuned", parse_gpunodepool(gpunodepool_object("tuned", model="L40S", gpuModelSpec=faster))),
             ("new", parse_gpunodepool(gpunodepool_object("new", model="X1", gpuModelSpec=faster))),

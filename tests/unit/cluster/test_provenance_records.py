@@ -43,6 +43,7 @@ from gpupool.cluster.writes.provenance import (
     with_record,
 )
 from gpupool.controllers.logs import JsonFormatter
+from gpupool.core.accounting import PriceUnit, Rate
 from gpupool.core.budget import MAX_RECORDED_ATTEMPTS
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC).timestamp()
@@ -57,8 +58,8 @@ class Facts:
 
     reporting: frozenset[str] = frozenset()  # nodes that report their pods' devices
 
-    def gpu_hour_price(self, pool: str, node: str) -> float:
-        return self.price if pool else 0.0
+    def rate(self, pool: str, node: str) -> Rate:
+        return Rate(self.price if pool else 0.0, PriceUnit.GPU, cloud=False)
 
     def reports_devices(self, node: str) -> bool:
         return node in self.reporting

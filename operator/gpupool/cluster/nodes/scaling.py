@@ -8,8 +8,9 @@ nodes, jobs), so a restarted operator sees exactly what the old one saw.
 
 - A pool is offered when its provider is not Static and it is not a CPU pool (gpusPerNode
   0; the planner plans no CPU-only nodes): one offer per capacity type it has a
-  price for (on-demand, or amortised on-prem; spot for cloud pools with a spot price; a
-  pool with no price at all is offered on-demand at 0). The node template is exactly the
+  price for, at the price rule of `gpupool.core.accounting` (`PoolPricing.offers`: the
+  regular kind at on-demand, else amortised; spot for cloud pools with a spot price; a
+  pool with no price at all is offered on its regular kind at 0). The node template is exactly the
   node its provider will make (`pool_node_spec`), converted as any node is.
 - A claim is in flight while Launching or Registered and its node is not Ready yet.
 - A Ready claim's node is nominated for the claim's jobs that still wait, until the pool's
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
 
-from gpupool.api import ClaimPhase, GPUNodeClaim, GPUNodePool, PoolClass, Provider
+from gpupool.api import ClaimPhase, GPUNodeClaim, GPUNodePool, Provider
 from gpupool.cluster.nodes.kwok_nodes import pool_node_spec
 from gpupool.cluster.translate.convert import (
     ConversionError,
@@ -32,6 +33,7 @@ from gpupool.cluster.translate.convert import (
     parse_duration_seconds,
     parse_timestamp,
 )
+from gpupool.cluster.translate.pricing import pool_pricing
 from gpupool.core.models import GpuNode, InFlightNode, NodeOffer
 
 BACKOFF_BASE_SECONDS = 30.0
@@ -139,22 +141,8 @@ def scaling_inputs(
         headroom = max(0, min(limit - have, pool.spec.max_nodes_in_flight - flying))
         if backoff_until(claims, name, now) > now:
             headroom = 0
-        for spot, price in pool_prices(pool):
+        for spot, price in pool_pricing(pool).offers():
             node = template(pool, spot)
             if node is not None:
                 offers.append(NodeOffer(pool=name, node=node, price_per_hour=price, headroom=headroom))
     return ScalingInputs(tuple(offers), tuple(in_flight), nominations, in_flight_by_pool)
-
-
-def pool_prices(pool: GPUNodePool) -> list[tuple[bool, float]]:
-    """(spot, price per node-hour) of each capacity type the pool offers."""
-    price = pool.spec.price_per_node_hour
-    if price is None:
-        return [(False, 0.0)]
-    out: list[tuple[bool, float]] = []
-    regular = price.on_demand if price.on_demand is not None else price.amortised
-    if regular is not None or price.spot is None:
-        out.append((False, float(regular or 0.0)))
-    if price.spot is not None and pool.spec.pool_class == PoolClass.CLOUD:
-        out.append((True, float(price.spot)))
-    return out

@@ -42,7 +42,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Any
 
 from gpupool.agent.summary import ANNOTATION as SUMMARY_ANNOTATION
@@ -54,7 +53,6 @@ from gpupool.api import (
     GPUNodePool,
     GPUQueue,
     JobPhase,
-    PoolClass,
     WorkerPlacementStatus,
 )
 from gpupool.catalogue import gpu_catalogue
@@ -67,7 +65,6 @@ from gpupool.cluster.translate.convert import (
     RefusedNode,
     gpu_node_from_k8s,
     gpu_spec_of_pool,
-    parse_cpu_milli,
     parse_timestamp,
     placements_of,
     queue_from_api,
@@ -75,10 +72,12 @@ from gpupool.cluster.translate.convert import (
     unused_gpu_node,
 )
 from gpupool.cluster.translate.devices import NO_DEVICES, NodeDevices, foreign_indices, resolved_placement
+from gpupool.cluster.translate.pricing import Biller, pool_pricing
 from gpupool.cluster.translate.spend import budget_standings
 from gpupool.cluster.writes.lifecycle import AdmissionRejection, admission_hold_seconds, rejection_message
 from gpupool.cluster.writes.pods import LABEL_JOB
 from gpupool.cluster.writes.reservations import ReservationBook, ReservationSettings, book_of
+from gpupool.core.accounting import PoolPricing, PriceBook, Rate
 from gpupool.core.budget import BudgetStanding
 from gpupool.core.models import Device, GpuNode, Job, Queue, Snapshot, Taint
 from gpupool.core.roofline import GpuSpec, Hardware
@@ -128,67 +127,21 @@ class NodeNote:
 
 @dataclass(frozen=True)
 class PoolInfo:
-    """One GPUNodePool as the apply step needs it: the model, its taints and GPU-hour prices."""
+    """One GPUNodePool as the apply step needs it: the pool, its taints and its prices."""
 
     pool: GPUNodePool
     taints: tuple[Taint, ...]
+    pricing: PoolPricing
 
-    def gpu_hour_price(self, *, spot: bool) -> float:
-        """Price of one GPU-hour on a node of this pool (see `gpu_hour_price`)."""
-        return gpu_hour_price(self.pool, spot=spot)
+
+def pool_info(pool: GPUNodePool) -> PoolInfo:
+    """The pool with its taints and prices (`gpupool.cluster.translate.pricing`)."""
+    return PoolInfo(pool, pool_taints(pool), pool_pricing(pool))
 
 
 def is_cpu_pool(pool: GPUNodePool) -> bool:
     """True for a CPU pool (`gpusPerNode: 0`): CPU-only nodes for jobs that fall back to CPU."""
     return pool.spec.gpus_per_node == 0
-
-
-def node_hour_price(pool: GPUNodePool, *, spot: bool) -> float:
-    """Price of one node-hour in `pool`: spot when `spot` and the pool names one, else
-    on-demand, else amortised on-prem; 0 when no price is set."""
-    price = pool.spec.price_per_node_hour
-    if price is None:
-        return 0.0
-    spot_price = price.spot if spot else None
-    return float(spot_price or price.on_demand or price.amortised or 0.0)
-
-
-def gpu_hour_price(pool: GPUNodePool, *, spot: bool) -> float:
-    """Price of one GPU-hour in `pool`: its node-hour price over its GPUs per node; 0 when no
-    price is set, and on a CPU pool, which has no GPUs (see `cpu_core_hour_price`)."""
-    if is_cpu_pool(pool):
-        return 0.0
-    return node_hour_price(pool, spot=spot) / pool.spec.gpus_per_node
-
-
-def cpu_core_hour_price(pool: GPUNodePool, node: GpuNode | None, *, spot: bool) -> float:
-    """Price of one CPU-core-hour on `node` of CPU pool `pool`: the node-hour price over the
-    node's allocatable cores (the pool's `cpuPerNode` for a node not known); 0 when neither
-    is known."""
-    if node is not None and node.cpu_milli > 0:
-        cores = node.cpu_milli / 1000
-    elif pool.spec.cpu_per_node is not None:
-        cores = parse_cpu_milli(pool.spec.cpu_per_node, what="spec.cpuPerNode") / 1000
-    else:
-        return 0.0
-    return node_hour_price(pool, spot=spot) / cores if cores > 0 else 0.0
-
-
-def gpu_hour_rate(
-    pools: Mapping[str, PoolInfo], nodes: Mapping[str, GpuNode], pool: str, node: str
-) -> tuple[float, bool]:
-    """Price of one GPU-hour on `node` of `pool` (spot when the node is spot; 0 if the pool is
-    unknown) and whether `pool` is a cloud pool. On a CPU pool's node, which has no GPU, the
-    price is that of one CPU-core-hour (`cpu_core_hour_price`): what a CPU run is charged by."""
-    info = pools.get(pool)
-    if info is None:
-        return 0.0, False
-    core_node = nodes.get(node)
-    spot = bool(core_node and core_node.spot)
-    cloud = info.pool.spec.pool_class == PoolClass.CLOUD
-    if is_cpu_pool(info.pool):
-        return cpu_core_hour_price(info.pool, core_node, spot=spot), cloud
-    return info.gpu_hour_price(spot=spot), cloud
 
 
 def pool_taints(pool: GPUNodePool) -> tuple[Taint, ...]:
@@ -200,25 +153,25 @@ def hardware_of(pools: Mapping[str, PoolInfo], catalogue: Mapping[str, GpuSpec] 
     """What the core's roofline choice knows: the catalogue's models (`gpupool.catalogue`,
     the shipped one unless given), each pool's `spec.gpuModelSpec` (it overrides the
     catalogue for that pool, and adds a model the catalogue lacks: the first such pool by
-    name defines it) and each pool's GPU-hour prices, on-demand and spot. A CPU pool's
-    `gpuModelSpec` is its node's figures, read only for CPU fallback: it adds no model, and
-    the pool has node-hour prices instead of GPU-hour ones."""
+    name defines it) and each pool's prices from the price book, regular and spot: GPU-hour
+    prices, or on a CPU pool node-hour ones. A CPU pool's `gpuModelSpec` is its node's
+    figures, read only for CPU fallback: it adds no model."""
     models = dict(gpu_catalogue() if catalogue is None else catalogue)
     overrides: dict[str, GpuSpec] = {}
     prices: dict[tuple[str, bool], float] = {}
     cpu_prices: dict[tuple[str, bool], float] = {}
     for name, info in sorted(pools.items()):
         spec = gpu_spec_of_pool(info.pool)
-        cpu_pool = is_cpu_pool(info.pool)
+        pricing = info.pricing
         if spec is not None:
             overrides[name] = spec
-            if not cpu_pool:
+            if not pricing.is_cpu_pool:
                 models.setdefault(spec.model, spec)
         for spot in (False, True):
-            if cpu_pool:
-                cpu_prices[(name, spot)] = node_hour_price(info.pool, spot=spot)
+            if pricing.is_cpu_pool:
+                cpu_prices[(name, spot)] = pricing.node_hour(spot=spot)
             else:
-                prices[(name, spot)] = info.gpu_hour_price(spot=spot)
+                prices[(name, spot)] = pricing.gpu_hour(spot=spot)
     return Hardware(models=models, pools=overrides, gpu_hour_prices=prices, cpu_node_hour_prices=cpu_prices)
 
 
@@ -262,6 +215,8 @@ class ClusterSnapshot:
     placements: dict[str, list[WorkerPlacementStatus]] = field(default_factory=dict)
     # The share reservation pods and what names them (`gpupool.cluster.writes.reservations`).
     reservations: ReservationBook = field(default_factory=lambda: ReservationBook(ReservationSettings()))
+    # The cycle's prices, one book for every reader (`gpupool.core.accounting`).
+    prices: PriceBook = field(default_factory=PriceBook)
 
     @property
     def pool_taints(self) -> dict[str, tuple[Taint, ...]]:
@@ -304,13 +259,14 @@ class ClusterSnapshot:
             return found
         return resolved_placement(job.status.placement, str(job.metadata.get("namespace", "")), self.node_devices)
 
-    def gpu_hour_price(self, pool: str, node: str) -> float:
-        """Price of one GPU-hour on `node` of `pool` (spot when the node is spot); 0 if unknown."""
-        return self.gpu_hour_rate(pool, node)[0]
+    @property
+    def biller(self) -> Biller:
+        """What the cycle bills by: the price book and the cycle's nodes."""
+        return Biller(self.prices, self.nodes)
 
-    def gpu_hour_rate(self, pool: str, node: str) -> tuple[float, bool]:
-        """Price of one GPU-hour on `node` of `pool` and whether the pool is a cloud pool."""
-        return gpu_hour_rate(self.pools, self.nodes, pool, node)
+    def rate(self, pool: str, node: str) -> Rate:
+        """What one unit-hour costs on `node` of `pool` (`Biller.rate`)."""
+        return self.biller.rate(pool, node)
 
 
 def jobs_of(view: CacheView) -> tuple[dict[str, ParsedJob], dict[str, str]]:
@@ -539,7 +495,8 @@ def build_snapshot(
         log.warning("skipping unreadable GPUNodePool", extra={"pool": name, "error": error})
     for name, error in view.invalid(Kind.QUEUE).items():
         log.warning("skipping unreadable GPUQueue", extra={"queue": name, "error": error})
-    pools = {name: PoolInfo(pool, pool_taints(pool)) for name, pool in view.parsed(Kind.POOL).items()}
+    pools = {name: pool_info(pool) for name, pool in view.parsed(Kind.POOL).items()}
+    prices = PriceBook.of(info.pricing for info in pools.values())
     converter = nodes or NodeConverter()
     devices = devices_by_node(view)
     core_nodes = with_foreign_usage(converter.convert(view, pools), view, devices)
@@ -550,8 +507,8 @@ def build_snapshot(
         for name, entry in view.entries(Kind.NAMESPACE).items()
     }
 
-    rate = partial(gpu_hour_rate, pools, core_nodes)
-    budgets = budget_standings(api_queues, (parsed_jobs[key].api for key in sorted(parsed_jobs)), rate, now)
+    biller = Biller(prices, core_nodes)
+    budgets = budget_standings(api_queues, (parsed_jobs[key].api for key in sorted(parsed_jobs)), biller, now)
     core_queues: dict[str, Queue] = {}
     for name, queue in sorted(api_queues.items()):
         try:
@@ -641,4 +598,5 @@ def build_snapshot(
         node_devices=devices,
         placements=placements,
         reservations=book,
+        prices=prices,
     )

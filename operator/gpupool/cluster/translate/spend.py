@@ -19,57 +19,29 @@ its queue's spend with it (docs/architecture.md, "Budgets").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from gpupool.api import AttemptUsage, GPUJob, GPUQueue
-from gpupool.cluster.translate.convert import HOLDING_PHASES, budget_from_api, parse_cpu_milli, parse_timestamp
+from gpupool.cluster.translate.convert import HOLDING_PHASES, budget_from_api, parse_timestamp
+from gpupool.cluster.translate.pricing import Biller
 from gpupool.core.budget import Accrual, BudgetStanding, record_attempt, standing
-from gpupool.core.models import Device
-
-GpuHourRate = Callable[[str, str], tuple[float, bool]]
-"""`(pool, node) -> (price of one GPU-hour there, whether the pool is a cloud pool)`; on a CPU
-pool's node, the price of one CPU-core-hour (`gpupool.cluster.translate.snapshot.gpu_hour_rate`)."""
 
 
-def attempt_accrual(job: GPUJob, rate: GpuHourRate, now: float) -> Accrual | None:
-    """What the job's current attempt accrued from `status.startedAt` to `now`: GPU-seconds of
-    the whole gang and each worker's GPU-hours at its pool's price; None when it never started.
-    An attempt on a CPU-only node (`status.device` CPU) has no GPU-seconds and is charged its
-    requested cores' core-hours, i.e. the node-hour price x (cpu requested / node cpu) x hours."""
+def attempt_accrual(job: GPUJob, biller: Biller, now: float) -> Accrual | None:
+    """What the job's current attempt accrued from `status.startedAt` to `now`, billed by
+    the cycle's prices (`gpupool.core.accounting`: its accrual rule); None when it never
+    started."""
     started = parse_timestamp(job.status.started_at)
     if started is None:
         return None
-    seconds = max(0.0, now - started)
-    on_cpu = job.status.device == Device.CPU
-    if on_cpu:
-        cores = parse_cpu_milli(job.spec.cpu, what="spec.cpu") / 1000 if job.spec.cpu is not None else 0.0
-        worker_unit_seconds, worker_gpu_seconds = cores * seconds, 0.0
-    else:
-        worker_gpu_seconds = job.spec.gpus * seconds
-        worker_unit_seconds = worker_gpu_seconds
-    cost = cloud_cost = cloud_gpu_seconds = 0.0
-    for worker in job.status.placement:
-        price, cloud = rate(worker.pool, worker.node)
-        worker_cost = price * worker_unit_seconds / 3600.0
-        cost += worker_cost
-        if cloud:
-            cloud_cost += worker_cost
-            cloud_gpu_seconds += worker_gpu_seconds
-    return Accrual(
-        started=started,
-        ended=max(started, now),
-        gpu_seconds=worker_gpu_seconds * job.spec.workers,
-        cost=cost,
-        cloud_gpu_seconds=cloud_gpu_seconds,
-        cloud_cost=cloud_cost,
-    )
+    return biller.accrual(job, started, now)
 
 
-def running_accrual(job: GPUJob, rate: GpuHourRate, now: float) -> Accrual | None:
+def running_accrual(job: GPUJob, biller: Biller, now: float) -> Accrual | None:
     """The accrual of the job's attempt while it holds GPUs and runs; None otherwise."""
-    return attempt_accrual(job, rate, now) if job.status.phase in HOLDING_PHASES else None
+    return attempt_accrual(job, biller, now) if job.status.phase in HOLDING_PHASES else None
 
 
 def recorded_accruals(job: GPUJob) -> list[Accrual]:
@@ -105,10 +77,10 @@ def _usage_entry(accrual: Accrual) -> AttemptUsage:
     )
 
 
-def ended_attempt_fields(job: GPUJob, rate: GpuHourRate, now: float) -> dict[str, Any]:
+def ended_attempt_fields(job: GPUJob, biller: Biller, now: float) -> dict[str, Any]:
     """Status fields for the attempt that ends at `now`: cumulative `gpu_seconds` and `cost`
     with it added, and `usage_history` with it recorded; none when it never started."""
-    accrual = attempt_accrual(job, rate, now)
+    accrual = attempt_accrual(job, biller, now)
     if accrual is None:
         return {}
     history = record_attempt(recorded_accruals(job), accrual)
@@ -120,7 +92,7 @@ def ended_attempt_fields(job: GPUJob, rate: GpuHourRate, now: float) -> dict[str
 
 
 def budget_standings(
-    queues: Mapping[str, GPUQueue], jobs: Iterable[GPUJob], rate: GpuHourRate, now: float
+    queues: Mapping[str, GPUQueue], jobs: Iterable[GPUJob], biller: Biller, now: float
 ) -> dict[str, BudgetStanding]:
     """The standing at `now` of every queue with a budget, from the GPUJobs that exist."""
     budgeted = {name: q.spec.budget for name, q in queues.items() if q.spec.budget is not None}
@@ -131,7 +103,7 @@ def budget_standings(
         if mine is None:
             continue
         mine.extend(recorded_accruals(job))
-        running = running_accrual(job, rate, now)
+        running = running_accrual(job, biller, now)
         if running is not None:
             mine.append(running)
             accruing.add(job.spec.queue)

@@ -672,7 +672,7 @@ class Planner:
         """Status fields accounting the attempt that ends now: `gpuSeconds`, `cost` and the
         attempt recorded in `usageHistory` (each worker at its pool's price per GPU-hour; see
         `gpupool.cluster.translate.spend`); none when the attempt never started."""
-        return ended_attempt_fields(job, snap.gpu_hour_rate, now)
+        return ended_attempt_fields(job, snap.biller, now)
 
 
 def _rejection_fields(job: GPUJob, step: LifecycleStep, now: float) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from gpupool.api import (
 from gpupool.cluster.translate.convert import parse_timestamp
 from gpupool.cluster.writes.ports import EventNote
 from gpupool.cluster.writes.status import with_condition
+from gpupool.core.accounting import PriceUnit, Rate
 from gpupool.core.budget import MAX_RECORDED_ATTEMPTS
 from gpupool.core.models import Device
 
@@ -69,7 +70,7 @@ class NodeFacts(Protocol):
 
     gpu_uuids: dict[str, dict[int, str]]
 
-    def gpu_hour_price(self, pool: str, node: str) -> float: ...
+    def rate(self, pool: str, node: str) -> Rate: ...
 
     def reports_devices(self, node: str) -> bool: ...
 
@@ -141,6 +142,7 @@ def worker_run(
         uuids = dict(zip(where.gpu_indices, where.gpu_uuids, strict=False))
     known = {g.index: g.uuid for g in previous.gpus} if previous else {}
     earlier = previous.containers if previous else []
+    rate = facts.rate(where.pool, where.node)
     return WorkerRun(
         worker=where.worker,
         pod=where.pod,
@@ -149,7 +151,8 @@ def worker_run(
         gpu_model=where.gpu_model,
         gpus=[GpuRun(index=i, uuid=uuids.get(i) or known.get(i)) for i in where.gpu_indices],
         gpu_share=where.gpu_share,
-        price_per_gpu_hour=round(facts.gpu_hour_price(where.pool, where.node), 6),
+        price_per_gpu_hour=round(rate.price, 6) if rate.unit == PriceUnit.GPU else 0.0,
+        price_per_core_hour=round(rate.price, 6) if rate.unit == PriceUnit.CPU_CORE else 0.0,
         containers=_containers(pod, earlier) if pod is not None else list(earlier),
     )
 
@@ -334,7 +337,11 @@ def render_text(key: str, status: Mapping[str, Any]) -> str:
             lines.append(
                 f"  worker {worker.get('worker')}  pod {worker.get('pod')}  node {worker.get('node')}  "
                 f"pool {worker.get('pool') or '-'}  {worker.get('gpuModel') or '-'}  "
-                f"{worker.get('pricePerGpuHour', 0)}/GPU-hour"
+                + (
+                    f"{worker.get('pricePerCoreHour')}/core-hour"
+                    if worker.get("pricePerCoreHour")
+                    else f"{worker.get('pricePerGpuHour', 0)}/GPU-hour"
+                )
             )
             lines.append(f"    GPUs {gpus or '-'}" + (f" (share {share})" if share != 1 else ""))
             for container in worker.get("containers") or []:
