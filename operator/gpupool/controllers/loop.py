@@ -176,11 +176,12 @@ class SchedulingLoop:
     def _report(self, snap: ClusterSnapshot) -> None:
         view = self.cache.view()
         jobs = {key: parsed.api for key, parsed in jobs_of(view)[0].items()}
+        held = snap.holdings_of(jobs.values())
         for name, queue in sorted(view.parsed(Kind.QUEUE).items()):
-            queue_now = queue_status(queue, snap, jobs, self.usage.of(name))
+            queue_now = queue_status(queue, snap, jobs, self.usage.of(name), held)
             if queue_status_changed(queue.status, queue_now):
                 self.applier.write_queue_status(name, queue_now, budget_events(queue.status, queue_now))
         for name, pool in sorted(view.parsed(Kind.POOL).items()):
-            pool_now = pool_status(pool, snap, jobs)
+            pool_now = pool_status(pool, snap, held)
             if pool_now != pool.status:
                 self.applier.write_pool_status(name, pool_now)

@@ -2,7 +2,7 @@
 what a set of placements holds.
 
 Who calls this: the operator's snapshot builds one `PriceBook` per cycle from the
-GPUNodePools (`gpupool.cluster.translate.pricing`), and every reader of a price or a bill
+GPUNodePools (`gpupool.cluster.translate.accounting`), and every reader of a price or a bill
 goes through it: budget spend and `status.cost` (`gpupool.cluster.translate.spend`), the
 scaling offers the autoscaler weighs (`gpupool.cluster.nodes.scaling`), the roofline
 model choice (`Hardware` prices), provenance, the cost metrics, `gpupool bench burst`
@@ -202,10 +202,11 @@ def attempt_accrual(book: PriceBook, workers: Sequence[WorkerUse], started: floa
 @dataclass(frozen=True, slots=True)
 class HeldWorker:
     """GPUs one worker of a job holding GPUs holds (a share as its fraction, 0 on a CPU-only
-    node), with its queue, pool and the quota flavor the queue charges it to (None: none)."""
+    node), with its queue, the pool of its node (None when the node is gone: it counts for
+    no pool) and the quota flavor the queue charges it to (None: none)."""
 
     queue: str
-    pool: str
+    pool: str | None
     flavor: str | None
     gpus: float
 
@@ -235,8 +236,12 @@ def holdings(workers: Iterable[HeldWorker]) -> Holdings:
     by_pool: dict[str, float] = {}
     for w in workers:
         by_queue[w.queue] = by_queue.get(w.queue, 0.0) + w.gpus
-        by_pool[w.pool] = by_pool.get(w.pool, 0.0) + w.gpus
+        if w.pool is not None:
+            by_pool[w.pool] = by_pool.get(w.pool, 0.0) + w.gpus
         if w.flavor is not None:
             key = (w.queue, w.flavor)
             by_flavor[key] = by_flavor.get(key, 0.0) + w.gpus
     return Holdings(by_queue, by_flavor, by_pool)
+
+
+NOTHING_HELD = Holdings({}, {}, {})

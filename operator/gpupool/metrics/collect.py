@@ -26,8 +26,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gpupool.api import ClaimPhase, GPUJob, GPUNodeClaim
 from gpupool.cluster.state.cache import CacheView, Kind
+from gpupool.cluster.translate.accounting import Biller
 from gpupool.cluster.translate.convert import parse_timestamp
-from gpupool.cluster.translate.pricing import Biller
 from gpupool.cluster.translate.snapshot import ClusterSnapshot, jobs_of
 from gpupool.cluster.translate.spend import recorded_accruals, running_accrual
 from gpupool.cluster.writes.plan import ChangeKind, JobChange

@@ -9,7 +9,8 @@ pure function of the cycle's snapshot, decisions and the jobs and claims after i
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -21,8 +22,9 @@ from gpupool.cluster.translate.convert import HOLDING_PHASES
 from gpupool.cluster.translate.devices import gpu_uuid_of
 from gpupool.cluster.translate.snapshot import ClusterSnapshot
 from gpupool.cluster.writes.status import flavor_usage, pool_status
-from gpupool.core.accounting import PriceUnit, worker_cost_per_hour
-from gpupool.core.models import Decisions, GpuNode, Job, WaitCode, WorkerPlacement
+from gpupool.core.accounting import Holdings, PriceUnit, worker_cost_per_hour
+from gpupool.core.models import Decisions, GpuNode, Job, WaitCode
+from gpupool.core.placement.state import PlacementState
 from gpupool.metrics.families import PENDING_REASONS, Family
 
 Series = dict[tuple[str, ...], float]
@@ -88,6 +90,11 @@ class GaugeInputs:
     jobs: Mapping[str, GPUJob]
     view: CacheView
 
+    @cached_property
+    def held(self) -> Holdings:
+        """What the jobs hold by queue, flavor and pool (the same books as the statuses)."""
+        return self.snap.holdings_of(self.jobs.values())
+
 
 def cycle_samples(inputs: GaugeInputs, *, opencost: bool) -> Samples:
     """Every gauge of the cycle (the OpenCost-compatible ones only when `opencost`)."""
@@ -105,7 +112,7 @@ def cycle_samples(inputs: GaugeInputs, *, opencost: bool) -> Samples:
 
 def queue_samples(inputs: GaugeInputs) -> Samples:
     """Jobs pending by reason class, admitted and running; quota, usage and budget per queue."""
-    snap, jobs = inputs.snap, inputs.jobs
+    snap, jobs, held = inputs.snap, inputs.jobs, inputs.held
     queues = sorted(snap.queues)
     pending: Series = {(q, reason): 0.0 for q in queues for reason in PENDING_REASONS}
     waits = [(w.job_key, str(w.code)) for w in inputs.decisions.waiting]
@@ -127,7 +134,7 @@ def queue_samples(inputs: GaugeInputs) -> Samples:
     used: Series = {}
     borrowed: Series = {}
     for name in queues:
-        for usage in flavor_usage(name, snap, jobs.values()):
+        for usage in flavor_usage(name, snap, held):
             nominal[(name, usage.flavor)] = float(usage.nominal)
             used[(name, usage.flavor)] = usage.used
             borrowed[(name, usage.flavor)] = usage.borrowed
@@ -165,7 +172,7 @@ def queue_samples(inputs: GaugeInputs) -> Samples:
 
 def pool_samples(inputs: GaugeInputs) -> Samples:
     """Nodes by state, GPUs total, allocated and fragmented, per pool."""
-    snap = inputs.snap
+    snap, held = inputs.snap, inputs.held
     claims: dict[str, GPUNodeClaim] = inputs.view.parsed(Kind.CLAIM)
     draining = {
         c.status.node_name for c in claims.values() if c.status.phase == ClaimPhase.DELETING and c.status.node_name
@@ -186,7 +193,7 @@ def pool_samples(inputs: GaugeInputs) -> Samples:
         }
         for state, count in states.items():
             nodes[(name, state)] = float(count)
-        status = pool_status(info.pool, snap, inputs.jobs)
+        status = pool_status(info.pool, snap, held)
         gpus[(name,)] = float(status.gpus_total)
         allocated[(name,)] = status.gpus_allocated
         frag[(name,)] = fragmented.get(name, 0.0)
@@ -218,31 +225,20 @@ def pool_price_samples(snap: ClusterSnapshot) -> Samples:
 
 
 def free_milli(snap: ClusterSnapshot, decisions: Decisions) -> dict[str, list[int]]:
-    """Free milli-GPU of each GPU of each node after this cycle's admissions: whole GPUs minus
-    what running and just-admitted workers hold, foreign pods' GPUs where their node reports
-    them, the rest taken from the first idle ones (as the core takes them)."""
-    free = {name: [MILLI] * node.gpus for name, node in snap.nodes.items()}
-    placed: list[WorkerPlacement] = [p for job in snap.snapshot.running for p in job.placements]
-    placed += [p for admission in decisions.admissions for p in admission.placements]
-    for placement in placed:
-        gpus = free.get(placement.node, [])
-        for piece in placement.gpus:
-            if 0 <= piece.index < len(gpus):
-                gpus[piece.index] = max(0, gpus[piece.index] - piece.milli)
-    for name, node in snap.nodes.items():
-        reserved = node.reserved_gpus
-        gpus = free[name]
-        for index in sorted(set(node.reserved_gpu_indices)):  # the ones the node reports
-            if 0 <= index < len(gpus):
-                gpus[index] = 0
-                reserved -= 1
-        for index, milli in enumerate(gpus):
-            if reserved <= 0:
-                break
-            if milli == MILLI:
-                gpus[index] = 0
-                reserved -= 1
-    return free
+    """Free milli-GPU of each GPU of each node after this cycle's admissions, as the core
+    counts it (`PlacementState.build` over the running jobs and the ones just admitted:
+    their placements, foreign pods' GPUs, share reservations), so the fragmented-GPU figure
+    reads the very books the core placed by."""
+    admitted = {a.job_key: a.placements for a in decisions.admissions}
+    jobs = [
+        *snap.snapshot.running,
+        *(replace(job, placements=admitted[job.key]) for job in snap.snapshot.pending if job.key in admitted),
+    ]
+    state = PlacementState.build(snap.snapshot.nodes, jobs)
+    return {
+        name: [int(milli) for milli in state.gpu_free[row, : state.gpu_count[row]]]
+        for row, name in enumerate(state.node_names)
+    }
 
 
 def shape_fits(node: GpuNode, gpus: Sequence[int], gpu_milli: int, models: tuple[str, ...]) -> bool:

@@ -17,7 +17,7 @@ operator ignores, so the same file can still be applied:
   price times the hours of that life (see `gpupool.sim.breakeven`).
 
 A pool whose provider is not Static (Kwok, ClusterAPI) is grown and shrunk by the planner:
-its offers are the operator's (`PoolPricing.offers` of `cluster.translate.pricing.pool_pricing`,
+its offers are the operator's (`PoolPricing.offers` of `cluster.translate.accounting.pool_pricing`,
 `cluster.nodes.scaling.pool_template`), with its
 `provisioningDelay`, `scaleDownAfter`, `minNodes`, `maxNodes` and `maxNodesInFlight`.
 Queues are `cluster.convert.queue_from_api`; a queue's `spec.budget` is enforced.
@@ -34,8 +34,8 @@ from pydantic import BaseModel, ValidationError
 
 from gpupool.api import GPUNodePool, GPUQueue, Provider
 from gpupool.cluster.nodes.scaling import pool_template
+from gpupool.cluster.translate.accounting import pool_pricing
 from gpupool.cluster.translate.convert import ConversionError, budget_from_api, parse_duration_seconds, queue_from_api
-from gpupool.cluster.translate.pricing import pool_pricing
 from gpupool.cluster.translate.snapshot import hardware_of, pool_info
 from gpupool.core.budget import BudgetLimits
 from gpupool.core.models import NodeOffer, Queue

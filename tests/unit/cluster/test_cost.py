@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gpupool.api import parse_gpunodepool
-from gpupool.cluster.translate.pricing import pool_pricing
+from gpupool.cluster.translate.accounting import pool_pricing
 
 
 def make_pool(price: dict[str, Any] | None, pool_class: str = "Cloud", gpus: int = 8) -> Any:

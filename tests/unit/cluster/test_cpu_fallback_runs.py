@@ -18,8 +18,8 @@ from gpupool.api import GPUJob, GPUJobStatus, WorkerPlacementStatus, parse_gpuno
 from gpupool.cluster.nodes.scaling import scaling_inputs
 from gpupool.cluster.state.cache import Kind
 from gpupool.cluster.state.parsing import ParsedJob
+from gpupool.cluster.translate.accounting import Biller
 from gpupool.cluster.translate.convert import gpu_node_from_k8s, job_from_api
-from gpupool.cluster.translate.pricing import Biller
 from gpupool.cluster.translate.snapshot import hardware_of, held_gpus, pool_info
 from gpupool.cluster.translate.spend import attempt_accrual
 from gpupool.cluster.writes.pods import GPU_RESOURCE, worker_pod
@@ -150,6 +150,7 @@ def test_a_kwok_cpu_pool_is_never_offered_to_the_autoscaler() -> None:
 
 def test_a_job_on_cpu_holds_no_gpus_for_fair_share() -> None:
     on = {"placement": [{"worker": 0, "pod": "a-a1-w0", "node": "cpu-0", "pool": "cpu"}]}
+    on_gpus = {"device": "GPU", "placement": [{"worker": 0, "pod": "b-a1-w0", "node": "n1", "gpuIndices": [0, 1]}]}
     jobs = {
         name: ParsedJob(api, job_from_api(api), None)
         for name, api in (
@@ -159,9 +160,7 @@ def test_a_job_on_cpu_holds_no_gpus_for_fair_share() -> None:
             ),
             (
                 "ns/gpu",
-                gpujob(
-                    "gpu", gpus=2, cpu="4", cpuFallback="Preferred", phase="Running", status={**on, "device": "GPU"}
-                ),
+                gpujob("gpu", gpus=2, cpu="4", cpuFallback="Preferred", phase="Running", status=on_gpus),
             ),
         )
     }

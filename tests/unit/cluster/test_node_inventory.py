@@ -18,6 +18,7 @@ from gpupool.cluster.nodes.scaling import pool_template
 from gpupool.cluster.translate.convert import RefusedNode, gpu_node_from_k8s, unused_gpu_node
 from gpupool.cluster.translate.snapshot import NodeConverter, build_snapshot
 from gpupool.cluster.writes.status import NODES_REFUSED, SHARED_GPU_NODES, pool_status
+from gpupool.core.accounting import NOTHING_HELD
 
 A100 = "NVIDIA-A100-SXM4-80GB"
 # A pool that selects its nodes by a GFD label alone, as a cluster labelled only by GFD needs.
@@ -224,7 +225,7 @@ def test_a_refused_node_is_not_counted_and_its_pool_says_why(caplog: pytest.LogC
     assert set(snap.nodes) == {"good"}
     assert snap.node_notes["mig"].reason == "MIGPartitions"
     pool = snap.pools["a100-pool"].pool
-    status = pool_status(pool, snap, {})
+    status = pool_status(pool, snap, NOTHING_HELD)
     assert (status.nodes_ready, status.gpus_total) == (1, 8)
     (condition,) = [c for c in status.conditions if c.type == NODES_REFUSED]
     assert condition.status == ConditionStatus.TRUE
@@ -243,7 +244,7 @@ def test_a_refused_node_is_not_counted_and_its_pool_says_why(caplog: pytest.LogC
     # MIG turned off: the node counts and the condition turns False, naming no node.
     nodes["mig"] = node_object("mig", model=None, labels=IN_POOL)
     fixed = build_snapshot(view_of(nodes=nodes, gpunodepools=_pools()), 3.0, decayed_usage={}, nodes=converter)
-    after = pool_status(pool.model_copy(update={"status": status}), fixed, {})
+    after = pool_status(pool.model_copy(update={"status": status}), fixed, NOTHING_HELD)
     assert after.gpus_total == 16
     (condition,) = [c for c in after.conditions if c.type == NODES_REFUSED]
     assert (condition.status, condition.reason) == (ConditionStatus.FALSE, "AllNodesUsable")
@@ -252,14 +253,14 @@ def test_a_refused_node_is_not_counted_and_its_pool_says_why(caplog: pytest.LogC
 def test_a_pool_without_node_notes_gets_no_inventory_condition() -> None:
     nodes = {"good": node_object("good", model=None, labels=IN_POOL)}
     snap = build_snapshot(view_of(nodes=nodes, gpunodepools=_pools()), 1.0, decayed_usage={})
-    assert pool_status(snap.pools["a100-pool"].pool, snap, {}).conditions == []
+    assert pool_status(snap.pools["a100-pool"].pool, snap, NOTHING_HELD).conditions == []
 
 
 def test_several_refusals_name_the_first_nodes_and_count_the_rest() -> None:
     nodes = {f"n{i}": node_object(f"n{i}", model=None, labels=gfd_labels(f"Acme-X{i}", **IN_POOL)) for i in range(5)}
     nodes["mig"] = node_object("mig", model=None, labels=IN_POOL, resources={"nvidia.com/mig-1g.10gb": "7"})
     snap = build_snapshot(view_of(nodes=nodes, gpunodepools=_pools()), 1.0, decayed_usage={})
-    (condition,) = pool_status(snap.pools["a100-pool"].pool, snap, {}).conditions
+    (condition,) = pool_status(snap.pools["a100-pool"].pool, snap, NOTHING_HELD).conditions
     assert condition.reason == NODES_REFUSED  # two reasons: the condition's own name
     assert condition.message.startswith("node mig: exposes MIG")
     assert "node n0: nvidia.com/gpu.product=Acme-X0" in condition.message
@@ -271,7 +272,7 @@ def test_a_time_sliced_node_counts_physical_gpus_and_its_pool_says_shares_only()
     nodes = {"sliced": node_object("sliced", model=None, labels=labels, gpus="32")}
     snap = build_snapshot(view_of(nodes=nodes, gpunodepools=_pools()), 1.0, decayed_usage={})
     assert snap.nodes["sliced"].gpus == 8 and snap.nodes["sliced"].shares_only
-    status = pool_status(snap.pools["a100-pool"].pool, snap, {})
+    status = pool_status(snap.pools["a100-pool"].pool, snap, NOTHING_HELD)
     assert status.gpus_total == 8
     (condition,) = status.conditions
     assert (condition.type, condition.status, condition.reason) == (

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field, replace
 
 from gpupool.api import ClaimPhase, GPUNodeClaim, GPUNodePool, Provider
 from gpupool.cluster.nodes.kwok_nodes import pool_node_spec
+from gpupool.cluster.translate.accounting import pool_pricing
 from gpupool.cluster.translate.convert import (
     ConversionError,
     gpu_node_from_k8s,
     parse_duration_seconds,
     parse_timestamp,
 )
-from gpupool.cluster.translate.pricing import pool_pricing
 from gpupool.core.models import GpuNode, InFlightNode, NodeOffer
 
 BACKOFF_BASE_SECONDS = 30.0

@@ -40,7 +40,7 @@ carries it to the report step (`gpupool.cluster.writes.status.queue_status`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -59,6 +59,7 @@ from gpupool.catalogue import gpu_catalogue
 from gpupool.cluster.nodes.scaling import ScalingInputs, scaling_inputs
 from gpupool.cluster.state.cache import CachedObject, CacheView, Kind
 from gpupool.cluster.state.parsing import ForeignUsage, ParsedJob
+from gpupool.cluster.translate.accounting import Biller, job_holdings, pool_pricing
 from gpupool.cluster.translate.convert import (
     HOLDING_PHASES,
     ConversionError,
@@ -72,14 +73,13 @@ from gpupool.cluster.translate.convert import (
     unused_gpu_node,
 )
 from gpupool.cluster.translate.devices import NO_DEVICES, NodeDevices, foreign_indices, resolved_placement
-from gpupool.cluster.translate.pricing import Biller, pool_pricing
 from gpupool.cluster.translate.spend import budget_standings
 from gpupool.cluster.writes.lifecycle import AdmissionRejection, admission_hold_seconds, rejection_message
 from gpupool.cluster.writes.pods import LABEL_JOB
 from gpupool.cluster.writes.reservations import ReservationBook, ReservationSettings, book_of
-from gpupool.core.accounting import PoolPricing, PriceBook, Rate
+from gpupool.core.accounting import Holdings, PoolPricing, PriceBook, Rate
 from gpupool.core.budget import BudgetStanding
-from gpupool.core.models import Device, GpuNode, Job, Queue, Snapshot, Taint
+from gpupool.core.models import GpuNode, Job, Queue, Snapshot, Taint
 from gpupool.core.roofline import GpuSpec, Hardware
 
 log = logging.getLogger("gpupool.snapshot")
@@ -135,7 +135,7 @@ class PoolInfo:
 
 
 def pool_info(pool: GPUNodePool) -> PoolInfo:
-    """The pool with its taints and prices (`gpupool.cluster.translate.pricing`)."""
+    """The pool with its taints and prices (`gpupool.cluster.translate.accounting`)."""
     return PoolInfo(pool, pool_taints(pool), pool_pricing(pool))
 
 
@@ -264,6 +264,11 @@ class ClusterSnapshot:
         """What the cycle bills by: the price book and the cycle's nodes."""
         return Biller(self.prices, self.nodes)
 
+    def holdings_of(self, jobs: Iterable[GPUJob]) -> Holdings:
+        """What those of `jobs` that hold GPUs hold, by queue, quota flavor (`flavor_of`) and
+        the pool of each worker's node (`gpupool.cluster.translate.accounting.job_holdings`)."""
+        return job_holdings(jobs, {name: node.pool for name, node in self.nodes.items()}, self.flavor_of)
+
     def rate(self, pool: str, node: str) -> Rate:
         """What one unit-hour costs on `node` of `pool` (`Biller.rate`)."""
         return self.biller.rate(pool, node)
@@ -275,14 +280,10 @@ def jobs_of(view: CacheView) -> tuple[dict[str, ParsedJob], dict[str, str]]:
 
 
 def held_gpus(jobs: Mapping[str, ParsedJob]) -> dict[str, float]:
-    """GPUs each queue holds now: gpus x workers of its jobs in phase Admitted or Running (a
-    job running on a CPU-only node holds none)."""
-    held: dict[str, float] = {}
-    for parsed in jobs.values():
-        spec = parsed.api.spec
-        if parsed.api.status.phase in HOLDING_PHASES and parsed.api.status.device != Device.CPU:
-            held[spec.queue] = held.get(spec.queue, 0.0) + spec.gpus * spec.workers
-    return held
+    """GPUs each queue holds now (`job_holdings`: its jobs in phase Admitted or Running; a job
+    running on a CPU-only node holds none)."""
+    held = job_holdings((parsed.api for parsed in jobs.values()), {}, lambda *_: None)
+    return dict(held.by_queue)
 
 
 def pods_by_job(view: CacheView) -> dict[str, list[RawObject]]:

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gpupool.api import AttemptUsage, GPUJob, GPUQueue
+from gpupool.cluster.translate.accounting import Biller
 from gpupool.cluster.translate.convert import HOLDING_PHASES, budget_from_api, parse_timestamp
-from gpupool.cluster.translate.pricing import Biller
 from gpupool.core.budget import Accrual, BudgetStanding, record_attempt, standing
 
 

@@ -13,7 +13,7 @@ server writes its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from gpupool.api import (
@@ -33,6 +33,7 @@ from gpupool.api import (
 from gpupool.cluster.translate.convert import HOLDING_PHASES
 from gpupool.cluster.translate.snapshot import PENDING_PHASES, ClusterSnapshot
 from gpupool.cluster.writes.ports import EventNote
+from gpupool.core.accounting import Holdings
 from gpupool.core.budget import NEARLY_SPENT_FRACTION, BudgetStanding
 from gpupool.core.roofline import ModelChoice
 
@@ -179,34 +180,29 @@ def queue_status(
     snap: ClusterSnapshot,
     jobs: Mapping[str, GPUJob],
     decayed_usage_gpu_seconds: float,
+    held: Holdings,
 ) -> GPUQueueStatus:
-    """A queue's usage per flavor, pending and admitted counts and decayed usage, from `jobs`
-    (the jobs as they are after this cycle's writes), and its budget's spend and conditions
-    from the snapshot's standing (`with_budget`); other conditions kept."""
+    """A queue's usage per flavor (from `held`: what `jobs` hold, `ClusterSnapshot.holdings_of`),
+    pending and admitted counts and decayed usage, from `jobs` (the jobs as they are after this
+    cycle's writes), and its budget's spend and conditions from the snapshot's standing
+    (`with_budget`); other conditions kept."""
     name = str(queue.metadata.get("name"))
     mine = [j for j in jobs.values() if j.spec.queue == name]
     status = queue.status.model_copy(
         update={
             "pending_jobs": sum(1 for j in mine if j.status.phase in PENDING_PHASES),
             "admitted_jobs": sum(1 for j in mine if j.status.phase in HOLDING_PHASES),
-            "usage": flavor_usage(name, snap, mine),
+            "usage": flavor_usage(name, snap, held),
             "decayed_usage_gpu_seconds": round(decayed_usage_gpu_seconds, 3),
         }
     )
     return with_budget(status, snap.budgets.get(name), snap.snapshot.now, generation_of(queue.metadata))
 
 
-def flavor_usage(queue: str, snap: ClusterSnapshot, jobs: Iterable[GPUJob]) -> list[FlavorUsage]:
+def flavor_usage(queue: str, snap: ClusterSnapshot, held: Holdings) -> list[FlavorUsage]:
     """Nominal, used and borrowed GPUs of `queue` per quota flavor (shares as fractions), from
-    those of `jobs` that belong to it and hold GPUs; every flavor it has quota for or uses."""
-    used: dict[str, float] = {}
-    for job in jobs:
-        if job.spec.queue != queue or job.status.phase not in HOLDING_PHASES:
-            continue
-        for worker in job.status.placement:
-            node = snap.nodes.get(worker.node)
-            flavor = snap.flavor_of(queue, node.pool if node else worker.pool, worker.gpu_model)
-            used[flavor] = used.get(flavor, 0.0) + len(worker.gpu_indices) * worker.gpu_share
+    what the jobs hold (`held`); every flavor it has quota for or uses."""
+    used = held.flavors_of(queue)
     nominal = snap.nominal(queue)
     return [
         FlavorUsage(
@@ -323,25 +319,17 @@ def with_node_notes(
     return status.model_copy(update={"conditions": conditions})
 
 
-def pool_status(pool: GPUNodePool, snap: ClusterSnapshot, jobs: Mapping[str, GPUJob]) -> GPUNodePoolStatus:
-    """A pool's ready nodes, GPUs on them and GPUs held by admitted jobs (shares as fractions),
-    and the conditions about its nodes' inventory (`with_node_notes`)."""
+def pool_status(pool: GPUNodePool, snap: ClusterSnapshot, held: Holdings) -> GPUNodePoolStatus:
+    """A pool's ready nodes, GPUs on them and GPUs held on its nodes (`held`: what the jobs
+    hold, shares as fractions), and the conditions about its nodes' inventory (`with_node_notes`)."""
     name = str(pool.metadata.get("name"))
     nodes = [n for n in snap.nodes.values() if n.pool == name]
-    names = {n.name for n in nodes}
-    allocated = sum(
-        len(w.gpu_indices) * w.gpu_share
-        for job in jobs.values()
-        if job.status.phase in HOLDING_PHASES
-        for w in job.status.placement
-        if w.node in names
-    )
     counts = pool.status.model_copy(
         update={
             "nodes_ready": sum(1 for n in nodes if n.ready),
             "nodes_provisioning": snap.scaling.in_flight_by_pool.get(name, 0),
             "gpus_total": sum(n.gpus for n in nodes if n.ready),
-            "gpus_allocated": round(allocated, 3),
+            "gpus_allocated": round(held.of_pool(name), 3),
         }
     )
     return with_node_notes(counts, name, snap, generation_of(pool.metadata))

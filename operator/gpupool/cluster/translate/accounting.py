@@ -110,16 +110,15 @@ FlavorOf = Callable[[str, str, str], str | None]
 def job_holdings(jobs: Iterable[GPUJob], pool_of_node: Mapping[str, str], flavor_of: FlavorOf) -> Holdings:
     """What the jobs that hold GPUs (phase Admitted or Running) hold: per worker its GPUs (a
     share as its fraction; none on a CPU-only node), by queue, quota flavor and pool. A
-    worker's pool is its node's when the node is known (`pool_of_node`), else the one its
-    placement names."""
+    worker counts for its node's pool (`pool_of_node`; none when the node is gone) and for
+    the queue's flavor of that pool, or of the pool its placement names when the node is gone."""
     workers: list[HeldWorker] = []
     for job in jobs:
         if job.status.phase not in HOLDING_PHASES or job.status.device == Device.CPU:
             continue
         queue = job.spec.queue
         for w in job.status.placement:
-            pool = pool_of_node.get(w.node, w.pool)
-            workers.append(
-                HeldWorker(queue, pool, flavor_of(queue, pool, w.gpu_model), len(w.gpu_indices) * w.gpu_share)
-            )
+            pool = pool_of_node.get(w.node)
+            flavor = flavor_of(queue, pool or w.pool, w.gpu_model)
+            workers.append(HeldWorker(queue, pool, flavor, len(w.gpu_indices) * w.gpu_share))
     return holdings(workers)
