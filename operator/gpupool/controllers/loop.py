@@ -3,13 +3,16 @@
 Who runs this: `gpupool.controllers.runner` starts `run` in a thread once the cache has
 listed every kind (never decide on a half-listed cluster). Each `cycle`:
 
-1. Lifecycle - jobs holding GPUs advance by their pods (pure rules in
-   `gpupool.cluster.writes.lifecycle`); stray pods go; share reservation pods are created where a
-   share names one that is missing and deleted where nothing names them
-   (`gpupool.cluster.writes.reservations`); unreadable jobs are reported.
-2. Snapshot - each queue's decayed usage is advanced and the cache becomes a
-   `ClusterSnapshot` (`gpupool.cluster.translate.snapshot`): the core's snapshot plus pools, prices,
-   taints and quota flavors.
+1. Snapshot - each queue's decayed usage is advanced and the cache becomes a
+   `ClusterSnapshot` (`gpupool.cluster.translate.snapshot`): the core's snapshot plus pools,
+   the cycle's price book, taints and quota flavors, and each running attempt's accrual
+   (computed once here; budgets, the planner and the cost metrics read it).
+2. Lifecycle - planned from that snapshot: jobs holding GPUs advance by their pods (pure
+   rules in `gpupool.cluster.writes.lifecycle`); stray pods go; share reservation pods are
+   created where a share names one that is missing and deleted where nothing names them
+   (`gpupool.cluster.writes.reservations`); unreadable jobs are reported. Only when this
+   step wrote something is the snapshot built again from the cache (the core must see the
+   GPUs a finished job gave back); in a cycle where no pod changed it is built once.
 3. Decide - `core.schedule` returns admissions, preemptions and reasons, as values; the
    placement memory it returns is passed back in next cycle.
 4. Apply - the planner (`gpupool.cluster.writes.plan`) turns decisions into per-job changes and
@@ -52,7 +55,7 @@ from gpupool.settings import OperatorSettings
 
 log = logging.getLogger("gpupool.loop")
 
-STEPS = ("lifecycle", "snapshot", "decide", "apply", "nodes", "report")
+STEPS = ("snapshot", "lifecycle", "decide", "apply", "nodes", "report")
 
 
 class SchedulingLoop:
@@ -113,14 +116,15 @@ class SchedulingLoop:
     def cycle(self) -> Decisions:
         """One cycle of the six steps in the module docstring; returns the core's decisions."""
         now = self.clock()
-        with self._step("lifecycle"):
-            view = self.cache.view()
-            before = build_snapshot(
-                view, now, decayed_usage={}, nodes=self.nodes, reservations=self.planner.reservations
-            )
-            applied = self.applier.apply(self._invalid(view, before) + self.planner.plan_lifecycle(before, now))
         with self._step("snapshot"):
-            snap = self._snapshot(now)
+            view = self.cache.view()
+            usage = self._advance_usage(view, now)
+            snap = self._snapshot(view, now, usage)
+        with self._step("lifecycle"):
+            lifecycle = self._invalid(view, snap) + self.planner.plan_lifecycle(snap, now)
+            applied = self.applier.apply(lifecycle)
+            if lifecycle:
+                snap = self._snapshot(self.cache.view(), now, usage)
         with self._step("decide"):
             decisions = schedule(snap.snapshot, self.config, self.memory)
             self.memory = decisions.memory
@@ -164,11 +168,13 @@ class SchedulingLoop:
             changes.append(self.planner.invalid(key, raw, reason))
         return changes
 
-    def _snapshot(self, now: float) -> ClusterSnapshot:
-        view = self.cache.view()
+    def _advance_usage(self, view: CacheView, now: float) -> dict[str, float]:
+        """Each queue's decayed usage, advanced to `now` by what its jobs hold (once a cycle)."""
         jobs, _ = jobs_of(view)
         recorded = {name: q.status.decayed_usage_gpu_seconds for name, q in view.parsed(Kind.QUEUE).items()}
-        usage = self.usage.advance(held_gpus(jobs), now, recorded)
+        return self.usage.advance(held_gpus(jobs), now, recorded)
+
+    def _snapshot(self, view: CacheView, now: float, usage: dict[str, float]) -> ClusterSnapshot:
         return build_snapshot(
             view, now, decayed_usage=usage, seed=self.cycles, nodes=self.nodes, reservations=self.planner.reservations
         )

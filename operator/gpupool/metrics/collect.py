@@ -26,10 +26,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gpupool.api import ClaimPhase, GPUJob, GPUNodeClaim
 from gpupool.cluster.state.cache import CacheView, Kind
-from gpupool.cluster.translate.accounting import Biller
 from gpupool.cluster.translate.convert import parse_timestamp
 from gpupool.cluster.translate.snapshot import ClusterSnapshot, jobs_of
-from gpupool.cluster.translate.spend import recorded_accruals, running_accrual
+from gpupool.cluster.translate.spend import recorded_accruals
 from gpupool.cluster.writes.plan import ChangeKind, JobChange
 from gpupool.core.models import Decisions
 from gpupool.metrics.families import FAMILIES, MetricType
@@ -63,11 +62,11 @@ def wait_started(job: GPUJob, now: float) -> float:
     return parse_timestamp(job.status.queued_at) or now
 
 
-def job_cost(job: GPUJob, biller: Biller, now: float) -> tuple[float, float]:
+def job_cost(job: GPUJob, snap: ClusterSnapshot) -> tuple[float, float]:
     """(on-prem, cloud) cost of everything the job has run: its recorded attempts plus the
-    running one up to `now`, at the pools' prices (`gpupool.cluster.translate.spend`)."""
+    running one up to the cycle's now (`ClusterSnapshot.accrual_of`: the cycle's one accrual)."""
     accruals = recorded_accruals(job)
-    running = running_accrual(job, biller, now)
+    running = snap.accrual_of(job)
     if running is not None:
         accruals.append(running)
     cost = sum(a.cost for a in accruals)
@@ -89,13 +88,13 @@ class CostMeter:
     def __init__(self) -> None:
         self._high: dict[str, tuple[str, float, float]] = {}
 
-    def observe(self, jobs: Iterable[GPUJob], biller: Biller, now: float) -> dict[tuple[str, str], float]:
+    def observe(self, jobs: Iterable[GPUJob], snap: ClusterSnapshot) -> dict[tuple[str, str], float]:
         """Increments by (queue, pool class) since the last call."""
         added: dict[tuple[str, str], float] = {}
         seen: dict[str, tuple[str, float, float]] = {}
         for job in jobs:
             uid = str(job.metadata.get("uid") or f"{job.metadata.get('namespace')}/{job.metadata.get('name')}")
-            on_prem, cloud = job_cost(job, biller, now)
+            on_prem, cloud = job_cost(job, snap)
             before = self._high.get(uid)
             if before is None:
                 seen[uid] = (job.spec.queue, on_prem, cloud)
@@ -216,7 +215,7 @@ class OperatorMetrics:
         self.gauges.publish(cycle_samples(inputs, opencost=self.opencost))
         self._zero_new_series(cycle.snap.queues, cycle.snap.pools)
         self._count_changes(cycle, jobs)
-        costs = self.cost.observe(jobs.values(), cycle.snap.biller, cycle.now)
+        costs = self.cost.observe(jobs.values(), cycle.snap)
         for (queue, pool_class), amount in costs.items():
             self.counters["gpupool_queue_cost_total"].labels(queue, pool_class).inc(amount)
         for step in self.claims.observe(cycle.view.parsed(Kind.CLAIM), cycle.now, cycle.snap.claims):

@@ -110,7 +110,7 @@ gives, per job and worker, the GPU's utilization times the share the worker hold
 0.5 shares of one GPU each get half). Use `max by (node, uuid) (gpupool_gpu_allocation_info)`
 or `> bool 0` instead of the value when the raw utilization is wanted.
 
-**OpenCost compatibility.** `node_gpu_hourly_cost`, `node_gpu_count`,
+**OpenCost compatibility.** `node_gpu_hourly_cost`, `node_cpu_hourly_cost`, `node_gpu_count`,
 `node_total_hourly_cost` and `kubecost_node_is_spot` carry OpenCost's labels `instance`,
 `node`, `instance_type`, `region`, `provider_id`, and `container_gpu_allocation` its labels
 `namespace`, `pod`, `container`, `instance`, `node` (names and labels as OpenCost's

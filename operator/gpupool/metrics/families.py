@@ -86,7 +86,7 @@ SCALE_DOWN_REASONS = ("idle", "lost")
 NODE_STATES = ("ready", "not_ready", "provisioning", "draining")
 POOL_CLASSES = ("on_prem", "cloud")
 CAPACITY_TYPES = ("on_demand", "spot")
-STEPS = ("lifecycle", "snapshot", "decide", "apply", "nodes", "report")
+STEPS = ("snapshot", "lifecycle", "decide", "apply", "nodes", "report")
 """The scheduling loop's steps (`gpupool.controllers.loop.STEPS`; a unit test keeps them equal)."""
 
 # --------------------------------------------------------------------------- labels

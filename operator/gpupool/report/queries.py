@@ -1,7 +1,10 @@
 """The PromQL the report asks, as text (pure; `gather` sends it, the tests read it).
 
-Every per-job figure starts from `gpupool_gpu_allocation_info`: one series per GPU a worker
-holds, valued with the share held, present while the job is Admitted or Running. A bucket's
+Every per-job GPU figure starts from `gpupool_gpu_allocation_info`: one series per GPU a
+worker holds, valued with the share held, present while the job is Admitted or Running.
+The bill (`cost`) is `gpupool_job_cost_per_hour`: the rate the operator's own spend and
+`status.cost` accrue at (`gpupool.core.accounting`), present while the attempt accrues, so
+the report bills exactly what the operator bills, CPU runs included. A bucket's
 figure is a left Riemann sum over the bucket's steps,
 
     sum_over_time((sum by (queue, namespace, job, pool) (EXPR))[<bucket>s:<step>s])
@@ -16,6 +19,7 @@ whose range ends differ). Times `step / 3600` it is in GPU-hours (EXPR in GPUs) 
 from __future__ import annotations
 
 ALLOCATION = "gpupool_gpu_allocation_info"
+COST_RATE = "gpupool_job_cost_per_hour"
 GROUP = ("queue", "namespace", "job", "pool")
 PRICE = "max by (node) (node_gpu_hourly_cost)"
 """Price of one GPU-hour on each node (the gpupool or OpenCost exporter's; spot when spot)."""
@@ -25,15 +29,17 @@ ON_DEMAND = 'max by (pool) (gpupool_pool_gpu_hourly_price{capacity="on_demand"})
 
 
 def measures(queue: str | None = None) -> dict[str, str]:
-    """The instantaneous expressions the report integrates, by name, per GPU held:
-    GPUs, money per hour at the node's price, the same while the job is flagged idle, and on
-    spot nodes at the spot price and at the pool's on-demand price."""
-    alloc = ALLOCATION + (f"{{queue={quote(queue)}}}" if queue else "")
+    """The instantaneous expressions the report integrates, by name: GPUs held, the job's
+    billed money per hour (`COST_RATE`), and per GPU held the money per hour at the node's
+    price while the job is flagged idle, and on spot nodes at the spot price and at the
+    pool's on-demand price."""
+    matcher = f"{{queue={quote(queue)}}}" if queue else ""
+    alloc = ALLOCATION + matcher
     idle = f"{alloc} * on (namespace, job) group_left {IDLE}"
     spot = f"{alloc} * on (node) group_left {SPOT}"
     return {
         "gpus": alloc,
-        "cost": f"{alloc} * on (node) group_left {PRICE}",
+        "cost": COST_RATE + matcher,
         "idle_gpus": idle,
         "idle_cost": f"{idle} * on (node) group_left {PRICE}",
         "spot_gpus": spot,

@@ -24,10 +24,13 @@ FORMATS = ("md", "csv", "json", "html")
 METHOD = (
     "GPU-hours: the share each worker holds of each GPU (gpupool_gpu_allocation_info, present while the job "
     "is Admitted or Running) summed at every step of the window, times step/3600.",
-    "Cost: the same sum with each GPU weighted by its node's price per GPU-hour (node_gpu_hourly_cost: the pool's "
-    "node-hour price over its GPUs, spot when the node is spot); GPUs on nodes without a price cost 0.",
-    "Idle: the part of that while the job is flagged idle (gpupool_job_gpu_idle, i.e. after its queue's idle.after; "
-    "queues without an idle rule have none).",
+    "Cost: what the operator bills (gpupool_job_cost_per_hour, the rate the job's status.cost and its queue's "
+    "budget spend accrue at): each worker's GPUs at its node's GPU-hour price (the pool's node-hour price over its "
+    "GPUs, spot when the node is spot), or on a CPU-only node its requested cores at the core-hour price, from the "
+    "attempt's start; unpriced pools cost 0.",
+    "Idle: the GPU-hours held while the job is flagged idle (gpupool_job_gpu_idle, i.e. after its queue's "
+    "idle.after; queues without an idle rule have none), and those GPUs at their node's GPU-hour price "
+    "(node_gpu_hourly_cost).",
     "Spot savings: GPU time on spot nodes (kubecost_node_is_spot) at the pool's on-demand price "
     '(gpupool_pool_gpu_hourly_price{capacity="on_demand"}) minus what it cost at the spot price.',
     "Cloud / on-prem and GPU model: from each pool's gpupool_pool_info.",
@@ -36,8 +39,8 @@ METHOD = (
     "devices, such as kwok nodes, the UUID of gpupool's planned index).",
     "Budget: the queue's own budget and its spend in its current budget period, as the operator last reported "
     "them in the window (gpupool_queue_budget_amount / _spent); used = spent / amount.",
-    "Operator counter: increase(gpupool_queue_cost_total) over the window, the operator's own figure (from each "
-    "attempt's start, so without the start-up time after admission; it restarts with the operator).",
+    "Operator counter: increase(gpupool_queue_cost_total) over the window, the operator's own running total of the "
+    "same bill (it restarts with the operator, so it can be lower after a restart).",
 )
 
 USAGE_COLUMNS: tuple[tuple[str, Callable[[Usage], float]], ...] = (

@@ -73,12 +73,12 @@ from gpupool.cluster.translate.convert import (
     unused_gpu_node,
 )
 from gpupool.cluster.translate.devices import NO_DEVICES, NodeDevices, foreign_indices, resolved_placement
-from gpupool.cluster.translate.spend import budget_standings
+from gpupool.cluster.translate.spend import budget_standings, running_accrual, running_accruals
 from gpupool.cluster.writes.lifecycle import AdmissionRejection, admission_hold_seconds, rejection_message
 from gpupool.cluster.writes.pods import LABEL_JOB
 from gpupool.cluster.writes.reservations import ReservationBook, ReservationSettings, book_of
 from gpupool.core.accounting import Holdings, PoolPricing, PriceBook, Rate
-from gpupool.core.budget import BudgetStanding
+from gpupool.core.budget import Accrual, BudgetStanding
 from gpupool.core.models import GpuNode, Job, Queue, Snapshot, Taint
 from gpupool.core.roofline import GpuSpec, Hardware
 
@@ -217,6 +217,8 @@ class ClusterSnapshot:
     reservations: ReservationBook = field(default_factory=lambda: ReservationBook(ReservationSettings()))
     # The cycle's prices, one book for every reader (`gpupool.core.accounting`).
     prices: PriceBook = field(default_factory=PriceBook)
+    # Each started job's running attempt accrued to `snapshot.now`, by key (`spend.running_accruals`).
+    accruals: dict[str, Accrual] = field(default_factory=dict)
 
     @property
     def pool_taints(self) -> dict[str, tuple[Taint, ...]]:
@@ -263,6 +265,17 @@ class ClusterSnapshot:
     def biller(self) -> Biller:
         """What the cycle bills by: the price book and the cycle's nodes."""
         return Biller(self.prices, self.nodes)
+
+    def accrual_of(self, job: GPUJob, now: float | None = None) -> Accrual | None:
+        """The running attempt's accrual to `now` (default: the snapshot's; None when it
+        holds no GPUs or never started): the one computed for the snapshot, unless the
+        job started since or another time is asked for."""
+        at = self.snapshot.now if now is None else now
+        key = f"{job.metadata.get('namespace')}/{job.metadata.get('name')}"
+        found = self.accruals.get(key)
+        if found is not None and at == self.snapshot.now and found.started == parse_timestamp(job.status.started_at):
+            return found
+        return running_accrual(job, self.biller, at)
 
     def holdings_of(self, jobs: Iterable[GPUJob]) -> Holdings:
         """What those of `jobs` that hold GPUs hold, by queue, quota flavor (`flavor_of`) and
@@ -508,8 +521,9 @@ def build_snapshot(
         for name, entry in view.entries(Kind.NAMESPACE).items()
     }
 
-    biller = Biller(prices, core_nodes)
-    budgets = budget_standings(api_queues, (parsed_jobs[key].api for key in sorted(parsed_jobs)), biller, now)
+    api_jobs = {key: parsed.api for key, parsed in parsed_jobs.items()}
+    accruals = running_accruals(api_jobs, Biller(prices, core_nodes), now)
+    budgets = budget_standings(api_queues, api_jobs, accruals, now)
     core_queues: dict[str, Queue] = {}
     for name, queue in sorted(api_queues.items()):
         try:
@@ -580,7 +594,7 @@ def build_snapshot(
     )
     return ClusterSnapshot(
         snapshot=snapshot,
-        jobs={key: parsed.api for key, parsed in parsed_jobs.items()},
+        jobs=api_jobs,
         nodes=core_nodes,
         pools=pools,
         queues=api_queues,
@@ -600,4 +614,5 @@ def build_snapshot(
         placements=placements,
         reservations=book,
         prices=prices,
+        accruals=accruals,
     )

@@ -19,7 +19,7 @@ its queue's spend with it (docs/architecture.md, "Budgets").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,10 +77,22 @@ def _usage_entry(accrual: Accrual) -> AttemptUsage:
     )
 
 
-def ended_attempt_fields(job: GPUJob, biller: Biller, now: float) -> dict[str, Any]:
-    """Status fields for the attempt that ends at `now`: cumulative `gpu_seconds` and `cost`
-    with it added, and `usage_history` with it recorded; none when it never started."""
-    accrual = attempt_accrual(job, biller, now)
+def running_accruals(jobs: Mapping[str, GPUJob], biller: Biller, now: float) -> dict[str, Accrual]:
+    """The running attempt's accrual to `now` of every job that holds GPUs and has started,
+    by `namespace/name`: computed once per snapshot (`ClusterSnapshot.accruals`), read by
+    budgets, the planner's ended attempts and the cost metrics."""
+    out = {}
+    for key, job in jobs.items():
+        accrual = running_accrual(job, biller, now)
+        if accrual is not None:
+            out[key] = accrual
+    return out
+
+
+def ended_attempt_fields(job: GPUJob, accrual: Accrual | None) -> dict[str, Any]:
+    """Status fields for the attempt that ends with `accrual` (its accrual to now): cumulative
+    `gpu_seconds` and `cost` with it added, and `usage_history` with it recorded; none when
+    it never started (no accrual)."""
     if accrual is None:
         return {}
     history = record_attempt(recorded_accruals(job), accrual)
@@ -92,20 +104,22 @@ def ended_attempt_fields(job: GPUJob, biller: Biller, now: float) -> dict[str, A
 
 
 def budget_standings(
-    queues: Mapping[str, GPUQueue], jobs: Iterable[GPUJob], biller: Biller, now: float
+    queues: Mapping[str, GPUQueue], jobs: Mapping[str, GPUJob], running: Mapping[str, Accrual], now: float
 ) -> dict[str, BudgetStanding]:
-    """The standing at `now` of every queue with a budget, from the GPUJobs that exist."""
+    """The standing at `now` of every queue with a budget, from the GPUJobs that exist: their
+    recorded attempts and the running ones (`running`, by job key)."""
     budgeted = {name: q.spec.budget for name, q in queues.items() if q.spec.budget is not None}
     accruals: dict[str, list[Accrual]] = {name: [] for name in budgeted}
     accruing: set[str] = set()
-    for job in jobs:
+    for key in sorted(jobs):
+        job = jobs[key]
         mine = accruals.get(job.spec.queue)
         if mine is None:
             continue
         mine.extend(recorded_accruals(job))
-        running = running_accrual(job, biller, now)
-        if running is not None:
-            mine.append(running)
+        accrual = running.get(key)
+        if accrual is not None:
+            mine.append(accrual)
             accruing.add(job.spec.queue)
     return {
         name: standing(budget_from_api(budget), accruals[name], now, accruing=name in accruing)

@@ -670,9 +670,10 @@ class Planner:
     @staticmethod
     def attempt_usage(job: GPUJob, snap: ClusterSnapshot, now: float) -> dict[str, Any]:
         """Status fields accounting the attempt that ends now: `gpuSeconds`, `cost` and the
-        attempt recorded in `usageHistory` (each worker at its pool's price per GPU-hour; see
-        `gpupool.cluster.translate.spend`); none when the attempt never started."""
-        return ended_attempt_fields(job, snap.biller, now)
+        attempt recorded in `usageHistory` (its accrual to now, `ClusterSnapshot.accrual_of`:
+        the cycle's one accrual of it when `now` is the snapshot's); none when the attempt
+        never started."""
+        return ended_attempt_fields(job, snap.accrual_of(job, now))
 
 
 def _rejection_fields(job: GPUJob, step: LifecycleStep, now: float) -> dict[str, Any]:
