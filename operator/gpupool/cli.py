@@ -16,15 +16,15 @@ from collections.abc import Sequence
 
 def _bench(args: argparse.Namespace, rest: list[str]) -> int:
     if args.what == "placement":
-        from gpupool.sim import placement_bench
+        from gpupool.bench import placement_bench
 
         return placement_bench.main(rest)
     if args.what == "bound":
-        from gpupool.sim import bound_bench
+        from gpupool.bench import bound_bench
 
         return bound_bench.main(rest)
     if args.what == "burst":
-        from gpupool.sim import burst
+        from gpupool.bench import burst
 
         return burst.main(rest)
     if args.what == "e2e":
@@ -39,7 +39,7 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> int:
         from gpupool.devcluster import load_bench
 
         return load_bench.main(rest)
-    from gpupool.sim import cycle_bench
+    from gpupool.bench import cycle_bench
 
     return cycle_bench.main(rest)
 

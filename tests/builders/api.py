@@ -11,10 +11,10 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
-from gpupool.agent.gpu_uuids import format_uuids
-from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
-from gpupool.agent.pod_devices import format_pod_devices
+from gpupool.annotations.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
+from gpupool.annotations.gpu_uuids import format_uuids
+from gpupool.annotations.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
+from gpupool.annotations.pod_devices import format_pod_devices
 from gpupool.api import GPUJob, parse_gpujob
 from gpupool.cluster.state.cache import CacheView, ClusterCache, Kind
 from gpupool.cluster.state.parsing import compact_foreign_pod, parse_object_of

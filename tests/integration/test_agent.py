@@ -16,7 +16,7 @@ import pytest
 
 from cluster_tools import AgentProcess, OperatorProcess, kubectl
 from gpupool.agent.simulated import DEFAULT_UTILIZATION, MEMORY_TOTAL_BYTES
-from gpupool.agent.summary import ANNOTATION, parse_summary
+from gpupool.annotations.summary import ANNOTATION, parse_summary
 from kube_helpers import Scenario, wait_for
 
 pytestmark = pytest.mark.cluster

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 from cluster_tools import AgentProcess, OperatorProcess, kubectl
-from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
-from gpupool.agent.gpu_uuids import parse_uuids
 from gpupool.agent.simulated import simulated_uuid
+from gpupool.annotations.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
+from gpupool.annotations.gpu_uuids import parse_uuids
 from kube_helpers import Scenario, wait_for
 
 pytestmark = pytest.mark.cluster

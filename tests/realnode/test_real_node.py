@@ -62,8 +62,8 @@ def test_a_pod_asking_more_gpus_than_are_free_is_refused_by_the_kubelet(
 def test_the_kubelets_pod_resources_report_what_each_container_sees(
     real_node: str, kubeconfig: str, namespace: str, dev_cluster: Any
 ) -> None:
-    from gpupool.agent.pod_devices import pod_key
     from gpupool.agent.podresources import pod_devices
+    from gpupool.annotations.pod_devices import pod_key
     from gpupool.devcluster.realnode import RealNodeLayout
 
     _pod(kubeconfig, namespace, "one", toolbox_pod_spec(["sleep", "300"], gpus=1, node=real_node))
@@ -81,7 +81,7 @@ def test_the_agent_publishes_the_kubelets_report_on_the_node(
     real_node: str, kubeconfig: str, namespace: str, dev_cluster: Any, core_api: Any, tmp_path: Any
 ) -> None:
     from cluster_tools import AgentProcess
-    from gpupool.agent.pod_devices import ANNOTATION, parse_pod_devices, pod_key
+    from gpupool.annotations.pod_devices import ANNOTATION, parse_pod_devices, pod_key
     from gpupool.devcluster.realnode import RealNodeLayout
 
     socket_path = RealNodeLayout(dev_cluster.state_dir).pod_resources_socket

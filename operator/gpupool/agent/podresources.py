@@ -1,7 +1,7 @@
 """Which pod holds which device, asked of the kubelet's PodResources API (v1 `List`).
 
 Who calls this: the node agent (to publish `gpupool.io/pod-devices`, see
-`gpupool.agent.pod_devices`) and the real-node tests. On a device-plugin node this is the
+`gpupool.annotations.pod_devices`) and the real-node tests. On a device-plugin node this is the
 one place the truth lives: gpupool asks for a count, the kubelet's device manager chooses
 the devices, and PodResources reports its choice per container.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 
 from gpupool.agent import kubelet_api as api
-from gpupool.agent.pod_devices import GPU_RESOURCE, pod_key
+from gpupool.annotations.pod_devices import GPU_RESOURCE, pod_key
 
 
 class PodResourcesUnavailable(RuntimeError):

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gpupool.agent.summary import DECIMALS, UtilizationSummary
+from gpupool.annotations.summary import DECIMALS, UtilizationSummary
 
 
 class UtilizationWindow:

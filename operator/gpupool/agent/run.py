@@ -6,7 +6,7 @@ stops the agent here, naming the variable), the backend, the Kubernetes client w
 needed, then the /metrics server. Each round (`Agent.tick`) reads every GPU once, replaces
 the exported samples, adds the utilisation to each node's rolling window and, when
 `WritePolicy` allows, writes the node's `gpupool.io/gpu-utilization` annotation. The node's
-GPU index -> UUID map (`gpupool.io/gpu-uuids`, `gpupool.agent.gpu_uuids`) is written at the
+GPU index -> UUID map (`gpupool.io/gpu-uuids`, `gpupool.annotations.gpu_uuids`) is written at the
 first round and again only when it changes; so is, for one named node, the kubelet's report
 of which pod holds which GPU (`gpupool.io/pod-devices`, read from the PodResources socket).
 A failed read or write is logged and tried again next round; SIGTERM or SIGINT stops the loop.
@@ -39,16 +39,16 @@ from pydantic import ValidationError
 from gpupool.agent import podresources
 from gpupool.agent.backend import GpuBackend, GpuSample
 from gpupool.agent.exporter import GpuCollector, registry_with
-from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
-from gpupool.agent.gpu_uuids import format_uuids
 from gpupool.agent.kube import node_condition
 from gpupool.agent.nvml import CONDITION, NVML_HINT, REASON_AVAILABLE, REASON_UNAVAILABLE
-from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
-from gpupool.agent.pod_devices import format_pod_devices
 from gpupool.agent.podresources import PodResourcesUnavailable
 from gpupool.agent.rolling import UtilizationWindow, WritePolicy
 from gpupool.agent.settings import ENV_PREFIX, AgentSettings
-from gpupool.agent.summary import ANNOTATION, format_summary
+from gpupool.annotations.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
+from gpupool.annotations.gpu_uuids import format_uuids
+from gpupool.annotations.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
+from gpupool.annotations.pod_devices import format_pod_devices
+from gpupool.annotations.summary import ANNOTATION, format_summary
 from gpupool.settings import settings_problems
 
 log = logging.getLogger("gpupool.agent")

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gpupool.agent.backend import GpuDevice, GpuSample
-from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
-from gpupool.agent.pod_devices import parse_pod_devices, pod_key
+from gpupool.annotations.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
+from gpupool.annotations.pod_devices import parse_pod_devices, pod_key
 from gpupool.cluster.nodes.kwok_nodes import GPU_RESOURCE, KWOK_ANNOTATION, LABEL_GPU_MODEL
 from gpupool.cluster.writes.pods import ANNOTATION_GPU_INDICES, ANNOTATION_GPU_SHARE
 

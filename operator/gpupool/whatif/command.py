@@ -7,12 +7,12 @@ call `main` on small files.
                 [--months N] [--project-months M] [--out DIR] [--quiet]
 
 Each scenario (`gpupool.whatif.scenario`) runs the workload (`gpupool.whatif.workload`)
-through `gpupool.sim.planning.simulate_plan`: the operator's scheduling, placement,
+through `gpupool.whatif.planning.simulate_plan`: the operator's scheduling, placement,
 autoscale planner, budgets and prices in simulated time. Printed on stdout: per queue the
 wait (arrival to first start) p50 / p95; per scenario GPU utilisation, on-prem cost per
 month (amortised), cloud cost per month (simulated mean), the purchase price of its
 on-prem nodes and the break-even month against the first scenario
-(`gpupool.sim.breakeven`). With `--out`, `whatif.json` (every figure) and `whatif.png`
+(`gpupool.whatif.breakeven`). With `--out`, `whatif.json` (every figure) and `whatif.png`
 (cumulative cost curves and waits). Progress goes to stderr unless `--quiet`.
 """
 
@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from gpupool.sim.breakeven import break_even_month, cumulative_cost
-from gpupool.sim.planning import MONTH_SECONDS, PlanResult, Progress, SimCluster, TimedJob, simulate_plan
+from gpupool.whatif.breakeven import break_even_month, cumulative_cost
+from gpupool.whatif.planning import MONTH_SECONDS, PlanResult, Progress, SimCluster, TimedJob, simulate_plan
 from gpupool.whatif.scenario import ScenarioError, load_scenario
 from gpupool.whatif.workload import RecordError, load_records, openb_workload
 
@@ -183,7 +183,7 @@ def main(argv: list[str]) -> int:
     curves = [cumulative_cost(r.purchases, r.cloud_by_month, horizon) for r in results]
     print(tables(results, curves))
     if args.out is not None:
-        from gpupool.sim.plot import plot_whatif
+        from gpupool.bench.plot import plot_whatif
 
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "whatif.json").write_text(json.dumps(as_json(results, curves), indent=2) + "\n")

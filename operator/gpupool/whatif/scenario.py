@@ -1,7 +1,7 @@
 """A scenario of `gpupool sim`: the GPUNodePool / GPUQueue YAML a platform team applies.
 
 Who calls this: `gpupool.whatif.command` (one `--scenario NAME=FILE` each); the unit tests.
-`load_scenario` returns a `gpupool.sim.planning.SimCluster`, built with the operator's own
+`load_scenario` returns a `gpupool.whatif.planning.SimCluster`, built with the operator's own
 converters so that every field means what it means on a cluster.
 
 The file is multi-document YAML of GPUNodePools and GPUQueues (other kinds are refused).
@@ -14,7 +14,7 @@ operator ignores, so the same file can still be applied:
   `pricePerNodeHour.onDemand` when stated, else `amortised`).
 - `whatif.gpupool.io/amortisation-months`: the life over which the amortised price
   spreads the purchase (default 36): a node's purchase price is its amortised node-hour
-  price times the hours of that life (see `gpupool.sim.breakeven`).
+  price times the hours of that life (see `gpupool.whatif.breakeven`).
 
 A pool whose provider is not Static (Kwok, ClusterAPI) is grown and shrunk by the planner:
 its offers are the operator's (`PoolPricing.offers` of `cluster.translate.accounting.pool_pricing`,
@@ -39,7 +39,7 @@ from gpupool.cluster.translate.convert import ConversionError, budget_from_api, 
 from gpupool.cluster.translate.snapshot import hardware_of, pool_info
 from gpupool.core.budget import BudgetLimits
 from gpupool.core.models import NodeOffer, Queue
-from gpupool.sim.planning import FixedPool, ScalingPool, SimCluster
+from gpupool.whatif.planning import FixedPool, ScalingPool, SimCluster
 
 NODES_ANNOTATION = "whatif.gpupool.io/nodes"
 AMORTISATION_ANNOTATION = "whatif.gpupool.io/amortisation-months"

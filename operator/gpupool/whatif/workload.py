@@ -1,7 +1,7 @@
 """The workload of `gpupool sim`: a file of job records, or the openb trace.
 
 Who calls this: `gpupool.whatif.command` (`--workload FILE` and `--workload openb`); the
-unit tests. Both give `gpupool.sim.planning.TimedJob`s (a core `Job` whose `submitted_at`
+unit tests. Both give `gpupool.whatif.planning.TimedJob`s (a core `Job` whose `submitted_at`
 is its arrival, and its duration).
 
 A record file is CSV (a header row, then one job a row), or YAML / JSON (a list of
@@ -22,7 +22,7 @@ mappings, or a mapping whose `jobs` is that list), chosen by the file's suffix. 
 | profile | no | a GPUJob's `spec.profile` (in CSV: as JSON text) |
 
 A job with a profile that the core places by its roofline choice runs for the choice's
-estimate instead of `duration` (see `gpupool.sim.planning`).
+estimate instead of `duration` (see `gpupool.whatif.planning`).
 
 Errors name the file, the line and the field. The openb trace gives GPU pods only (CPU-only
 pods ask nothing of a GPU capacity plan), each a one-worker CloudAllowed job in a queue
@@ -43,6 +43,7 @@ import yaml
 from pydantic import ValidationError
 
 from gpupool.api import JobProfile
+from gpupool.bench.burst_inputs import load_timed_pods
 from gpupool.cluster.translate.convert import (
     ConversionError,
     gpu_milli,
@@ -52,8 +53,7 @@ from gpupool.cluster.translate.convert import (
     profile_from_api,
 )
 from gpupool.core import Job, PlacementPolicy, WorkerShape
-from gpupool.sim.burst_inputs import load_timed_pods
-from gpupool.sim.planning import TimedJob
+from gpupool.whatif.planning import TimedJob
 
 FIELDS = (
     "name",

@@ -13,15 +13,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gpupool.agent.backend import GpuDevice, GpuSample
 from gpupool.agent.exporter import GpuCollector, registry_with
-from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
-from gpupool.agent.gpu_uuids import parse_uuids
 from gpupool.agent.nvml import NO_DRIVER, NvmlUnavailable
-from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES
-from gpupool.agent.pod_devices import parse_pod_devices
 from gpupool.agent.podresources import PodResourcesUnavailable
 from gpupool.agent.run import Agent, _backend, main, parse_settings
 from gpupool.agent.settings import AgentSettings
-from gpupool.agent.summary import ANNOTATION, parse_summary
+from gpupool.annotations.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
+from gpupool.annotations.gpu_uuids import parse_uuids
+from gpupool.annotations.pod_devices import ANNOTATION as POD_DEVICES
+from gpupool.annotations.pod_devices import parse_pod_devices
+from gpupool.annotations.summary import ANNOTATION, parse_summary
 
 T0 = 1_750_000_000.0
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gpupool.agent.rolling import UtilizationWindow, WritePolicy
-from gpupool.agent.summary import UtilizationSummary
+from gpupool.annotations.summary import UtilizationSummary
 
 T0 = 1_750_000_000.0
 

@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 
 from builders.api import gpujob, node_object
-from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
-from gpupool.agent.pod_devices import format_pod_devices
 from gpupool.agent.simulated import (
     BUSY_WATTS,
     DEFAULT_UTILIZATION,
@@ -31,6 +29,8 @@ from gpupool.agent.simulated import (
     simulated_uuid,
     visible_indices,
 )
+from gpupool.annotations.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
+from gpupool.annotations.pod_devices import format_pod_devices
 from gpupool.api import WorkerPlacementStatus
 from gpupool.cluster.writes.pods import worker_pod
 

@@ -28,8 +28,8 @@ from builders.api import (
     worker_pod_object,
 )
 from builders.loop import Rig, device_world
-from gpupool.agent.summary import ANNOTATION as SUMMARY_ANNOTATION
-from gpupool.agent.summary import UtilizationSummary, format_summary
+from gpupool.annotations.summary import ANNOTATION as SUMMARY_ANNOTATION
+from gpupool.annotations.summary import UtilizationSummary, format_summary
 from gpupool.api import DeviceSource, JobPhase, WorkerPlacementStatus
 from gpupool.cluster.state.cache import Kind
 from gpupool.cluster.translate.devices import (

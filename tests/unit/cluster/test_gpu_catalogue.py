@@ -11,7 +11,7 @@ import pytest
 from gpupool.catalogue import CatalogueError, gpu_catalogue, load_gpu_catalogue
 from gpupool.core.roofline import Precision, ridge_point
 
-# Models named by examples/, sim/cloud_catalogue.yaml (but its undisclosed G2, G3) and tests.
+# Models named by examples/, bench/cloud_catalogue.yaml (but its undisclosed G2, G3) and tests.
 USED = ("H100", "A100", "L40S", "T4", "V100", "V100M16", "V100M32", "A10", "P100", "GTX1080")
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from builders.api import gpujob_object, gpunodepool_object, gpuqueue_object, namespace_object, node_object
 from builders.loop import Rig, rig
-from gpupool.agent.summary import ANNOTATION, UtilizationSummary, format_summary
+from gpupool.annotations.summary import ANNOTATION, UtilizationSummary, format_summary
 from gpupool.api import GPUJob, JobPhase
 from gpupool.cluster.state.cache import Kind
 from gpupool.cluster.writes.pods import LABEL_ATTEMPT, LABEL_JOB, LABEL_WORKER

@@ -24,8 +24,8 @@ from builders.api import (
     worker_pod_object,
 )
 from builders.loop import Rig, rig
-from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
-from gpupool.agent.gpu_uuids import format_uuids
+from gpupool.annotations.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
+from gpupool.annotations.gpu_uuids import format_uuids
 from gpupool.api import AttemptOutcome, AttemptProvenance, ContainerRun, GPUJob, WorkerPlacementStatus, WorkerRun
 from gpupool.cluster.state.cache import Kind
 from gpupool.cluster.translate.snapshot import gpu_uuids

@@ -23,7 +23,7 @@ from builders.api import (
     running_gpujob_object,
     worker_pod_object,
 )
-from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
+from gpupool.annotations.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
 from gpupool.devcluster.checker import check
 
 RESERVE = "default/gpupool-reserve-n1-g0"

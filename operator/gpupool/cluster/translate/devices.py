@@ -10,8 +10,8 @@ the same report (`foreign_indices`). Pure: values in, values out.
 On a device-plugin node gpupool asks the kubelet for a count of `nvidia.com/gpu`; the
 kubelet's device manager and the plugin choose the GPUs. The node agent reads the kubelet's
 PodResources API and publishes two annotations on the Node: `gpupool.io/pod-devices` (pod ->
-GPU UUIDs, `gpupool.agent.pod_devices`) and `gpupool.io/gpu-uuids` (index -> UUID,
-`gpupool.agent.gpu_uuids`). A node **reports devices** when both parse; then a worker's
+GPU UUIDs, `gpupool.annotations.pod_devices`) and `gpupool.io/gpu-uuids` (index -> UUID,
+`gpupool.annotations.gpu_uuids`). A node **reports devices** when both parse; then a worker's
 GPUs are the ones the report gives its pod (a share: the ones it gives the share's
 reservation pod), `devices: Reported`, indices through the UUID map.
 
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from gpupool.agent.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
-from gpupool.agent.gpu_uuids import parse_uuids
-from gpupool.agent.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
-from gpupool.agent.pod_devices import parse_pod_devices, pod_key
+from gpupool.annotations.gpu_uuids import ANNOTATION as UUIDS_ANNOTATION
+from gpupool.annotations.gpu_uuids import parse_uuids
+from gpupool.annotations.pod_devices import ANNOTATION as POD_DEVICES_ANNOTATION
+from gpupool.annotations.pod_devices import parse_pod_devices, pod_key
 from gpupool.api import DeviceSource, WorkerPlacementStatus
 
 LABEL_SHARE_ENVVAR = "gpupool.io/share-envvar"

@@ -44,8 +44,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gpupool.agent.summary import ANNOTATION as SUMMARY_ANNOTATION
-from gpupool.agent.summary import parse_summary
+from gpupool.annotations.summary import ANNOTATION as SUMMARY_ANNOTATION
+from gpupool.annotations.summary import parse_summary
 from gpupool.api import (
     ADMISSION_REJECTION_LIMIT,
     GPUJob,

@@ -5,7 +5,7 @@ variants (docs/benchmarks.md). A variant resamples the pods of a trace by class 
 GPU share, one whole GPU, multi-GPU) with new class proportions, and can pin a fraction
 of GPU pods to a random pair of GPU models, like the paper's `gpuspec` variants.
 
-    python -m gpupool.sim.variants --pods IN.csv --out OUT.csv --seed 7 \
+    python -m gpupool.bench.variants --pods IN.csv --out OUT.csv --seed 7 \
         --cpu 0.2 --share 0.5 --whole 0.25 --multi 0.05 --spec 0.2 --models V100M16,G2,T4
 
 Instead of random pairs, `--spec-sets-from TRACE.csv` draws each pinned pod's model set
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gpupool.sim.openb import MIB, TracePod, load_pods
+from gpupool.bench.openb import MIB, TracePod, load_pods
 
 CLASSES = ("cpu", "share", "whole", "multi")
 
@@ -79,7 +79,7 @@ def write_pods(path: Path, pods: Sequence[TracePod]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: write one synthetic variant."""
-    ap = argparse.ArgumentParser(prog="python -m gpupool.sim.variants", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m gpupool.bench.variants", description=__doc__)
     ap.add_argument("--pods", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=0)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gpupool.bench.openb import TracePod
 from gpupool.core.models import MILLI_PER_GPU
-from gpupool.sim.openb import TracePod
 
 
 @dataclass(frozen=True, slots=True)

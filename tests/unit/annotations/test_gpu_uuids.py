@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gpupool.agent.gpu_uuids import MAX_UUID_LENGTH, format_uuids, parse_uuids
 from gpupool.agent.simulated import simulated_uuid
+from gpupool.annotations.gpu_uuids import MAX_UUID_LENGTH, format_uuids, parse_uuids
 
 
 def test_format_writes_compact_json_in_index_order_that_parses_back() -> None:

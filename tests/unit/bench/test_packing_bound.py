@@ -1,4 +1,4 @@
-"""Unit tests of the packing bound (`gpupool.sim.packing_bound`) and `gpupool bench bound`."""
+"""Unit tests of the packing bound (`gpupool.bench.packing_bound`) and `gpupool bench bound`."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpupool.sim.bound_bench import main as bound_main
-from gpupool.sim.bound_bench import seed_floor
-from gpupool.sim.openb import load_nodes, load_pods
-from gpupool.sim.packing_bound import ForcedItemsDoNotFit, PackingBound, best_pattern, item_counts
-from gpupool.sim.placement_bench import main as placement_main
+from gpupool.bench.bound_bench import main as bound_main
+from gpupool.bench.bound_bench import seed_floor
+from gpupool.bench.openb import load_nodes, load_pods
+from gpupool.bench.packing_bound import ForcedItemsDoNotFit, PackingBound, best_pattern, item_counts
+from gpupool.bench.placement_bench import main as placement_main
 
 
 def ints(*values: int) -> np.ndarray:

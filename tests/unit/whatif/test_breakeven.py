@@ -1,10 +1,10 @@
-"""Buy-versus-rent curves (`gpupool.sim.breakeven`) on numbers worked out by hand."""
+"""Buy-versus-rent curves (`gpupool.whatif.breakeven`) on numbers worked out by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from gpupool.sim.breakeven import break_even_month, cumulative_cost
+from gpupool.whatif.breakeven import break_even_month, cumulative_cost
 
 
 @pytest.mark.parametrize(

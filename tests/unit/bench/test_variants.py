@@ -1,4 +1,4 @@
-"""Unit tests of the synthetic trace variants (`gpupool.sim.variants`)."""
+"""Unit tests of the synthetic trace variants (`gpupool.bench.variants`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpupool.sim.openb import MIB, TracePod, load_pods
-from gpupool.sim.variants import main, pod_class, resample
+from gpupool.bench.openb import MIB, TracePod, load_pods
+from gpupool.bench.variants import main, pod_class, resample
 
 
 def pod(name: str, num_gpu: int, gpu_milli: int, spec: tuple[str, ...] = ()) -> TracePod:

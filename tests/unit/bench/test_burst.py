@@ -1,4 +1,4 @@
-"""Unit tests of the burst bench (`gpupool.sim.burst`, `burst_bound`, `burst_inputs`).
+"""Unit tests of the burst bench (`gpupool.bench.burst`, `burst_bound`, `burst_inputs`).
 
 The traces are small enough to work out by hand: the expected dollars below come from the
 node prices, the provisioning delay and the scale-down wait, not from a run.
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from gpupool.bench.burst import NAIVE_SCALE_DOWN_SECONDS, BurstConfig, BurstResult, simulate
+from gpupool.bench.burst_bound import lower_bound, unserved_cost_rate
+from gpupool.bench.burst_inputs import GIB, CloudType, TimedPod, load_catalogue, load_timed_pods
+from gpupool.bench.openb import MIB, TraceFormatError, TracePod
 from gpupool.core.models import GpuNode
-from gpupool.sim.burst import NAIVE_SCALE_DOWN_SECONDS, BurstConfig, BurstResult, simulate
-from gpupool.sim.burst_bound import lower_bound, unserved_cost_rate
-from gpupool.sim.burst_inputs import GIB, CloudType, TimedPod, load_catalogue, load_timed_pods
-from gpupool.sim.openb import MIB, TraceFormatError, TracePod
 
 HOUR = 3600.0
 DELAY = 180.0

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from gpupool.bench.workload import Arrival
 from gpupool.core.models import GpuNode, SchedulerConfig, WorkerPlacement
 from gpupool.core.placement import PlacementMemory, PlacementState, WorkloadMix
-from gpupool.sim.workload import Arrival
 
 IntArray = npt.NDArray[np.int64]
 

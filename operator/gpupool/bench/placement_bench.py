@@ -2,8 +2,8 @@
 
 Who calls this: `gpupool.cli` dispatches `gpupool bench placement ARGS` to `main(ARGS)`;
 scripts outside the project call it with exactly the flags below, so they are an
-interface. The protocol is the FGD paper's (see `gpupool.sim.workload` and
-`gpupool.sim.metrics`); placement goes through the operator's own `PlacementState.place`.
+interface. The protocol is the FGD paper's (see `gpupool.bench.workload` and
+`gpupool.bench.metrics`); placement goes through the operator's own `PlacementState.place`.
 `--policy` names the scoring policy (`SchedulerConfig.scoring_policy`).
 
     gpupool bench placement --nodes CSV --pods CSV --policy NAME [--seeds 42-51]
@@ -24,13 +24,13 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from gpupool.bench.metrics import allocation_curve, mean_sd, unallocated_at
+from gpupool.bench.openb import TraceFormatError, TracePod, load_nodes, load_pods
+from gpupool.bench.replay import ReplayResult, replay
+from gpupool.bench.workload import arrival_sequence
 from gpupool.core.models import DEFAULT_GPUPOOL_PARAMS, MILLI_PER_GPU, GpuNode, GpupoolParams, SchedulerConfig
 from gpupool.core.placement import SCORING_POLICY_NAMES, WorkloadMix
 from gpupool.core.placement.registry import DEFAULT_RESOLVES_TO, DEFAULT_SCORING_POLICY
-from gpupool.sim.metrics import allocation_curve, mean_sd, unallocated_at
-from gpupool.sim.openb import TraceFormatError, TracePod, load_nodes, load_pods
-from gpupool.sim.replay import ReplayResult, replay
-from gpupool.sim.workload import arrival_sequence
 
 # Policies that know the whole trace's request distribution in advance, as the paper's
 # FGD does (its "typical pods" come from the full pod list before the run).
@@ -247,7 +247,7 @@ def main(argv: list[str]) -> int:
         with args.placements_out.open("w", newline="") as f:
             write_placements(f, outcomes)
     if args.plot:
-        from gpupool.sim.plot import plot_unallocated
+        from gpupool.bench.plot import plot_unallocated
 
         plot_unallocated({args.policy: doc["curve_unallocated_pct"]}, args.plot)
     return 0

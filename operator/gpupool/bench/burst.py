@@ -15,7 +15,7 @@ pending jobs, `offers` for the cloud pools, `in_flight` for nodes requested and 
 `gpupool.core.autoscale.nodes_to_release` picks them. Nothing runs per second: between
 events nothing changes.
 
-The event loop is `gpupool.sim.events.EventSim`, shared with `gpupool sim`.
+The event loop is `gpupool.bench.events.EventSim`, shared with `gpupool sim`.
 
 Policies (`--policy` of the run, all in one command):
 
@@ -47,10 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from gpupool.core import Job, PlacementPolicy, Queue, Quota, Snapshot
-from gpupool.core.models import Admission, Decisions, GpuNode
-from gpupool.sim.burst_bound import lower_bound
-from gpupool.sim.burst_inputs import (
+from gpupool.bench.burst_bound import lower_bound
+from gpupool.bench.burst_inputs import (
     DEFAULT_CATALOGUE,
     CloudType,
     TimedPod,
@@ -59,8 +57,10 @@ from gpupool.sim.burst_inputs import (
     offers_of,
     onprem_cluster,
 )
-from gpupool.sim.events import EventSim
-from gpupool.sim.openb import load_nodes
+from gpupool.bench.events import EventSim
+from gpupool.bench.openb import load_nodes
+from gpupool.core import Job, PlacementPolicy, Queue, Quota, Snapshot
+from gpupool.core.models import Admission, Decisions, GpuNode
 
 POLICIES = ("planner", "onprem", "naive")
 NAIVE_SCALE_DOWN_SECONDS = 600.0
@@ -123,7 +123,7 @@ def _queue(models: set[str]) -> Queue:
 
 
 class _Sim(EventSim):
-    """One run of `simulate`: the shared event loop (`gpupool.sim.events`) with one queue, the
+    """One run of `simulate`: the shared event loop (`gpupool.bench.events`) with one queue, the
     bench's delays and, under `naive`, the baseline's own node requests."""
 
     def __init__(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from gpupool.agent.summary import json_object
+from gpupool.annotations.summary import json_object
 
 ANNOTATION = "gpupool.io/gpu-uuids"
 """Key of the annotation on the Node."""

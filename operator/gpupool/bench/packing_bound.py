@@ -1,6 +1,6 @@
 """An upper bound on the milli-GPU any scheduler can allocate to a set of GPU requests.
 
-Who uses this: `gpupool.sim.bound_bench` (`gpupool bench bound`), to tell how far a
+Who uses this: `gpupool.bench.bound_bench` (`gpupool bench bound`), to tell how far a
 placement policy is from the best any policy could do on a trace, and so whether a
 target such as "3.8% unallocated on the openb default trace" can be reached at all.
 

@@ -2,10 +2,10 @@
 
 Who calls this: `gpupool.whatif.command` (`gpupool sim`) builds a `SimCluster` per scenario
 from its YAML and calls `simulate_plan`; the unit tests build small clusters by hand.
-Everything here is core values (the YAML is read in `gpupool.whatif`, which may import
-the API models; this package may not).
+Everything here is core values (the YAML is read in `gpupool.whatif.scenario`, which may import
+the API models; this module may not).
 
-The event loop is `gpupool.sim.events.EventSim`, the one `gpupool bench burst` runs, with:
+The event loop is `gpupool.bench.events.EventSim`, the one `gpupool bench burst` runs, with:
 
 - **Fixed pools** (on-prem, Static): their nodes exist from the start to the end and are
   paid every hour at the pool's amortised node-hour price, busy or idle.
@@ -36,11 +36,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from gpupool.bench.events import EventSim
 from gpupool.core import Job, Queue
 from gpupool.core.budget import Accrual, BudgetLimits, standing
 from gpupool.core.models import Admission, Decisions, GpuNode, NodeOffer, PoolClass
 from gpupool.core.roofline import NO_HARDWARE, Hardware
-from gpupool.sim.events import EventSim
 
 MONTH_SECONDS = 30 * 86_400.0
 HOURS_PER_MONTH = MONTH_SECONDS / 3600.0

@@ -9,7 +9,7 @@ four queues in two cohorts — runs `gpupool.core.schedule` once over it and rep
 A *decision* is one pending job's outcome in the cycle: an admission with placements, or
 a wait with its reason. Both count, since the cycle must produce one for every job; the
 admissions alone are reported too. Timing uses the wall clock of this process (this is the
-sim layer, not the core), and the snapshot is built before the clock starts.
+bench layer, not the core), and the snapshot is built before the clock starts.
 """
 
 from __future__ import annotations

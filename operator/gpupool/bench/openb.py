@@ -1,7 +1,7 @@
 """Read the Alibaba openb trace (node list and pod list CSVs) into core values.
 
 Who uses this: the trace benches (`gpupool bench placement` and `gpupool bench bound`,
-through `placement_bench.load_inputs`), `gpupool.sim.variants` and their tests. The format
+through `placement_bench.load_inputs`), `gpupool.bench.variants` and their tests. The format
 is the one published with the FGD paper (`alibaba/clusterdata`,
 `cluster-trace-gpu-v2023/csv/`): nodes `sn,cpu_milli,memory_mib,gpu,model`; pods
 `name,cpu_milli,memory_mib,num_gpu,gpu_milli[,gpu_spec,...]`. Only the first five pod

@@ -1,6 +1,6 @@
 """The least cloud cost any scheduler could pay for a timed trace: the burst bench's bound.
 
-Who uses this: `gpupool.sim.burst` (`gpupool bench burst`) and its tests.
+Who uses this: `gpupool.bench.burst` (`gpupool bench burst`) and its tests.
 
 Every pod runs from its arrival for its duration, with no wait; on-prem GPUs are a fluid
 of `capacity` milli-GPU per model (no packing loss, shares pack perfectly, cpu and memory
@@ -28,8 +28,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from gpupool.bench.burst_inputs import CloudType, TimedPod
 from gpupool.core.models import GpuNode
-from gpupool.sim.burst_inputs import CloudType, TimedPod
 
 Group = tuple[frozenset[str], float]
 """(on-prem models the pods may use, their cheapest cloud price per GPU-hour; 0: none)"""

@@ -1,4 +1,4 @@
-"""Unit tests of the openb placement bench harness (`gpupool.sim`)."""
+"""Unit tests of the openb placement bench harness (`gpupool.bench`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpupool.sim.metrics import allocation_curve, mean_sd, unallocated_at
-from gpupool.sim.openb import MIB, TraceFormatError, TracePod, load_nodes, load_pods
-from gpupool.sim.placement_bench import main, parse_seeds
-from gpupool.sim.workload import arrival_sequence
+from gpupool.bench.metrics import allocation_curve, mean_sd, unallocated_at
+from gpupool.bench.openb import MIB, TraceFormatError, TracePod, load_nodes, load_pods
+from gpupool.bench.placement_bench import main, parse_seeds
+from gpupool.bench.workload import arrival_sequence
 
 NODE_CSV = "sn,cpu_milli,memory_mib,gpu,model\nn0,32000,65536,2,T4\nn1,64000,131072,4,V100\n"
 POD_HEADER_FULL = (

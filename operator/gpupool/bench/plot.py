@@ -2,7 +2,7 @@
 the what-if comparison of `gpupool sim` (`plot_whatif`).
 
 Who uses this: `gpupool bench placement --plot FILE` (one policy) and, for the
-docs figure with every policy, `python -m gpupool.sim.plot --out PNG RESULT.json ...`
+docs figure with every policy, `python -m gpupool.bench.plot --out PNG RESULT.json ...`
 over the bench's `--json` outputs; `gpupool.whatif.command` (`gpupool sim --out DIR`).
 matplotlib is a dev dependency, imported lazily, with the Agg backend so it runs headless.
 """
@@ -87,7 +87,7 @@ def plot_whatif(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: plot the `curve_unallocated_pct` of several bench JSON files into one PNG."""
-    p = argparse.ArgumentParser(prog="python -m gpupool.sim.plot", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m gpupool.bench.plot", description=__doc__)
     p.add_argument("--out", required=True, type=Path, help="PNG to write")
     p.add_argument("--title", default="openb default trace: unallocated GPU vs arrived workload")
     p.add_argument("results", nargs="+", type=Path, help="JSON files written by the bench's --json")

@@ -3,7 +3,7 @@
 Who calls this: `gpupool.cli` dispatches `gpupool bench bound ARGS` to `main(ARGS)`.
 It takes the same arrival sequences as `gpupool bench placement` (same shuffle, tuning
 and seeds) and, for every arrival whose arrived % rounds to the measured point, bounds
-the GPU that could be allocated by then with `gpupool.sim.packing_bound`. The mean over
+the GPU that could be allocated by then with `gpupool.bench.packing_bound`. The mean over
 those arrivals, as in the paper's figure, gives a floor for unallocated GPU %:
 
 - with `--placed-until 0` (the default), for any policy at all, even one that knows
@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from gpupool.bench.metrics import arrived_bucket, mean_sd
+from gpupool.bench.openb import TracePod
+from gpupool.bench.packing_bound import ForcedItemsDoNotFit, PackingBound, item_counts
+from gpupool.bench.placement_bench import json_safe, load_inputs, parse_seeds
+from gpupool.bench.workload import arrival_sequence
 from gpupool.core.models import MILLI_PER_GPU
-from gpupool.sim.metrics import arrived_bucket, mean_sd
-from gpupool.sim.openb import TracePod
-from gpupool.sim.packing_bound import ForcedItemsDoNotFit, PackingBound, item_counts
-from gpupool.sim.placement_bench import json_safe, load_inputs, parse_seeds
-from gpupool.sim.workload import arrival_sequence
 
 
 def build_parser() -> argparse.ArgumentParser:

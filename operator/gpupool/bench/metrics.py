@@ -1,6 +1,6 @@
 """The paper's figures from a replay: allocation against arrived workload.
 
-Who uses this: the placement bench (numbers, and the JSON curves `gpupool.sim.plot`
+Who uses this: the placement bench (numbers, and the JSON curves `gpupool.bench.plot`
 draws) and the bound bench (`arrived_bucket`, `mean_sd`).
 The figure at arrived = p% is the mean allocation % over the arrivals whose arrived %
 rounds to p (halves round up); unallocated GPU % is 100 minus that.

@@ -1,6 +1,6 @@
 """The discrete-event loop the simulations share: jobs arrive, the core decides, nodes come and go.
 
-Who uses this: `gpupool.sim.burst` (`gpupool bench burst`) and `gpupool.sim.planning`
+Who uses this: `gpupool.bench.burst` (`gpupool bench burst`) and `gpupool.whatif.planning`
 (`gpupool sim`, the what-if capacity planner) subclass `EventSim`; their tests drive it
 through them.
 

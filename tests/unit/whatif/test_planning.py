@@ -1,4 +1,4 @@
-"""The what-if simulation (`gpupool.sim.planning`) on workloads small enough to work out by hand."""
+"""The what-if simulation (`gpupool.whatif.planning`) on workloads small enough to work out by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from gpupool.core import Job, PlacementPolicy, Queue, Quota, WorkerShape
 from gpupool.core.budget import BudgetLimits, Period
 from gpupool.core.models import GpuNode, NodeOffer, PoolClass
-from gpupool.sim.planning import (
+from gpupool.whatif.planning import (
     HOURS_PER_MONTH,
     FixedPool,
     PlanResult,

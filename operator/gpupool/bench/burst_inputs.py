@@ -1,7 +1,7 @@
 """Inputs of the burst benchmark: timed trace pods, the cloud catalogue, the on-prem cluster.
 
-Who uses this: `gpupool.sim.burst` (the discrete-event simulation and `gpupool bench
-burst`) and `gpupool.sim.burst_bound` (the lower bound on cloud cost), and their tests.
+Who uses this: `gpupool.bench.burst` (the discrete-event simulation and `gpupool bench
+burst`) and `gpupool.bench.burst_bound` (the lower bound on cloud cost), and their tests.
 
 - `load_timed_pods` reads an openb pod list with its time columns. A pod runs for
   `deletion_time - scheduled_time` seconds, what it ran in the traced cluster; a pod the
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from gpupool.bench.openb import TraceFormatError, TracePod, load_pods
 from gpupool.core.models import MILLI_PER_GPU, GpuNode, NodeOffer, PoolClass
-from gpupool.sim.openb import TraceFormatError, TracePod, load_pods
 
 GIB = 1024**3
 DEFAULT_CATALOGUE = Path(__file__).with_name("cloud_catalogue.yaml")

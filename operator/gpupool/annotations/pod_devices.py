@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from gpupool.agent.summary import json_object
+from gpupool.annotations.summary import json_object
 
 ANNOTATION = "gpupool.io/pod-devices"
 """Key of the annotation on the Node."""

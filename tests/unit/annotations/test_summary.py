@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from gpupool.agent.summary import (
+from gpupool.annotations.summary import (
     UtilizationSummary,
     format_duration,
     format_summary,

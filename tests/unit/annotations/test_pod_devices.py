@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpupool.agent.pod_devices import MAX_DEVICE_ID_LENGTH, format_pod_devices, parse_pod_devices, pod_key
+from gpupool.annotations.pod_devices import MAX_DEVICE_ID_LENGTH, format_pod_devices, parse_pod_devices, pod_key
 
 
 def test_format_sorts_pods_and_devices_drops_empty_pods_and_parses_back() -> None:

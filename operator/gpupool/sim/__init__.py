@@ -1,1 +1,0 @@
-"""gpupool.sim."""
