@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 
 from gpupool.bench.openb import TraceFormatError, TracePod, load_pods
+from gpupool.core.accounting import NodeHourPrices, PoolPricing
 from gpupool.core.models import MILLI_PER_GPU, GpuNode, NodeOffer, PoolClass
 
 GIB = 1024**3
@@ -97,11 +98,16 @@ class CloudType:
             spot=spot,
         )
 
+    def pricing(self) -> PoolPricing:
+        """This type as a cloud pool in the operator's price book (`gpupool.core.accounting`):
+        its per-GPU prices times its GPUs are the node-hour prices."""
+        spot = None if self.spot_per_gpu_hour is None else self.spot_per_gpu_hour * self.gpus
+        prices = NodeHourPrices(on_demand=self.on_demand_per_gpu_hour * self.gpus, spot=spot)
+        return PoolPricing(self.pool(), cloud=True, gpus_per_node=self.gpus, prices=prices)
+
     def node_price(self, spot: bool) -> float:
-        """Price of one node-hour (spot or on-demand)."""
-        per_gpu = self.spot_per_gpu_hour if spot else self.on_demand_per_gpu_hour
-        assert per_gpu is not None
-        return per_gpu * self.gpus
+        """Price of one node-hour (spot or on-demand), by the operator's price rule."""
+        return self.pricing().node_hour(spot=spot)
 
     def holds(self, pod: TracePod) -> bool:
         """Could one node of this type host `pod` alone (model, GPUs, cpu, memory)?"""

@@ -9,7 +9,8 @@ call `main` on small files.
 Each scenario (`gpupool.whatif.scenario`) runs the workload (`gpupool.whatif.workload`)
 through `gpupool.whatif.planning.simulate_plan`: the operator's scheduling, placement,
 autoscale planner, budgets and prices in simulated time. Printed on stdout: per queue the
-wait (arrival to first start) p50 / p95; per scenario GPU utilisation, on-prem cost per
+wait (arrival to first start) p50 / p95 and what its jobs were billed (the operator's
+accrual rule: what their `status.cost` would sum to); per scenario GPU utilisation, on-prem cost per
 month (amortised), cloud cost per month (simulated mean), the purchase price of its
 on-prem nodes and the break-even month against the first scenario
 (`gpupool.whatif.breakeven`). With `--out`, `whatif.json` (every figure) and `whatif.png`
@@ -96,12 +97,15 @@ def _month(month: int | None) -> str:
 
 def tables(results: Sequence[PlanResult], curves: Sequence[Sequence[float]]) -> str:
     """The waits per queue and the cost per scenario, as Markdown tables."""
-    lines = ["| scenario | queue | jobs started | never started | wait p50 | wait p95 |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| scenario | queue | jobs started | never started | wait p50 | wait p95 | jobs billed $ |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         for queue in sorted(r.waits):
             lines.append(
                 f"| {r.scenario} | {queue} | {len(r.waits[queue]):,} | {r.never_started.get(queue, 0):,} "
-                f"| {_wait(r.wait_pct(queue, 50))} | {_wait(r.wait_pct(queue, 95))} |"
+                f"| {_wait(r.wait_pct(queue, 50))} | {_wait(r.wait_pct(queue, 95))} | {r.billed.get(queue, 0.0):,.2f} |"
             )
     lines += [
         "",
@@ -134,6 +138,7 @@ def as_json(results: Sequence[PlanResult], curves: Sequence[Sequence[float]]) ->
                         "never_started": r.never_started.get(q, 0),
                         "p50": r.wait_pct(q, 50),
                         "p95": r.wait_pct(q, 95),
+                        "billed": r.billed.get(q, 0.0),
                     }
                     for q, w in sorted(r.waits.items())
                 },

@@ -8,7 +8,7 @@ the API models; this module may not).
 The event loop is `gpupool.bench.events.EventSim`, the one `gpupool bench burst` runs, with:
 
 - **Fixed pools** (on-prem, Static): their nodes exist from the start to the end and are
-  paid every hour at the pool's amortised node-hour price, busy or idle.
+  paid every hour at the pool's regular node-hour price (amortised on-prem), busy or idle.
 - **Scaling pools** (cloud): offered to the core's planner with their on-demand and spot
   node-hour prices; headroom is `maxNodes` less the pool's nodes (Ready and in flight),
   at most `maxNodesInFlight` in flight; a requested node is Ready after the pool's
@@ -18,7 +18,9 @@ The event loop is `gpupool.bench.events.EventSim`, the one `gpupool bench burst`
   every decision (`gpupool.core.budget.standing`, over what its jobs accrued at the pools'
   GPU-hour prices: amortised on-prem, on-demand or spot cloud), so an exhausted budget
   stops admissions and the planner's budget check sees what is left; the simulation wakes
-  at the period's end to admit again.
+  at the period's end to admit again. Attempts accrue at the operator's accrual rule
+  (`gpupool.core.accounting`, with the price book `price_book_of`), from their admission;
+  `PlanResult.billed` is what each queue's jobs were billed, as their `status.cost` would say.
 - **Preemption**: a victim goes back to pending and later starts over (its run is lost).
 - **Durations**: a job runs for its record's duration; a profiled job that the core placed
   with a model choice runs for the choice's estimate instead.
@@ -38,6 +40,7 @@ import numpy as np
 
 from gpupool.bench.events import EventSim
 from gpupool.core import Job, Queue
+from gpupool.core.accounting import NodeHourPrices, PoolPricing, PriceBook, WorkerUse, attempt_accrual
 from gpupool.core.budget import Accrual, BudgetLimits, standing
 from gpupool.core.models import Admission, Decisions, GpuNode, NodeOffer, PoolClass
 from gpupool.core.roofline import NO_HARDWARE, Hardware
@@ -121,6 +124,9 @@ class PlanResult:
     preemptions: int
     scale_ups: int
     schedule_calls: int
+    # per queue: what its jobs' attempts were billed inside the horizon, at the operator's
+    # accrual rule (what their status.cost and the queue's budget spend would say)
+    billed: Mapping[str, float] = field(default_factory=dict)
 
     def wait_pct(self, queue: str, q: float) -> float:
         waits = self.waits.get(queue, ())
@@ -156,12 +162,8 @@ class _PlanSim(EventSim):
         self.cluster = cluster
         self.durations = {t.job.key: t.duration for t in workload}
         self.scaling = {p.name: p for p in cluster.scaling}
-        self.gpu_hour_price: dict[tuple[str, bool], float] = {}
-        for pool in cluster.fixed:
-            for node in pool.nodes:
-                self.gpu_hour_price[(pool.name, False)] = pool.amortised_per_node_hour / max(1, node.gpus)
-        for offer in offers:
-            self.gpu_hour_price[(offer.pool, offer.node.spot)] = offer.price_per_hour / max(1, offer.node.gpus)
+        self.prices = price_book_of(cluster)
+        self.billed: dict[str, float] = {q.name: 0.0 for q in cluster.queues}
         self.ended: dict[str, deque[Accrual]] = {q: deque() for q in cluster.budgets}
         self.used = {PoolClass.ON_PREM: 0.0, PoolClass.CLOUD: 0.0}
         self.node_class = {n.name: n for n in fixed}
@@ -239,6 +241,7 @@ class _PlanSim(EventSim):
         self.last_end = max(self.last_end, now)
         if job.queue in self.ended:
             self.ended[job.queue].append(accrual)
+        self.billed[job.queue] = self.billed.get(job.queue, 0.0) + inside * accrual.cost
         self.finished += completed
 
     def on_preempted(self, victim: str, now: float) -> None:
@@ -258,20 +261,22 @@ class _PlanSim(EventSim):
     # -- accounting -------------------------------------------------------------------------
 
     def _accrual(self, job: Job, now: float) -> Accrual:
-        """What the running attempt of `job` accrued from its admission to `now`."""
+        """What the running attempt of `job` accrued from its admission (its pods start when
+        admitted here) to `now`, at the operator's accrual rule (`gpupool.core.accounting`)."""
         started = job.admitted_at if job.admitted_at is not None else now
-        seconds = max(0.0, now - started)
-        gpu_seconds = cost = cloud_gpu_seconds = cloud_cost = 0.0
+        workers = []
         for placement in job.placements:
             node = self.node_class.get(placement.node) or self._cloud_node(placement.node)
-            worker = sum(s.milli for s in placement.gpus) / 1000 * seconds
-            price = self.gpu_hour_price.get((node.pool, node.spot), 0.0) * worker / 3600
-            gpu_seconds += worker
-            cost += price
-            if node.pool_class == PoolClass.CLOUD:
-                cloud_gpu_seconds += worker
-                cloud_cost += price
-        return Accrual(started, max(started, now), gpu_seconds, cost, cloud_gpu_seconds, cloud_cost)
+            workers.append(
+                WorkerUse(
+                    pool=node.pool,
+                    spot=node.spot,
+                    gpus=sum(s.milli for s in placement.gpus) / 1000,
+                    cores=job.shape.cpu_milli / 1000,
+                    node_cores=node.cpu_milli / 1000 or None,
+                )
+            )
+        return attempt_accrual(self.prices, workers, started, now)
 
     def _cloud_node(self, name: str) -> GpuNode:
         held = self.cloud.get(name)
@@ -313,7 +318,40 @@ class _PlanSim(EventSim):
             preemptions=self.preemptions,
             scale_ups=self.claims,
             schedule_calls=self.calls,
+            billed=dict(self.billed),
         )
+
+
+def price_book_of(cluster: SimCluster) -> PriceBook:
+    """The scenario's prices as the operator's price book: a fixed pool's nodes at the
+    node-hour price the scenario gave it (`FixedPool.amortised_per_node_hour`, the pool's
+    regular price), a scaling pool's at its offers' prices (regular and spot)."""
+    pools: list[PoolPricing] = []
+    for fixed in cluster.fixed:
+        node = fixed.nodes[0] if fixed.nodes else None
+        pools.append(
+            PoolPricing(
+                name=fixed.name,
+                cloud=node is not None and node.pool_class == PoolClass.CLOUD,
+                gpus_per_node=node.gpus if node is not None else 0,
+                prices=NodeHourPrices(amortised=fixed.amortised_per_node_hour),
+                cores_per_node=node.cpu_milli / 1000 if node is not None else None,
+            )
+        )
+    for scaling in cluster.scaling:
+        regular = next((o.price_per_hour for o in scaling.offers if not o.node.spot), None)
+        spot = next((o.price_per_hour for o in scaling.offers if o.node.spot), None)
+        template = scaling.offers[0].node if scaling.offers else None
+        pools.append(
+            PoolPricing(
+                name=scaling.name,
+                cloud=template is not None and template.pool_class == PoolClass.CLOUD,
+                gpus_per_node=template.gpus if template is not None else 0,
+                prices=NodeHourPrices(on_demand=regular, spot=spot),
+                cores_per_node=template.cpu_milli / 1000 if template is not None else None,
+            )
+        )
+    return PriceBook.of(pools)
 
 
 def simulate_plan(

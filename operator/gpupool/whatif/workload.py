@@ -20,6 +20,7 @@ mappings, or a mapping whose `jobs` is that list), chosen by the file's suffix. 
 | priority | no | an integer (default 0) |
 | cpu, memory | no | per worker, Kubernetes quantities (`8`, `500m`, `64Gi`) |
 | profile | no | a GPUJob's `spec.profile` (in CSV: as JSON text) |
+| cpu_fallback | no | `spec.cpuFallback`: Never (default), Allowed or Preferred (CPU pool nodes, per core-hour) |
 
 A job with a profile that the core places by its roofline choice runs for the choice's
 estimate instead of `duration` (see `gpupool.whatif.planning`).
@@ -53,6 +54,7 @@ from gpupool.cluster.translate.convert import (
     profile_from_api,
 )
 from gpupool.core import Job, PlacementPolicy, WorkerShape
+from gpupool.core.models import CpuFallback
 from gpupool.whatif.planning import TimedJob
 
 FIELDS = (
@@ -68,6 +70,7 @@ FIELDS = (
     "cpu",
     "memory",
     "profile",
+    "cpu_fallback",
 )
 REQUIRED = ("arrival", "duration", "gpus", "queue")
 
@@ -137,6 +140,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "queue": lambda raw: str(raw).strip(),
     "name": lambda raw: str(raw).strip(),
     "profile": _profile,
+    "cpu_fallback": lambda raw: CpuFallback(str(raw).strip()),
 }
 
 
@@ -175,6 +179,7 @@ def job_of(record: Mapping[str, Any], where: str) -> TimedJob:
         placement_policy=values.get("placement", PlacementPolicy.CLOUD_ALLOWED),
         submitted_at=values["arrival"],
         profile=values.get("profile"),
+        cpu_fallback=values.get("cpu_fallback", CpuFallback.NEVER),
     )
     return TimedJob(job, values["duration"])
 
