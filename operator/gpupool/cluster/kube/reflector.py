@@ -69,7 +69,7 @@ class Expired(Exception):
 def stop_watch_thread(stop: threading.Event, response: Any, thread: threading.Thread) -> None:
     """Stop a thread that reads a watch: set its `stop` event, shut the read side of the
     `response` it is blocked on (closing it from here would wait for the reader, up to the
-    next bookmark), and join it. `Reflector.stop` and the e2e bench's watches use this."""
+    next bookmark), and join it. `Reflector.stop` and the benches' `PhaseWatch` use this."""
     stop.set()
     if response is not None:
         with suppress(Exception):
