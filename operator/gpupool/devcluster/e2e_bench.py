@@ -4,18 +4,22 @@ Who calls this: `gpupool.cli` dispatches `gpupool bench e2e ARGS` to `main(ARGS)
 refresh the "End to end" section of docs/benchmarks.md with it. It starts a private
 control plane (a DevCluster in a temporary folder, so a developer's `gpupool dev` cluster
 is never touched), installs the CRDs from `crds/`, creates kwok GPU nodes, one GPUNodePool
-over them and one GPUQueue whose quota admits every job, then times two phases:
+over them and one GPUQueue whose quota admits every job, then times three phases:
 
 A. the physical limit: N pods asking for one `nvidia.com/gpu` each, bound straight to the
    nodes (`spec.nodeName`, round-robin) and created by a pool of client threads; from the
    first create until kwok has made all N Running. Then they are deleted.
+S. the scripted floor (`Bench.scripted_writes`): the writes gpupool makes for N jobs
+   (GPUJob, Admitted status, events, bound pod, Running status) made by the same threads
+   with no scheduler; from the first create until the last job is written Running. Then
+   the jobs and pods are deleted, before the operator starts.
 B. gpupool: the operator runs as a child process (production settings; `GPUPOOL_*`
    variables set around this command reach it); N one-GPU GPUJobs are created by the same
    pool of threads; from the first create until all N are in phase Running, and each
    job's admission latency: its create returned -> first seen Admitted or Running. The
    operator's CPU seconds and peak RSS are read from /proc before it is stopped.
 
-Phases are seen from watches (one on pods, one on gpujobs), so a time is when this client
+Phases are seen from watches (on pods in A and S, on gpujobs in B), so a time is when this client
 first saw the change, not a poll interval later.
 
     gpupool bench e2e [--jobs 1000] [--nodes 125] [--gpus-per-node 8] [--concurrency 16]
@@ -416,7 +420,7 @@ def _signals_ignored() -> Iterator[None]:
 
 
 def run(args: argparse.Namespace, cluster: DevCluster) -> E2eResult:
-    """Start `cluster`, run both phases on it; the caller stops it."""
+    """Start `cluster`, run the three phases on it; the caller stops it."""
     _say(f"starting a private control plane in {cluster.state_dir}")
     cluster.up(progress=lambda _msg: None)
     pool = ThreadPoolExecutor(max_workers=args.concurrency, thread_name_prefix="create")
@@ -433,7 +437,7 @@ def run(args: argparse.Namespace, cluster: DevCluster) -> E2eResult:
 
 
 def main(argv: list[str]) -> int:
-    """Run the benchmark; 0 when both phases finished, 1 on a timeout or error, 2 on bad flags."""
+    """Run the benchmark; 0 when phases A and B finished, 1 on a timeout or error, 2 on bad flags."""
     args = build_parser().parse_args(argv)
     if min(args.jobs, args.nodes, args.gpus_per_node, args.concurrency) < 1 or args.timeout <= 0:
         print(

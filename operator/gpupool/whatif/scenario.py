@@ -16,9 +16,9 @@ operator ignores, so the same file can still be applied:
   price times the hours of that life (see `gpupool.whatif.breakeven`).
 
 A pool whose provider is not Static (Kwok, ClusterAPI) is grown and shrunk by the planner:
-its offers are the operator's (`cluster.scaling.pool_prices`, `pool_template`), with its
+its offers are the operator's (`cluster.nodes.scaling.pool_prices`, `pool_template`), with its
 `provisioningDelay`, `scaleDownAfter`, `minNodes`, `maxNodes` and `maxNodesInFlight`.
-Queues are `cluster.convert.queue_from_api`; a queue's `spec.budget` is enforced.
+Queues are `cluster.translate.convert.queue_from_api`; a queue's `spec.budget` is enforced.
 """
 
 from __future__ import annotations
