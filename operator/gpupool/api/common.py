@@ -1,7 +1,7 @@
-"""Building blocks shared by the three gpupool CRDs: base models, quantity and duration
+"""Building blocks shared by the four gpupool CRDs: base models, quantity and duration
 types, conditions, label selectors, taints and CEL rule helpers.
 
-Who uses this: the kind modules (`gpujob`, `gpuqueue`, `gpunodepool`) build their spec and
+Who uses this: the kind modules (`gpujob`, `gpuqueue`, `gpunodepool`, `gpunodeclaim`) build their spec and
 status models from these pieces; `gpupool.api.schema` reads the JSON-schema hints attached
 here (patterns, `x-kubernetes-*` markers, CEL rules) when it writes the CRDs; the operator
 reads the parsed values.

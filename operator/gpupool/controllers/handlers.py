@@ -2,10 +2,12 @@
 
 Who calls this: `gpupool.controllers.runner` registers these on a kopf registry. One
 `on.event` handler per kind with few objects and few changes - GPUQueues, GPUNodePools,
-nodes, namespaces - puts the object in the cache (or removes it on DELETED). GPUJobs and
-worker pods, thousands of objects changing several times each, are fed by
-`gpupool.cluster.kube.reflector` instead: kopf's per-event machinery cost the operator more CPU
-than everything else together in `gpupool bench e2e`. The handlers are coroutines (a sync
+GPUNodeClaims, nodes, namespaces: five handlers - puts the object in the cache (or removes
+it on DELETED), whose wake-up starts the loop's next cycle. GPUJobs and worker pods,
+thousands of objects changing several times each, are fed by
+`gpupool.cluster.kube.reflector` instead (so are the share reservation pods and the pods
+gpupool did not create): kopf's per-event machinery cost the operator more CPU than
+everything else together in `gpupool bench e2e`. The handlers are coroutines (a sync
 handler costs a hop to kopf's thread pool per event) and write nothing to the objects
 they watch (no finalizers, no progress annotations).
 """

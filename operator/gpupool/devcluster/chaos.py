@@ -199,7 +199,7 @@ class Chaos:
             drain(self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body, _preload_content=False))
 
     def _nodes_ready(self) -> bool:
-        from gpupool.devcluster.e2e_bench import node_ready
+        from gpupool.devcluster.bench_support import node_ready
 
         selector = f"gpupool.io/pool={self.world.onprem_pool}"
         nodes = json.loads(self.core.list_node(label_selector=selector, _preload_content=False).data)["items"]

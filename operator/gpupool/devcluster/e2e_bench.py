@@ -4,18 +4,22 @@ Who calls this: `gpupool.cli` dispatches `gpupool bench e2e ARGS` to `main(ARGS)
 refresh the "End to end" section of docs/benchmarks.md with it. It starts a private
 control plane (a DevCluster in a temporary folder, so a developer's `gpupool dev` cluster
 is never touched), installs the CRDs from `crds/`, creates kwok GPU nodes, one GPUNodePool
-over them and one GPUQueue whose quota admits every job, then times two phases:
+over them and one GPUQueue whose quota admits every job, then times three phases:
 
 A. the physical limit: N pods asking for one `nvidia.com/gpu` each, bound straight to the
    nodes (`spec.nodeName`, round-robin) and created by a pool of client threads; from the
    first create until kwok has made all N Running. Then they are deleted.
+S. the scripted floor (`Bench.scripted_writes`): the writes gpupool makes for N jobs
+   (GPUJob, Admitted status, events, bound pod, Running status) made by the same threads
+   with no scheduler; from the first create until the last job is written Running. Then
+   the jobs and pods are deleted, before the operator starts.
 B. gpupool: the operator runs as a child process (production settings; `GPUPOOL_*`
    variables set around this command reach it); N one-GPU GPUJobs are created by the same
    pool of threads; from the first create until all N are in phase Running, and each
    job's admission latency: its create returned -> first seen Admitted or Running. The
    operator's CPU seconds and peak RSS are read from /proc before it is stopped.
 
-Phases are seen from watches (one on pods, one on gpujobs), so a time is when this client
+Phases are seen from watches (on pods in A and S, on gpujobs in B), so a time is when this client
 first saw the change, not a poll interval later.
 
     gpupool bench e2e [--jobs 1000] [--nodes 125] [--gpus-per-node 8] [--concurrency 16]
@@ -30,15 +34,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,26 +47,26 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import numpy as np
-
-from gpupool.cluster.kube.reflector import stop_watch_thread, watch_events
 from gpupool.cluster.kube.writer import drain
-from gpupool.cluster.nodes.kwok_nodes import GPU_RESOURCE, LABEL_POOL, GpuNodeSpec
-from gpupool.cluster.nodes.kwok_provider import create_gpu_node
+from gpupool.cluster.nodes.kwok_nodes import GPU_RESOURCE
 from gpupool.cluster.writes.pods import DEFAULT_CONTAINER
-from gpupool.devcluster.build import BuildError, ensure_built, hack_dir
+from gpupool.devcluster.bench_support import (
+    GROUP,
+    MODEL,
+    NAMESPACE,
+    QUEUE,
+    VERSION,
+    BenchCluster,
+    PhaseWatch,
+    create_all,
+    percentile,
+    process_usage,
+    wait_reporting,
+)
+from gpupool.devcluster.build import BuildError, ensure_built
 from gpupool.devcluster.cluster import ClusterError, DevCluster
 from gpupool.devcluster.operator_process import start_operator
-from gpupool.devcluster.tools import install_crds
 
-GROUP = "gpupool.io"
-VERSION = "v1alpha1"
-NAMESPACE = "gpupool-e2e"
-MODEL = "A100"
-POOL = "e2e-a100"
-QUEUE = "e2e"
-WATCH_SECONDS = 240
-PROGRESS_SECONDS = 60.0
 # The spec of every benchmark GPUJob: one GPU of the bench's model, in the bench's queue.
 JOB_SPEC = {"queue": QUEUE, "gpus": 1, "gpuModels": [MODEL], "template": {"spec": {"containers": [DEFAULT_CONTAINER]}}}
 
@@ -78,36 +79,6 @@ def round_robin(count: int, nodes: Sequence[str], per_node: int) -> list[str]:
     if count > len(nodes) * per_node:
         raise ValueError(f"{count} one-GPU pods do not fit {len(nodes)} nodes of {per_node} GPUs")
     return [nodes[i % len(nodes)] for i in range(count)]
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (linear interpolation between ranks), or None without values."""
-    if not values:
-        return None
-    return float(np.percentile(np.asarray(values, dtype=float), q))
-
-
-def cpu_seconds_of(stat: str, clock_ticks: int) -> float:
-    """User + system CPU seconds of a process and its waited-for children, from /proc/<pid>/stat."""
-    # After "(comm)": state is field 3 of proc(5), utime..cstime are fields 14-17.
-    fields = stat.rsplit(")", 1)[1].split()
-    return sum(int(value) for value in fields[11:15]) / clock_ticks
-
-
-def peak_rss_mib_of(status: str) -> float:
-    """VmHWM (peak resident set) in MiB, from /proc/<pid>/status; 0 when absent."""
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    return 0.0
-
-
-def node_ready(node: Mapping[str, Any]) -> bool:
-    """Ready and without the node.kubernetes.io/* taints a node carries until it is."""
-    conditions = (node.get("status") or {}).get("conditions") or []
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-    taints = (node.get("spec") or {}).get("taints") or []
-    return ready and not any(str(t.get("key", "")).startswith("node.kubernetes.io/") for t in taints)
 
 
 @dataclass
@@ -206,152 +177,12 @@ def format_table(result: E2eResult) -> str:
 # ---------------------------------------------------------------- the operator's usage
 
 
-@dataclass(frozen=True)
-class ProcUsage:
-    """CPU seconds and peak RSS of a process tree at one moment."""
-
-    cpu_s: float
-    peak_rss_mib: float
-
-
-def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            kids = [int(p) for p in children.read_text().split()]
-        except OSError:
-            continue
-        for kid in kids:
-            found += [kid, *_descendants(kid)]
-    return found
-
-
-def process_usage(pid: int) -> ProcUsage:
-    """User + system CPU seconds and VmHWM of `pid` and its live descendants, summed."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = rss = 0.0
-    for each in [pid, *_descendants(pid)]:
-        try:
-            cpu += cpu_seconds_of(Path(f"/proc/{each}/stat").read_text(), ticks)
-            rss += peak_rss_mib_of(Path(f"/proc/{each}/status").read_text())
-        except OSError:
-            continue
-    return ProcUsage(cpu, rss)
-
-
 def control_plane_cpu_s(cluster: DevCluster) -> float:
     """CPU seconds used so far by the cluster's own processes (etcd, API server, kwok, ...)."""
     return sum(process_usage(record.pid).cpu_s for record, alive in cluster.running() if alive)
 
 
 # ---------------------------------------------------------------- watching phases
-
-
-class _Gone(Exception):
-    """The watch's resourceVersion is too old (410): list again."""
-
-
-class PhaseWatch:
-    """A watch on one namespaced list: each object's phase now, and when it first reached some phases.
-
-    `marks` names sets of phases, e.g. {"admitted": {"Admitted", "Running"}}; `first[mark]`
-    maps an object's name to the monotonic time this client first saw it in one of them.
-    `list_call` is a namespaced list method of the kubernetes client, bound to its
-    namespace (and group/version/plural for custom objects). Events are read as raw JSON
-    lines, so the client's own deserialisation does not slow the measurement down.
-    """
-
-    def __init__(self, list_call: Callable[..., Any], marks: Mapping[str, Collection[str]]) -> None:
-        self._list = list_call
-        self._marks = {mark: frozenset(phases) for mark, phases in marks.items()}
-        self.first: dict[str, dict[str, float]] = {mark: {} for mark in marks}
-        self.phases: dict[str, str | None] = {}
-        self._changed = threading.Condition()
-        self._stop = threading.Event()
-        self._resource_version = ""
-        self._response: Any = None
-        self._thread = threading.Thread(target=self._run, name="phase-watch", daemon=True)
-
-    def start(self) -> None:
-        self._relist()
-        self._thread.start()
-
-    def stop(self) -> None:
-        stop_watch_thread(self._stop, self._response, self._thread)
-
-    def wait(self, predicate: Callable[[PhaseWatch], bool], timeout: float) -> bool:
-        """Block until `predicate(self)` holds or `timeout` seconds pass; whether it holds."""
-        with self._changed:
-            return self._changed.wait_for(lambda: predicate(self), timeout=max(0.0, timeout))
-
-    def count(self, mark: str) -> int:
-        with self._changed:
-            return len(self.first[mark])
-
-    def reached(self, mark: str) -> set[str]:
-        """The names of the objects seen in one of `mark`'s phases so far."""
-        with self._changed:
-            return set(self.first[mark])
-
-    def phase_counts(self) -> dict[str, int]:
-        with self._changed:
-            return dict(Counter(phase or "none" for phase in self.phases.values()))
-
-    def _see(self, obj: Mapping[str, Any], now: float, deleted: bool = False) -> None:
-        name = obj["metadata"]["name"]
-        if deleted:
-            self.phases.pop(name, None)
-            return
-        phase = (obj.get("status") or {}).get("phase")
-        self.phases[name] = phase
-        for mark, phases in self._marks.items():
-            if phase in phases:
-                self.first[mark].setdefault(name, now)
-
-    def _relist(self) -> None:
-        doc = json.loads(self._list(_preload_content=False).data)
-        now = time.monotonic()
-        with self._changed:
-            self.phases = {}
-            for item in doc.get("items") or []:
-                self._see(item, now)
-            self._resource_version = doc["metadata"]["resourceVersion"]
-            self._changed.notify_all()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._stream()
-            except Exception:
-                if self._stop.is_set():
-                    return
-                time.sleep(0.2)
-                try:
-                    self._relist()
-                except Exception:
-                    time.sleep(1.0)
-
-    def _stream(self) -> None:
-        for event in watch_events(self._list, self._resource_version, self._hold):
-            if self._stop.is_set():
-                return
-            self._event(event)
-
-    def _hold(self, response: Any) -> None:
-        self._response = response
-
-    def _event(self, event: Mapping[str, Any]) -> None:
-        kind, obj = event["type"], event["object"]
-        if kind == "ERROR":
-            if obj.get("code") == 410:
-                raise _Gone(obj.get("message", ""))
-            raise RuntimeError(f"watch error: {obj.get('message')}")
-        if kind != "BOOKMARK":
-            now = time.monotonic()
-            with self._changed:
-                self._see(obj, now, deleted=kind == "DELETED")
-                self._changed.notify_all()
-        self._resource_version = obj["metadata"]["resourceVersion"]
 
 
 # ---------------------------------------------------------------- the run
@@ -373,37 +204,6 @@ def _say(message: str) -> None:
     print(f"gpupool bench e2e: {message}", file=sys.stderr, flush=True)
 
 
-def _api_client(kubeconfig: Path, pool_size: int) -> Any:
-    from kubernetes import client, config
-
-    configuration = client.Configuration()
-    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    configuration.connection_pool_maxsize = pool_size
-    return client.ApiClient(configuration)
-
-
-def _create_all(pool: ThreadPoolExecutor, create: Callable[[int], object], count: int) -> list[float]:
-    """create(i) for every i on the pool; the monotonic time each create returned, by i."""
-
-    def one(index: int) -> float:
-        create(index)
-        return time.monotonic()
-
-    return list(pool.map(one, range(count)))
-
-
-def _wait_reporting(watch: PhaseWatch, mark: str, count: int, start: float, timeout: float, what: str) -> bool:
-    """Wait until `count` objects reached `mark`, saying how many did every minute."""
-    deadline = start + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if watch.wait(lambda w: len(w.first[mark]) >= count, min(left, PROGRESS_SECONDS)):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        _say(f"{watch.count(mark)}/{count} {what} after {time.monotonic() - start:.0f}s")
-
-
 def _when(seconds: float | None, timeout: float) -> str:
     return f"after {seconds:.2f}s" if seconds is not None else f"when cut short at {timeout:.0f}s"
 
@@ -412,20 +212,13 @@ def _last_time(watch: PhaseWatch, mark: str, start: float) -> float:
     return max(watch.first[mark].values()) - start
 
 
-class Bench:
-    """One run's cluster objects and clients; `setup`, then `bound_pods`, then `gpupool`."""
+class Bench(BenchCluster):
+    """One run's cluster objects, clients and figures; `setup`, then `bound_pods`,
+    `scripted_writes` and `gpupool`."""
 
     def __init__(self, cluster: DevCluster, args: argparse.Namespace, pool: ThreadPoolExecutor) -> None:
-        from kubernetes import client
-
-        self.cluster = cluster
+        super().__init__(cluster, pool, args.nodes, args.gpus_per_node, args.concurrency + 4)
         self.args = args
-        self.pool = pool
-        api_client = _api_client(cluster.kubeconfig, args.concurrency + 4)
-        # Any: bodies go in as dicts and answers come back raw (`_preload_content=False`).
-        self.core: Any = client.CoreV1Api(api_client)
-        self.custom: Any = client.CustomObjectsApi(api_client)
-        self.node_names = [f"e2e-gpu-{i}" for i in range(args.nodes)]
         self.result = E2eResult(
             jobs=args.jobs,
             nodes=args.nodes,
@@ -433,64 +226,6 @@ class Bench:
             concurrency=args.concurrency,
             timeout_s=args.timeout,
         )
-
-    def _create_custom(self, plural: str, body: dict[str, Any], namespace: str | None = None) -> None:
-        if namespace is None:
-            response = self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body, _preload_content=False)
-        else:
-            response = self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, body, _preload_content=False
-            )
-        drain(response)
-
-    def setup(self, ready_timeout: float = 120.0) -> None:
-        """CRDs, the kwok nodes (waited for until Ready, up to `ready_timeout`), the pool and the queue."""
-        crds = sorted((hack_dir().parent / "crds").glob("*.yaml"))
-        if not crds:
-            raise ClusterError("no CRDs in crds/; run `make crds`")
-        install_crds(self.cluster.kubeconfig, crds)
-        args = self.args
-        specs = [
-            GpuNodeSpec(name=name, gpus=args.gpus_per_node, gpu_model=MODEL, pool=POOL) for name in self.node_names
-        ]
-        list(self.pool.map(lambda spec: create_gpu_node(self.core, spec), specs))
-        self._wait_nodes_ready(ready_timeout)
-        self.core.create_namespace({"metadata": {"name": NAMESPACE}}, _preload_content=False)
-        self._wait_default_service_account()
-        pool_spec = {
-            "class": "OnPrem",
-            "gpuModel": MODEL,
-            "gpusPerNode": args.gpus_per_node,
-            "nodeSelector": {LABEL_POOL: POOL},
-            "pricePerNodeHour": {"amortised": 12.0},
-            "provider": "Static",
-        }
-        self._create_custom("gpunodepools", self._object("GPUNodePool", POOL, pool_spec))
-        quota = {"gpuModel": MODEL, "nominal": args.nodes * args.gpus_per_node}
-        self._create_custom("gpuqueues", self._object("GPUQueue", QUEUE, {"quotas": [quota]}))
-
-    @staticmethod
-    def _object(kind: str, name: str, spec: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
-        metadata = {"name": name} if namespace is None else {"name": name, "namespace": namespace}
-        return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": metadata, "spec": spec}
-
-    def _wait_nodes_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = self.core.list_node(label_selector=f"{LABEL_POOL}={POOL}", _preload_content=False)
-            nodes = json.loads(response.data)["items"]
-            if len(nodes) == len(self.node_names) and all(node_ready(n) for n in nodes):
-                return
-            time.sleep(0.5)
-        raise ClusterError(f"the {len(self.node_names)} kwok nodes were not Ready in {timeout:.0f}s")
-
-    def _wait_default_service_account(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if json.loads(self.core.list_namespaced_service_account(NAMESPACE, _preload_content=False).data)["items"]:
-                return
-            time.sleep(0.2)
-        raise ClusterError(f"namespace {NAMESPACE} got no default service account in {timeout:.0f}s")
 
     def bound_pods(self) -> None:
         """Phase A: N one-GPU pods bound by nodeName, first create -> all Running; then delete them."""
@@ -507,8 +242,8 @@ class Bench:
             _say(f"phase A: creating {count} pods bound to {len(self.node_names)} nodes")
             control_plane = control_plane_cpu_s(self.cluster)
             start = time.monotonic()
-            result.bound_create_s = max(_create_all(self.pool, create, count)) - start
-            done = _wait_reporting(watch, "running", count, start, self.args.timeout, "pods Running")
+            result.bound_create_s = max(create_all(self.pool, create, count)) - start
+            done = self._wait_reporting(watch, "running", count, start, "pods Running")
             result.bound_control_plane_cpu_s = control_plane_cpu_s(self.cluster) - control_plane
             result.bound_running = watch.count("running")
             if done:
@@ -517,6 +252,9 @@ class Bench:
             self._delete_pods(watch, "A")
         finally:
             watch.stop()
+
+    def _wait_reporting(self, watch: PhaseWatch, mark: str, count: int, start: float, what: str) -> bool:
+        return wait_reporting(watch, mark, count, start, self.args.timeout, what, _say)
 
     def _delete_pods(self, watch: PhaseWatch, phase: str) -> None:
         """Delete every pod of the bench namespace and wait until `watch` sees none left."""
@@ -559,7 +297,7 @@ class Bench:
 
         def admit(index: int) -> None:
             name = f"script-{index:05d}"
-            self._create_custom("gpujobs", self._object("GPUJob", name, JOB_SPEC, NAMESPACE), NAMESPACE)
+            self.create_custom("gpujobs", self.custom_object("GPUJob", name, JOB_SPEC, NAMESPACE), NAMESPACE)
             status(name, "Admitted")
             event(name, "Queued")
             event(name, "Admitted")
@@ -614,20 +352,20 @@ class Bench:
         baseline = process_usage(record.pid)
 
         def create(index: int) -> None:
-            self._create_custom("gpujobs", self._object("GPUJob", f"job-{index:05d}", JOB_SPEC, NAMESPACE), NAMESPACE)
+            self.create_custom(
+                "gpujobs", self.custom_object("GPUJob", f"job-{index:05d}", JOB_SPEC, NAMESPACE), NAMESPACE
+            )
 
         marks = {"admitted": {"Admitted", "Running"}, "running": {"Running"}}
-        watch = PhaseWatch(
-            lambda **kw: self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "gpujobs", **kw), marks
-        )
+        watch = PhaseWatch(self.list_gpujobs, marks)
         watch.start()
         try:
             _say(f"phase B: creating {count} GPUJobs")
             control_plane = control_plane_cpu_s(self.cluster)
             start = time.monotonic()
-            created = _create_all(self.pool, create, count)
+            created = create_all(self.pool, create, count)
             result.gpupool_create_s = max(created) - start
-            done = _wait_reporting(watch, "running", count, start, self.args.timeout, "GPUJobs Running")
+            done = self._wait_reporting(watch, "running", count, start, "GPUJobs Running")
             result.gpupool_control_plane_cpu_s = control_plane_cpu_s(self.cluster) - control_plane
             usage = process_usage(record.pid)
             result.gpupool_running = watch.count("running")
@@ -682,7 +420,7 @@ def _signals_ignored() -> Iterator[None]:
 
 
 def run(args: argparse.Namespace, cluster: DevCluster) -> E2eResult:
-    """Start `cluster`, run both phases on it; the caller stops it."""
+    """Start `cluster`, run the three phases on it; the caller stops it."""
     _say(f"starting a private control plane in {cluster.state_dir}")
     cluster.up(progress=lambda _msg: None)
     pool = ThreadPoolExecutor(max_workers=args.concurrency, thread_name_prefix="create")
@@ -699,7 +437,7 @@ def run(args: argparse.Namespace, cluster: DevCluster) -> E2eResult:
 
 
 def main(argv: list[str]) -> int:
-    """Run the benchmark; 0 when both phases finished, 1 on a timeout or error, 2 on bad flags."""
+    """Run the benchmark; 0 when phases A and B finished, 1 on a timeout or error, 2 on bad flags."""
     args = build_parser().parse_args(argv)
     if min(args.jobs, args.nodes, args.gpus_per_node, args.concurrency) < 1 or args.timeout <= 0:
         print(

@@ -2,9 +2,10 @@
 nodes on the real API server, most of the jobs pending.
 
 Who calls this: `gpupool.cli` dispatches `gpupool bench footprint ARGS` to `main(ARGS)`;
-people refresh the "Footprint" section of docs/benchmarks.md with it. It reuses the e2e
-bench's private control plane and set-up (`gpupool.devcluster.e2e_bench.Bench`: kwok nodes
-of 8 A100, one pool, one queue whose quota holds every GPU), starts the operator with its
+people refresh the "Footprint" section of docs/benchmarks.md with it. It runs on a private
+control plane (`gpupool.devcluster.private_cluster`) with the benches' shared set-up
+(`gpupool.devcluster.bench_support.BenchCluster`: kwok nodes of 8 A100, one pool, one
+queue whose quota holds every GPU), starts the operator with its
 production settings, creates `--jobs` GPUJobs of `--gpus-per-job` GPUs (so with the defaults
 2,000 run and 8,000 wait), waits until every job that fits is Running, then watches the
 operator for `--settle` seconds:
@@ -36,20 +37,18 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpupool.cluster.writes.pods import DEFAULT_CONTAINER
-from gpupool.devcluster.cluster import DevCluster, free_port
-from gpupool.devcluster.e2e_bench import (
-    GROUP,
+from gpupool.devcluster.bench_support import (
     MODEL,
     NAMESPACE,
     QUEUE,
-    VERSION,
-    Bench,
+    BenchCluster,
     PhaseWatch,
-    _create_all,
-    _wait_reporting,
+    create_all,
     percentile,
     process_usage,
+    wait_reporting,
 )
+from gpupool.devcluster.cluster import DevCluster, free_port
 from gpupool.devcluster.operator_process import start_operator
 from gpupool.devcluster.private_cluster import run_on_private_cluster, say_as
 
@@ -186,7 +185,7 @@ def run(args: argparse.Namespace, cluster: DevCluster) -> FootprintResult:
     cluster.up(progress=lambda _msg: None)
     pool = ThreadPoolExecutor(max_workers=args.concurrency, thread_name_prefix="create")
     try:
-        bench = Bench(cluster, args, pool)
+        bench = BenchCluster(cluster, pool, args.nodes, args.gpus_per_node, args.concurrency + 4)
         _say(f"creating {args.nodes} nodes of {args.gpus_per_node} {MODEL}, a GPUNodePool and a GPUQueue")
         bench.setup(ready_timeout=max(120.0, 0.6 * args.nodes))  # kwok readies ~1,000 nodes in minutes here
         metrics_port = free_port()
@@ -199,20 +198,18 @@ def run(args: argparse.Namespace, cluster: DevCluster) -> FootprintResult:
         }
 
         def create(index: int) -> None:
-            body = bench._object("GPUJob", f"job-{index:05d}", spec, NAMESPACE)
-            bench._create_custom("gpujobs", body, NAMESPACE)
+            body = bench.custom_object("GPUJob", f"job-{index:05d}", spec, NAMESPACE)
+            bench.create_custom("gpujobs", body, NAMESPACE)
 
-        watch = PhaseWatch(
-            lambda **kw: bench.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "gpujobs", **kw),
-            {"running": {"Running"}},
-        )
+        watch = PhaseWatch(bench.list_gpujobs, {"running": {"Running"}})
         watch.start()
         try:
             before_burst = parse_histogram(scrape(metrics_port), CYCLE_HISTOGRAM)
             _say(f"creating {args.jobs} GPUJobs of {args.gpus_per_job} GPUs ({result.running_expected} fit)")
             start = time.monotonic()
-            result.create_s = max(_create_all(pool, create, args.jobs)) - start
-            if _wait_reporting(watch, "running", result.running_expected, start, args.timeout, "GPUJobs Running"):
+            result.create_s = max(create_all(pool, create, args.jobs)) - start
+            expected = result.running_expected
+            if wait_reporting(watch, "running", expected, start, args.timeout, "GPUJobs Running", _say):
                 result.all_running_s = time.monotonic() - start
             burst = parse_histogram(scrape(metrics_port), CYCLE_HISTOGRAM)
             _say(f"settling for {args.settle:.0f}s with {args.jobs - result.running_expected} jobs pending")

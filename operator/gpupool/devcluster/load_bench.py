@@ -2,8 +2,9 @@
 on the real API server.
 
 Who calls this: `gpupool.cli` dispatches `gpupool bench load ARGS` to `main(ARGS)`; people
-refresh the "Admission under load" section of docs/benchmarks.md with it. It reuses the
-e2e bench's private control plane and set-up (`gpupool.devcluster.e2e_bench.Bench`), starts
+refresh the "Admission under load" section of docs/benchmarks.md with it. It runs on a
+private control plane (`gpupool.devcluster.private_cluster`) with the benches' shared
+set-up (`gpupool.devcluster.bench_support.BenchCluster`), starts
 the operator with its production settings and creates one-GPU GPUJobs at `--rate` per
 second for `--minutes`, each running `--job-seconds` (kwok finishes its pod after the
 `gpupool.io/sim-duration` annotation), so jobs arrive and leave at once. Each job's
@@ -29,18 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from gpupool.cluster.writes.pods import DEFAULT_CONTAINER
-from gpupool.devcluster.cluster import DevCluster
-from gpupool.devcluster.e2e_bench import (
-    GROUP,
+from gpupool.devcluster.bench_support import (
     MODEL,
     NAMESPACE,
     QUEUE,
-    VERSION,
-    Bench,
+    BenchCluster,
     PhaseWatch,
     percentile,
     process_usage,
 )
+from gpupool.devcluster.cluster import DevCluster
 from gpupool.devcluster.operator_process import start_operator
 from gpupool.devcluster.private_cluster import run_on_private_cluster, say_as
 
@@ -97,8 +96,7 @@ def run(args: argparse.Namespace, cluster: DevCluster) -> LoadResult:
     cluster.up(progress=lambda _msg: None)
     pool = ThreadPoolExecutor(max_workers=args.concurrency, thread_name_prefix="create")
     try:
-        args.jobs, args.timeout = total, args.minutes * 60 + DRAIN_SECONDS  # what Bench reads
-        bench = Bench(cluster, args, pool)
+        bench = BenchCluster(cluster, pool, args.nodes, args.gpus_per_node, args.concurrency + 4)
         _say(f"creating {args.nodes} nodes of {args.gpus_per_node} {MODEL}, a GPUNodePool and a GPUQueue")
         bench.setup()
         record = start_operator(cluster)
@@ -110,13 +108,11 @@ def run(args: argparse.Namespace, cluster: DevCluster) -> LoadResult:
         created: dict[str, float] = {}
 
         def create(name: str) -> None:
-            bench._create_custom("gpujobs", bench._object("GPUJob", name, spec, NAMESPACE), NAMESPACE)
+            bench.create_custom("gpujobs", bench.custom_object("GPUJob", name, spec, NAMESPACE), NAMESPACE)
             created[name] = time.monotonic()
 
-        watch = PhaseWatch(
-            lambda **kw: bench.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "gpujobs", **kw),
-            {"admitted": {"Admitted", "Running", "Succeeded"}, "succeeded": {"Succeeded"}},
-        )
+        marks = {"admitted": {"Admitted", "Running", "Succeeded"}, "succeeded": {"Succeeded"}}
+        watch = PhaseWatch(bench.list_gpujobs, marks)
         watch.start()
         try:
             _say(f"creating {total} GPUJobs at {args.rate:g}/s, each running {args.job_seconds:g}s")

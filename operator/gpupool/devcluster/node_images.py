@@ -1,7 +1,8 @@
 """The two images the dev cluster's real node runs, written as OCI archives without a registry.
 
-Who calls this: `realnode.RealNode.start`, which imports both archives into containerd's
-`k8s.io` namespace with `ctr images import` before the kubelet starts. No registry can be
+Who calls this: `realnode.write_configuration` writes both archives when the dev cluster
+adds its real node (`cluster.DevCluster.add_real_node`), and `realnode.import_images` imports them into
+containerd's `k8s.io` namespace with `ctr images import` before the kubelet starts. No registry can be
 reached here, so the images are built from files on this machine:
 
 - `local/toolbox:1` — Debian's static busybox (`busybox-static`) with a link per applet

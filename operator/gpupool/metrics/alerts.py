@@ -1,11 +1,12 @@
 """gpupool's Prometheus alerting rules, declared once, here.
 
 Who uses this: `python -m gpupool.metrics.alerts --out dashboards/alerts/gpupool.rules.yaml`
-(`make alerts`) writes the rules file that a Prometheus loads (and that the Helm chart will
-ship as a PrometheusRule); `--check` writes nothing and exits 1 when the committed file is
-stale (`make lint` runs it). The unit tests check that every metric an expression names is
-declared (`gpupool.metrics.families`, the node agent's `gpupool_gpu_*` series, or `up`),
-run `promtool check rules` on the file and `promtool test rules` with, for every alert, a
+(`make alerts`) writes the rules file that a Prometheus loads (the Helm chart ships the
+same rules as a PrometheusRule: `gpupool.chart` renders them into its files); `--check`
+writes nothing and exits 1 when the committed file is stale (`make lint` runs it). The
+unit tests check that every metric an expression names is declared
+(`gpupool.metrics.families`, the node agent's `gpupool_gpu_*` series, or `up`), run
+`promtool check rules` on the file and `promtool test rules` with, for every alert, a
 case where it fires and one where it stays quiet (tests/fixtures/alerts/).
 
 Annotation templates use only `{{ $labels.<name> }}` (no `$value`), so the tests can

@@ -76,7 +76,7 @@ class Family:
 # --------------------------------------------------------------------------- closed label sets
 
 PENDING_REASONS = ("quota", "capacity", "provisioning", "preemption", "ordering", "budget", "config")
-"""Reason classes of a waiting job (`gpupool.metrics.collect.REASON_CLASS` maps each WaitCode)."""
+"""Reason classes of a waiting job (`gpupool.metrics.gauges.REASON_CLASS` maps each WaitCode)."""
 ADMISSION_REASONS = ("nominal", "borrowed")
 PREEMPTION_REASONS = ("within_queue", "reclaim")
 RESTART_REASONS = ("worker_failed", "node_lost", "admission_rejected")

@@ -7,7 +7,8 @@ of `gpupool.bench.events`) and its buy-versus-rent curves (`breakeven`) are core
 only (an import-linter contract keeps them off the API models), but a scenario is the
 GPUNodePool / GPUQueue YAML a platform team applies, read by the API models
 (`gpupool.api`) and turned into core values by the operator's pure converters
-(`gpupool.cluster.translate.convert`, `cluster.scaling.pool_template`, `cluster.snapshot.hardware_of`),
+(`gpupool.cluster.translate.convert`, `cluster.nodes.scaling.pool_template`,
+`cluster.translate.snapshot.hardware_of`),
 so that a pool, a queue or a budget means in the simulation exactly what it means in the
 operator. `scenario` and `workload` do that reading and hand core values to `planning`. An
 import-linter contract keeps the package off every Kubernetes client, the writer and the

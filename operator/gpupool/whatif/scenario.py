@@ -20,7 +20,7 @@ A pool whose provider is not Static (Kwok, ClusterAPI) is grown and shrunk by th
 its offers are the operator's (`PoolPricing.offers` of `cluster.translate.accounting.pool_pricing`,
 `cluster.nodes.scaling.pool_template`), with its
 `provisioningDelay`, `scaleDownAfter`, `minNodes`, `maxNodes` and `maxNodesInFlight`.
-Queues are `cluster.convert.queue_from_api`; a queue's `spec.budget` is enforced.
+Queues are `cluster.translate.convert.queue_from_api`; a queue's `spec.budget` is enforced.
 """
 
 from __future__ import annotations

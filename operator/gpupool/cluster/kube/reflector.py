@@ -1,8 +1,9 @@
 """`Reflector`: keeps one kind of the cache in step with the API server by list and watch.
 
 Who uses this: `gpupool.controllers.runner` runs one for each kind with many objects and
-many changes - GPUJobs and gpupool's worker pods - while kopf's handlers feed the few
-queues, pools, nodes and namespaces. A watch event costs kopf about a millisecond of
+many changes (`operator_reflectors`: GPUJobs, gpupool's worker pods, its share reservation
+pods and the foreign pods that hold resources on a node) while kopf's handlers feed the few
+queues, pools, node claims, nodes and namespaces. A watch event costs kopf about a millisecond of
 CPU (its causes, kwargs and per-object workers, built for handlers that act on each
 object); a reflector only parses the line and stores the object, which the scheduling
 loop needs and nothing more (the `gpupool bench e2e` section of docs/benchmarks.md
@@ -69,7 +70,7 @@ class Expired(Exception):
 def stop_watch_thread(stop: threading.Event, response: Any, thread: threading.Thread) -> None:
     """Stop a thread that reads a watch: set its `stop` event, shut the read side of the
     `response` it is blocked on (closing it from here would wait for the reader, up to the
-    next bookmark), and join it. `Reflector.stop` and the e2e bench's watches use this."""
+    next bookmark), and join it. `Reflector.stop` and the benches' `PhaseWatch` use this."""
     stop.set()
     if response is not None:
         with suppress(Exception):

@@ -1,10 +1,14 @@
 """The node provider port: what creates and removes a pool's nodes.
 
 Who uses this: the claim reconciler (`gpupool.cluster.nodes.claims`) asks a pool's provider for a
-node per GPUNodeClaim and gives idle nodes back through it; `providers_by_kind` picks the
-provider of each `GPUNodePool.spec.provider`. Real providers live in their own modules
-(`gpupool.cluster.nodes.kwok_provider`, ...); tests use the recording fake in
-`gpupool.cluster.writes.recording`. The contract, after Karpenter's cloud provider:
+node per GPUNodeClaim and gives idle nodes back through it. `gpupool.controllers.runner`
+(`Operator`) builds the map of one provider per `GPUNodePool.spec.provider` kind
+(`StaticProvider` here, `KwokProvider`, `ClusterAPIProvider`) and hands it to
+`ClaimReconciler`, whose `_provider(pool)` picks the pool's. Real providers live in their
+own modules (`gpupool.cluster.nodes.kwok_provider`,
+`gpupool.cluster.nodes.clusterapi_provider`); tests use the recording fake
+`RecordingProvider` in `gpupool.cluster.writes.recording`. The contract, after Karpenter's
+cloud provider:
 
 - `create(launch, now)` is idempotent by `launch.name` (the claim's name, which is also the
   node's name): a create retried after a crash never makes a second node. It returns the
