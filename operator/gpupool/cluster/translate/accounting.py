@@ -58,6 +58,11 @@ def requested_cores(job: GPUJob) -> float:
     return parse_cpu_milli(job.spec.cpu, what="spec.cpu") / 1000 if job.spec.cpu is not None else 0.0
 
 
+def cores_of(node: GpuNode | None) -> float | None:
+    """A node's allocatable cores; None when the node is not known or states none."""
+    return node.cpu_milli / 1000 if node is not None and node.cpu_milli > 0 else None
+
+
 def worker_uses(job: GPUJob, nodes: Mapping[str, GpuNode]) -> list[WorkerUse]:
     """Each placed worker of `job` as a bill sees it: its pool, whether its node is spot and
     the node's cores (`nodes`: the cycle's nodes; a node gone since counts as not spot), and
@@ -69,7 +74,7 @@ def worker_uses(job: GPUJob, nodes: Mapping[str, GpuNode]) -> list[WorkerUse]:
     uses = []
     for worker in job.status.placement:
         node = nodes.get(worker.node)
-        node_cores = node.cpu_milli / 1000 if node is not None and node.cpu_milli > 0 else None
+        node_cores = cores_of(node)
         uses.append(
             WorkerUse(pool=worker.pool, spot=bool(node and node.spot), gpus=gpus, cores=cores, node_cores=node_cores)
         )
@@ -99,7 +104,7 @@ class Biller:
     def rate(self, pool: str, node: str) -> Rate:
         """What one unit-hour (GPU-hour, or core-hour on a CPU pool) costs on `node` of `pool`."""
         found = self.nodes.get(node)
-        node_cores = found.cpu_milli / 1000 if found is not None and found.cpu_milli > 0 else None
+        node_cores = cores_of(found)
         return self.book.rate(pool, spot=bool(found and found.spot), node_cores=node_cores)
 
 
